@@ -1,1 +1,29 @@
+//! The tripline detection engine: CRM API access events in, alerts out.
+//!
+//! Pure and deterministic: no async, no I/O, no clock. Event time is carried
+//! by each event; the same events in the same per-integration order always give
+//! the same alerts with the same ids.
+//!
+//! # Layout
+//! - [`event`]: the borrowed, validated event the engine consumes.
+//! - [`alert`]: alerts and resolutions, per `shared/spec/alerts.md`.
+//! - [`config`]: thresholds, learning period, bucket size, memory bounds.
+//! - [`registry`]: the validated declared-integrations registry.
+//! - [`stats`]: seasonal count baselines and negative-binomial tails.
+//! - [`engine`]: per-integration state and the ten detectors.
+//! - [`time`]: calendar maths on epoch milliseconds.
 #![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod registry;
+pub mod stats;
+pub mod time;
+
+pub use alert::{Alert, AlertKind, Evidence, EvidenceValue, Outputs, Resolved, Severity};
+pub use config::EngineConfig;
+pub use engine::{Engine, EngineStats};
+pub use event::{Action, Event};
+pub use registry::Registry;

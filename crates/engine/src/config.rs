@@ -1,0 +1,319 @@
+//! Engine tuning: bucket size, learning period, lateness, memory bounds and
+//! every detector's thresholds. Plain data with serde defaults; the binary fills
+//! it from `config/default.toml`, a `--config` file and `TRIPLINE__…` env vars.
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{AlertKind, Severity};
+
+/// Why these defaults: one-minute buckets give the "within a minute or two"
+/// detection the product promises; a week of learning sees every hour of the
+/// week once, which is what the seasonal baseline is indexed by.
+pub const DEFAULT_BUCKET_SECONDS: u32 = 60;
+/// Spec default for out-of-order tolerance (`events.md`, "Time").
+pub const DEFAULT_LATENESS_SECONDS: u32 = 60;
+pub const DEFAULT_LEARNING_DAYS: u32 = 7;
+/// Bounds memory at about 4 KiB × this (≈ 800 MiB worst case); registered
+/// integrations are never evicted, so the bound applies to unregistered ids.
+pub const DEFAULT_MAX_INTEGRATIONS: usize = 200_000;
+pub const DEFAULT_IDLE_EVICT_DAYS: u32 = 400;
+
+/// Spec default (`registry.md`): resources whose exposure raises severity.
+pub fn default_sensitive_resources() -> Vec<String> {
+    ["notes", "deals", "payments", "invoices", "tickets", "attachments"].iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Width of the event-time buckets that counts are kept in.
+    pub bucket_seconds: u32,
+    /// How far out of order an event may arrive and still be counted in its bucket.
+    pub lateness_seconds: u32,
+    /// History an integration needs (from its first event) before learned detectors speak.
+    pub learning_days: u32,
+    /// Most integrations tracked at once; beyond it the least recently seen
+    /// unregistered ones are evicted.
+    pub max_integrations: usize,
+    /// Unregistered integrations idle this long (event time) are evicted.
+    pub idle_evict_days: u32,
+    /// Resources whose appearance raises an alert's severity one step.
+    pub sensitive_resources: Vec<String>,
+    /// IPv4 prefix length that defines a "network" for `new_source`.
+    pub network_prefix_v4: u8,
+    /// IPv6 prefix length that defines a "network" for `new_source`.
+    pub network_prefix_v6: u8,
+    /// Days at the end of a month whose traffic is baselined separately
+    /// (month-end billing runs); 0 disables.
+    pub month_end_days: u32,
+    /// Distinct data types remembered per integration (bounded memory).
+    pub max_data_types: usize,
+    /// Distinct networks remembered per integration.
+    pub max_networks: usize,
+    /// Distinct keys remembered per integration.
+    pub max_keys: usize,
+    pub detectors: DetectorsConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            bucket_seconds: DEFAULT_BUCKET_SECONDS,
+            lateness_seconds: DEFAULT_LATENESS_SECONDS,
+            learning_days: DEFAULT_LEARNING_DAYS,
+            max_integrations: DEFAULT_MAX_INTEGRATIONS,
+            idle_evict_days: DEFAULT_IDLE_EVICT_DAYS,
+            sensitive_resources: default_sensitive_resources(),
+            network_prefix_v4: 24,
+            network_prefix_v6: 48,
+            month_end_days: 2,
+            max_data_types: 64,
+            max_networks: 64,
+            max_keys: 32,
+            detectors: DetectorsConfig::default(),
+        }
+    }
+}
+
+/// Thresholds of a count detector (`call_spike`, `volume_spike`, `error_burst`).
+/// A bucket fires only when *all three* hold, so a low-volume integration is
+/// not paged for 3 calls instead of 0.2, and a high-volume one not for +5%.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpikeConfig {
+    pub enabled: bool,
+    /// Upper-tail probability under the baseline's negative-binomial model below
+    /// which the running bucket count is improbable.
+    pub p_value: f64,
+    /// Observed must be at least this multiple of expected.
+    pub min_ratio: f64,
+    /// Observed must exceed expected by at least this much (calls, records or errors).
+    pub min_excess: f64,
+    /// Quiet time after which an episode ends (and resolves).
+    pub episode_gap_minutes: u32,
+    /// Re-alert an episode still ongoing after this long.
+    pub cooldown_minutes: u32,
+    pub severity: Severity,
+}
+
+impl SpikeConfig {
+    fn with(min_excess: f64, severity: Severity) -> Self {
+        SpikeConfig {
+            enabled: true,
+            p_value: 1e-6,
+            min_ratio: 4.0,
+            min_excess,
+            episode_gap_minutes: 15,
+            cooldown_minutes: 24 * 60,
+            severity,
+        }
+    }
+}
+
+/// A detector with no numeric threshold beyond folding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleConfig {
+    pub enabled: bool,
+    pub episode_gap_minutes: u32,
+    pub cooldown_minutes: u32,
+    pub severity: Severity,
+}
+
+impl RuleConfig {
+    fn with(severity: Severity) -> Self {
+        RuleConfig { enabled: true, episode_gap_minutes: 6 * 60, cooldown_minutes: 24 * 60, severity }
+    }
+}
+
+impl Default for RuleConfig {
+    fn default() -> Self {
+        RuleConfig::with(Severity::Warning)
+    }
+}
+
+impl Default for SpikeConfig {
+    fn default() -> Self {
+        SpikeConfig::with(20.0, Severity::Warning)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DormantConfig {
+    pub enabled: bool,
+    /// A silence shorter than this never counts as dormancy.
+    pub min_silence_days: u32,
+    /// A silence must also be this many times the longest gap seen before.
+    pub gap_factor: f64,
+    pub severity: Severity,
+}
+
+impl Default for DormantConfig {
+    fn default() -> Self {
+        DormantConfig { enabled: true, min_silence_days: 14, gap_factor: 3.0, severity: Severity::Warning }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VolumeConfig {
+    #[serde(flatten)]
+    pub spike: SpikeConfig,
+    /// Bytes must exceed expected by at least this much to fire on bytes alone.
+    pub min_excess_bytes: f64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        VolumeConfig { spike: SpikeConfig::with(2_000.0, Severity::Critical), min_excess_bytes: 20_000_000.0 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorsConfig {
+    pub call_spike: SpikeConfig,
+    pub volume_spike: VolumeConfig,
+    pub error_burst: SpikeConfig,
+    pub new_data_type: RuleConfig,
+    pub new_source: RuleConfig,
+    pub dormant_reactivated: DormantConfig,
+    pub scope_violation: RuleConfig,
+    pub revoked_credential: RuleConfig,
+    pub off_hours: RuleConfig,
+    pub unknown_integration: RuleConfig,
+}
+
+impl Default for DetectorsConfig {
+    fn default() -> Self {
+        DetectorsConfig {
+            call_spike: SpikeConfig::with(30.0, Severity::Warning),
+            volume_spike: VolumeConfig::default(),
+            error_burst: SpikeConfig::with(15.0, Severity::Warning),
+            new_data_type: RuleConfig::with(Severity::Warning),
+            new_source: RuleConfig::with(Severity::Warning),
+            dormant_reactivated: DormantConfig::default(),
+            scope_violation: RuleConfig::with(Severity::Critical),
+            revoked_credential: RuleConfig::with(Severity::Critical),
+            off_hours: RuleConfig::with(Severity::Warning),
+            unknown_integration: RuleConfig::with(Severity::Warning),
+        }
+    }
+}
+
+impl DetectorsConfig {
+    /// Whether detector `kind` is switched on.
+    pub fn enabled(&self, kind: AlertKind) -> bool {
+        match kind {
+            AlertKind::CallSpike => self.call_spike.enabled,
+            AlertKind::VolumeSpike => self.volume_spike.spike.enabled,
+            AlertKind::ErrorBurst => self.error_burst.enabled,
+            AlertKind::NewDataType => self.new_data_type.enabled,
+            AlertKind::NewSource => self.new_source.enabled,
+            AlertKind::DormantReactivated => self.dormant_reactivated.enabled,
+            AlertKind::ScopeViolation => self.scope_violation.enabled,
+            AlertKind::RevokedCredential => self.revoked_credential.enabled,
+            AlertKind::OffHours => self.off_hours.enabled,
+            AlertKind::UnknownIntegration => self.unknown_integration.enabled,
+        }
+    }
+
+    /// (episode gap, cooldown) in ms for folding repeats of `kind`.
+    pub fn fold_ms(&self, kind: AlertKind) -> (i64, i64) {
+        let (g, c) = match kind {
+            AlertKind::CallSpike => (self.call_spike.episode_gap_minutes, self.call_spike.cooldown_minutes),
+            AlertKind::VolumeSpike => (self.volume_spike.spike.episode_gap_minutes, self.volume_spike.spike.cooldown_minutes),
+            AlertKind::ErrorBurst => (self.error_burst.episode_gap_minutes, self.error_burst.cooldown_minutes),
+            // Dormancy is a single moment: the wake-up. Fold a day.
+            AlertKind::DormantReactivated => (24 * 60, 24 * 60),
+            k => {
+                let r = self.rule(k);
+                (r.episode_gap_minutes, r.cooldown_minutes)
+            }
+        };
+        (i64::from(g) * 60_000, i64::from(c) * 60_000)
+    }
+
+    pub fn severity(&self, kind: AlertKind) -> Severity {
+        match kind {
+            AlertKind::CallSpike => self.call_spike.severity,
+            AlertKind::VolumeSpike => self.volume_spike.spike.severity,
+            AlertKind::ErrorBurst => self.error_burst.severity,
+            AlertKind::DormantReactivated => self.dormant_reactivated.severity,
+            k => self.rule(k).severity,
+        }
+    }
+
+    fn rule(&self, kind: AlertKind) -> &RuleConfig {
+        match kind {
+            AlertKind::NewDataType => &self.new_data_type,
+            AlertKind::NewSource => &self.new_source,
+            AlertKind::ScopeViolation => &self.scope_violation,
+            AlertKind::RevokedCredential => &self.revoked_credential,
+            AlertKind::OffHours => &self.off_hours,
+            _ => &self.unknown_integration,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Every problem with the values, not just the first.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.bucket_seconds == 0 || 3600 % self.bucket_seconds != 0 {
+            p.push(format!("engine.bucket_seconds = {}: must divide 3600 (e.g. 30, 60, 300)", self.bucket_seconds));
+        }
+        if self.lateness_seconds > 3600 {
+            p.push(format!("engine.lateness_seconds = {}: at most 3600", self.lateness_seconds));
+        }
+        if self.max_integrations < 16 {
+            p.push(format!("engine.max_integrations = {}: at least 16", self.max_integrations));
+        }
+        if self.network_prefix_v4 == 0 || self.network_prefix_v4 > 32 {
+            p.push(format!("engine.network_prefix_v4 = {}: must be 1..=32", self.network_prefix_v4));
+        }
+        if self.network_prefix_v6 == 0 || self.network_prefix_v6 > 128 {
+            p.push(format!("engine.network_prefix_v6 = {}: must be 1..=128", self.network_prefix_v6));
+        }
+        if self.month_end_days > 7 {
+            p.push(format!("engine.month_end_days = {}: at most 7", self.month_end_days));
+        }
+        for (name, v) in [("max_data_types", self.max_data_types), ("max_networks", self.max_networks), ("max_keys", self.max_keys)] {
+            if v == 0 || v > 4096 {
+                p.push(format!("engine.{name} = {v}: must be 1..=4096"));
+            }
+        }
+        let d = &self.detectors;
+        for (name, s) in [("call_spike", &d.call_spike), ("volume_spike", &d.volume_spike.spike), ("error_burst", &d.error_burst)] {
+            if !(s.p_value > 0.0 && s.p_value < 0.5) {
+                p.push(format!("detectors.{name}.p_value = {}: must be in (0, 0.5)", s.p_value));
+            }
+            if !(s.min_ratio >= 1.0 && s.min_ratio.is_finite()) {
+                p.push(format!("detectors.{name}.min_ratio = {}: must be >= 1", s.min_ratio));
+            }
+            if !(s.min_excess >= 0.0 && s.min_excess.is_finite()) {
+                p.push(format!("detectors.{name}.min_excess = {}: must be >= 0", s.min_excess));
+            }
+            if s.episode_gap_minutes == 0 {
+                p.push(format!("detectors.{name}.episode_gap_minutes must be > 0"));
+            }
+        }
+        if !(d.dormant_reactivated.gap_factor >= 1.0 && d.dormant_reactivated.gap_factor.is_finite()) {
+            p.push(format!("detectors.dormant_reactivated.gap_factor = {}: must be >= 1", d.dormant_reactivated.gap_factor));
+        }
+        p
+    }
+
+    pub fn bucket_ms(&self) -> i64 {
+        i64::from(self.bucket_seconds) * 1000
+    }
+
+    pub fn lateness_ms(&self) -> i64 {
+        i64::from(self.lateness_seconds) * 1000
+    }
+
+    pub fn learning_ms(&self) -> i64 {
+        i64::from(self.learning_days) * crate::time::DAY_MS
+    }
+}
