@@ -20,7 +20,17 @@ pub const DEFAULT_IDLE_EVICT_DAYS: u32 = 400;
 
 /// Spec default (`registry.md`): resources whose exposure raises severity.
 pub fn default_sensitive_resources() -> Vec<String> {
-    ["notes", "deals", "payments", "invoices", "tickets", "attachments"].iter().map(|s| (*s).to_owned()).collect()
+    [
+        "notes",
+        "deals",
+        "payments",
+        "invoices",
+        "tickets",
+        "attachments",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,7 +132,12 @@ pub struct RuleConfig {
 
 impl RuleConfig {
     fn with(severity: Severity) -> Self {
-        RuleConfig { enabled: true, episode_gap_minutes: 6 * 60, cooldown_minutes: 24 * 60, severity }
+        RuleConfig {
+            enabled: true,
+            episode_gap_minutes: 6 * 60,
+            cooldown_minutes: 24 * 60,
+            severity,
+        }
     }
 }
 
@@ -151,7 +166,12 @@ pub struct DormantConfig {
 
 impl Default for DormantConfig {
     fn default() -> Self {
-        DormantConfig { enabled: true, min_silence_days: 14, gap_factor: 3.0, severity: Severity::Warning }
+        DormantConfig {
+            enabled: true,
+            min_silence_days: 14,
+            gap_factor: 3.0,
+            severity: Severity::Warning,
+        }
     }
 }
 
@@ -166,7 +186,10 @@ pub struct VolumeConfig {
 
 impl Default for VolumeConfig {
     fn default() -> Self {
-        VolumeConfig { spike: SpikeConfig::with(2_000.0, Severity::Critical), min_excess_bytes: 20_000_000.0 }
+        VolumeConfig {
+            spike: SpikeConfig::with(2_000.0, Severity::Critical),
+            min_excess_bytes: 20_000_000.0,
+        }
     }
 }
 
@@ -222,9 +245,18 @@ impl DetectorsConfig {
     /// (episode gap, cooldown) in ms for folding repeats of `kind`.
     pub fn fold_ms(&self, kind: AlertKind) -> (i64, i64) {
         let (g, c) = match kind {
-            AlertKind::CallSpike => (self.call_spike.episode_gap_minutes, self.call_spike.cooldown_minutes),
-            AlertKind::VolumeSpike => (self.volume_spike.spike.episode_gap_minutes, self.volume_spike.spike.cooldown_minutes),
-            AlertKind::ErrorBurst => (self.error_burst.episode_gap_minutes, self.error_burst.cooldown_minutes),
+            AlertKind::CallSpike => (
+                self.call_spike.episode_gap_minutes,
+                self.call_spike.cooldown_minutes,
+            ),
+            AlertKind::VolumeSpike => (
+                self.volume_spike.spike.episode_gap_minutes,
+                self.volume_spike.spike.cooldown_minutes,
+            ),
+            AlertKind::ErrorBurst => (
+                self.error_burst.episode_gap_minutes,
+                self.error_burst.cooldown_minutes,
+            ),
             // Dormancy is a single moment: the wake-up. Fold a day.
             AlertKind::DormantReactivated => (24 * 60, 24 * 60),
             k => {
@@ -262,45 +294,85 @@ impl EngineConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.bucket_seconds == 0 || 3600 % self.bucket_seconds != 0 {
-            p.push(format!("engine.bucket_seconds = {}: must divide 3600 (e.g. 30, 60, 300)", self.bucket_seconds));
+            p.push(format!(
+                "engine.bucket_seconds = {}: must divide 3600 (e.g. 30, 60, 300)",
+                self.bucket_seconds
+            ));
         }
         if self.lateness_seconds > 3600 {
-            p.push(format!("engine.lateness_seconds = {}: at most 3600", self.lateness_seconds));
+            p.push(format!(
+                "engine.lateness_seconds = {}: at most 3600",
+                self.lateness_seconds
+            ));
         }
         if self.max_integrations < 16 {
-            p.push(format!("engine.max_integrations = {}: at least 16", self.max_integrations));
+            p.push(format!(
+                "engine.max_integrations = {}: at least 16",
+                self.max_integrations
+            ));
         }
         if self.network_prefix_v4 == 0 || self.network_prefix_v4 > 32 {
-            p.push(format!("engine.network_prefix_v4 = {}: must be 1..=32", self.network_prefix_v4));
+            p.push(format!(
+                "engine.network_prefix_v4 = {}: must be 1..=32",
+                self.network_prefix_v4
+            ));
         }
         if self.network_prefix_v6 == 0 || self.network_prefix_v6 > 128 {
-            p.push(format!("engine.network_prefix_v6 = {}: must be 1..=128", self.network_prefix_v6));
+            p.push(format!(
+                "engine.network_prefix_v6 = {}: must be 1..=128",
+                self.network_prefix_v6
+            ));
         }
         if self.month_end_days > 7 {
-            p.push(format!("engine.month_end_days = {}: at most 7", self.month_end_days));
+            p.push(format!(
+                "engine.month_end_days = {}: at most 7",
+                self.month_end_days
+            ));
         }
-        for (name, v) in [("max_data_types", self.max_data_types), ("max_networks", self.max_networks), ("max_keys", self.max_keys)] {
+        for (name, v) in [
+            ("max_data_types", self.max_data_types),
+            ("max_networks", self.max_networks),
+            ("max_keys", self.max_keys),
+        ] {
             if v == 0 || v > 4096 {
                 p.push(format!("engine.{name} = {v}: must be 1..=4096"));
             }
         }
         let d = &self.detectors;
-        for (name, s) in [("call_spike", &d.call_spike), ("volume_spike", &d.volume_spike.spike), ("error_burst", &d.error_burst)] {
+        for (name, s) in [
+            ("call_spike", &d.call_spike),
+            ("volume_spike", &d.volume_spike.spike),
+            ("error_burst", &d.error_burst),
+        ] {
             if !(s.p_value > 0.0 && s.p_value < 0.5) {
-                p.push(format!("detectors.{name}.p_value = {}: must be in (0, 0.5)", s.p_value));
+                p.push(format!(
+                    "detectors.{name}.p_value = {}: must be in (0, 0.5)",
+                    s.p_value
+                ));
             }
             if !(s.min_ratio >= 1.0 && s.min_ratio.is_finite()) {
-                p.push(format!("detectors.{name}.min_ratio = {}: must be >= 1", s.min_ratio));
+                p.push(format!(
+                    "detectors.{name}.min_ratio = {}: must be >= 1",
+                    s.min_ratio
+                ));
             }
             if !(s.min_excess >= 0.0 && s.min_excess.is_finite()) {
-                p.push(format!("detectors.{name}.min_excess = {}: must be >= 0", s.min_excess));
+                p.push(format!(
+                    "detectors.{name}.min_excess = {}: must be >= 0",
+                    s.min_excess
+                ));
             }
             if s.episode_gap_minutes == 0 {
                 p.push(format!("detectors.{name}.episode_gap_minutes must be > 0"));
             }
         }
-        if !(d.dormant_reactivated.gap_factor >= 1.0 && d.dormant_reactivated.gap_factor.is_finite()) {
-            p.push(format!("detectors.dormant_reactivated.gap_factor = {}: must be >= 1", d.dormant_reactivated.gap_factor));
+        if !(d.dormant_reactivated.gap_factor >= 1.0
+            && d.dormant_reactivated.gap_factor.is_finite())
+        {
+            p.push(format!(
+                "detectors.dormant_reactivated.gap_factor = {}: must be >= 1",
+                d.dormant_reactivated.gap_factor
+            ));
         }
         p
     }

@@ -26,7 +26,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, registry: Option<Registry>) -> Self {
-        Engine { config, registry, stats: EngineStats::default() }
+        Engine {
+            config,
+            registry,
+            stats: EngineStats::default(),
+        }
     }
     pub fn config(&self) -> &EngineConfig {
         &self.config

@@ -8,7 +8,9 @@ use std::net::IpAddr;
 
 /// What a call did to its resource. Together with the resource it forms a
 /// *data type*, e.g. `contacts:read`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Read,

@@ -25,21 +25,32 @@ impl Grant {
     /// Parses `contacts:read`, `contacts:*`, `*:read`, `*:*` or `*`.
     pub fn parse(s: &str) -> Result<Grant, String> {
         if s == "*" {
-            return Ok(Grant { resource: None, action: None });
+            return Ok(Grant {
+                resource: None,
+                action: None,
+            });
         }
-        let (r, a) = s.split_once(':').ok_or_else(|| format!("grant {s:?} is not resource:action"))?;
+        let (r, a) = s
+            .split_once(':')
+            .ok_or_else(|| format!("grant {s:?} is not resource:action"))?;
         if r.is_empty() || r.len() > 128 {
             return Err(format!("grant {s:?}: resource must be 1-128 bytes"));
         }
         let action = match a {
             "*" => None,
-            a => Some(Action::parse(a).ok_or_else(|| format!("grant {s:?}: action must be read, write, delete, export or *"))?),
+            a => Some(Action::parse(a).ok_or_else(|| {
+                format!("grant {s:?}: action must be read, write, delete, export or *")
+            })?),
         };
-        Ok(Grant { resource: (r != "*").then(|| r.to_owned()), action })
+        Ok(Grant {
+            resource: (r != "*").then(|| r.to_owned()),
+            action,
+        })
     }
 
     pub fn matches(&self, resource: &str, action: Action) -> bool {
-        self.resource.as_deref().is_none_or(|r| r == resource) && self.action.is_none_or(|a| a == action)
+        self.resource.as_deref().is_none_or(|r| r == resource)
+            && self.action.is_none_or(|a| a == action)
     }
 
     /// Whether this grant covers any use of `resource` (any action).
@@ -50,7 +61,12 @@ impl Grant {
 
 impl std::fmt::Display for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.resource.as_deref().unwrap_or("*"), self.action.map_or("*", Action::as_str))
+        write!(
+            f,
+            "{}:{}",
+            self.resource.as_deref().unwrap_or("*"),
+            self.action.map_or("*", Action::as_str)
+        )
     }
 }
 
@@ -72,14 +88,19 @@ impl ActiveHours {
         if self.start_minute < self.end_minute {
             self.days[wd] && m >= self.start_minute && m < self.end_minute
         } else {
-            (self.days[wd] && m >= self.start_minute) || (self.days[(wd + 6) % 7] && m < self.end_minute)
+            (self.days[wd] && m >= self.start_minute)
+                || (self.days[(wd + 6) % 7] && m < self.end_minute)
         }
     }
 
     pub fn describe(&self) -> String {
         const D: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
         let days: Vec<&str> = (0..7).filter(|i| self.days[*i]).map(|i| D[i]).collect();
-        let sign = if self.utc_offset_minutes < 0 { '-' } else { '+' };
+        let sign = if self.utc_offset_minutes < 0 {
+            '-'
+        } else {
+            '+'
+        };
         let off = self.utc_offset_minutes.unsigned_abs();
         format!(
             "{} {:02}:{:02}-{:02}:{:02} UTC{}{:02}:{:02}",
@@ -178,20 +199,47 @@ struct Index {
 impl Registry {
     /// Builds a registry. Duplicate ids are the caller's to reject (ingest does,
     /// with line numbers); here the last one wins.
-    pub fn new(integrations: Vec<IntegrationDecl>, keys: Vec<KeyDecl>, principals: Vec<PrincipalDecl>) -> Self {
-        let mut r = Registry { integrations, keys, principals, index: Index::default() };
+    pub fn new(
+        integrations: Vec<IntegrationDecl>,
+        keys: Vec<KeyDecl>,
+        principals: Vec<PrincipalDecl>,
+    ) -> Self {
+        let mut r = Registry {
+            integrations,
+            keys,
+            principals,
+            index: Index::default(),
+        };
         r.reindex();
         r
     }
 
     fn reindex(&mut self) {
-        self.index.integrations = self.integrations.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
-        self.index.keys = self.keys.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
-        self.index.principals = self.principals.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
+        self.index.integrations = self
+            .integrations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        self.index.keys = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        self.index.principals = self
+            .principals
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
     }
 
     pub fn integration(&self, id: &str) -> Option<&IntegrationDecl> {
-        self.index.integrations.get(id).map(|&i| &self.integrations[i])
+        self.index
+            .integrations
+            .get(id)
+            .map(|&i| &self.integrations[i])
     }
 
     pub fn key(&self, id: &str) -> Option<&KeyDecl> {
@@ -238,7 +286,12 @@ mod tests {
         // Mon-Fri 06:00-22:00 at +05:30.
         let mut days = [false; 7];
         days[..5].fill(true);
-        let h = ActiveHours { days, start_minute: 360, end_minute: 1320, utc_offset_minutes: 330 };
+        let h = ActiveHours {
+            days,
+            start_minute: 360,
+            end_minute: 1320,
+            utc_offset_minutes: 330,
+        };
         // 2026-11-30 is a Monday. 01:00Z = 06:30 local: inside.
         assert!(h.contains(parse_rfc3339("2026-11-30T01:00:00Z").unwrap()));
         // 00:00Z = 05:30 local: outside.
@@ -248,7 +301,12 @@ mod tests {
         // Overnight 22:00-06:00 UTC on Mondays: Tuesday 03:00 belongs to Monday's window.
         let mut mon = [false; 7];
         mon[0] = true;
-        let n = ActiveHours { days: mon, start_minute: 1320, end_minute: 360, utc_offset_minutes: 0 };
+        let n = ActiveHours {
+            days: mon,
+            start_minute: 1320,
+            end_minute: 360,
+            utc_offset_minutes: 0,
+        };
         assert!(n.contains(parse_rfc3339("2026-12-01T03:00:00Z").unwrap()));
         assert!(!n.contains(parse_rfc3339("2026-12-02T03:00:00Z").unwrap()));
         assert!(n.contains(parse_rfc3339("2026-11-30T23:00:00Z").unwrap()));

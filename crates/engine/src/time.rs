@@ -124,12 +124,23 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         Some(v)
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in_month(y, mo as u32) as i64
+        || h > 23
+        || mi > 59
+        || se > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -192,7 +203,8 @@ pub mod rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
-        super::parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 timestamp"))
+        super::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 timestamp"))
     }
 }
 
@@ -207,7 +219,13 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-29T19:33:12.345+05:30"), Some(t));
         assert_eq!(parse_rfc3339("2026-11-29T14:03:12Z"), Some(t - 345));
         assert_eq!(parse_rfc3339("2026-11-29T14:03:12.3456789Z"), Some(t));
-        for bad in ["2026-02-30T00:00:00Z", "2026-11-29 14:03", "2026-11-29T14:03:12", "2026-11-29T14:03:12.Z", "x026-11-29T14:03:12Z"] {
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-11-29 14:03",
+            "2026-11-29T14:03:12",
+            "2026-11-29T14:03:12.Z",
+            "x026-11-29T14:03:12Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -219,9 +237,15 @@ mod tests {
         assert_eq!(weekday(t, 0), 6);
         assert_eq!(slot_label(t), "Sun 03:00");
         assert_eq!(hour_of_week(t), 6 * 24 + 3);
-        assert!(is_month_end(parse_rfc3339("2026-11-30T10:00:00Z").unwrap(), 2));
+        assert!(is_month_end(
+            parse_rfc3339("2026-11-30T10:00:00Z").unwrap(),
+            2
+        ));
         assert!(is_month_end(t, 2));
-        assert!(!is_month_end(parse_rfc3339("2026-11-28T10:00:00Z").unwrap(), 2));
+        assert!(!is_month_end(
+            parse_rfc3339("2026-11-28T10:00:00Z").unwrap(),
+            2
+        ));
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
     }
 }

@@ -1,1 +1,16 @@
+//! Edge parsing for tripline: the JSON access-log event of
+//! `shared/spec/events.md` and the TOML registry of `shared/spec/registry.md`.
+//!
+//! # Layout
+//! - [`event`]: one JSON object → validated, borrowed [`tripline_engine::Event`],
+//!   or a [`Reject`] with a bounded [`RejectReason`]. Allocation-free for
+//!   ordinary (unescaped) input.
+//! - [`registry`]: TOML → [`tripline_engine::Registry`], reporting every problem
+//!   with its line.
 #![forbid(unsafe_code)]
+
+pub mod event;
+pub mod registry;
+
+pub use event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
+pub use registry::{load_registry, parse_registry, RegistryError};

@@ -1,0 +1,420 @@
+//! The canonical v1 event: JSON in, validated borrowed event out.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use tripline_engine::time::parse_rfc3339;
+use tripline_engine::{Action, Event};
+
+/// Largest accepted event. A CRM access-log line is a few hundred bytes; this
+/// keeps one hostile message from costing more than a bounded parse.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Why an event was rejected: a bounded set, safe as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    InvalidJson,
+    InvalidUtf8,
+    MissingField,
+    InvalidField,
+    TooLarge,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::InvalidJson,
+        RejectReason::InvalidUtf8,
+        RejectReason::MissingField,
+        RejectReason::InvalidField,
+        RejectReason::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::InvalidField => "invalid_field",
+            RejectReason::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejected event: the bounded reason and a human detail (never the payload).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct Reject {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+impl Reject {
+    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Reject {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A string that borrows from the input unless it contains escapes.
+#[derive(Debug)]
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// `ts`: RFC 3339 string or integer epoch milliseconds, parsed in place.
+struct Ts(i64);
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 string or epoch milliseconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
+                i64::try_from(v)
+                    .map(Ts)
+                    .map_err(|_| E::custom("ts out of range"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
+                Ok(Ts(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
+                parse_rfc3339(v)
+                    .map(Ts)
+                    .ok_or_else(|| E::custom("ts is not RFC 3339"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `fields`: must be an array of strings; the content is not used, so it is
+/// type-checked without allocating.
+struct StrArray;
+
+impl<'de> Deserialize<'de> for StrArray {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrArray;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrArray, A::Error> {
+                while seq.next_element::<Str<'_>>()?.is_some() {}
+                Ok(StrArray)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    ts: Option<Ts>,
+    #[serde(borrow)]
+    integration_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    resource: Option<Str<'a>>,
+    #[serde(borrow)]
+    method: Option<Str<'a>>,
+    status: Option<u16>,
+    #[serde(borrow)]
+    action: Option<Str<'a>>,
+    #[serde(borrow)]
+    key_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    principal: Option<Str<'a>>,
+    #[serde(borrow)]
+    endpoint: Option<Str<'a>>,
+    fields: Option<StrArray>,
+    records: Option<u64>,
+    bytes: Option<u64>,
+    #[serde(borrow)]
+    source_ip: Option<Str<'a>>,
+    #[serde(borrow)]
+    user_agent: Option<Str<'a>>,
+    #[serde(borrow)]
+    tenant: Option<Str<'a>>,
+}
+
+/// A validated event that still owns any unescaped copies of its strings.
+/// Call [`RawEvent::event`] for the engine's borrowed view.
+#[derive(Debug)]
+pub struct RawEvent<'a> {
+    ts_ms: i64,
+    integration_id: Cow<'a, str>,
+    resource: Cow<'a, str>,
+    action: Action,
+    status: u16,
+    key_id: Option<Cow<'a, str>>,
+    principal: Option<Cow<'a, str>>,
+    records: u64,
+    bytes: u64,
+    source_ip: Option<IpAddr>,
+    tenant: Option<Cow<'a, str>>,
+}
+
+impl<'a> RawEvent<'a> {
+    pub fn event(&self) -> Event<'_> {
+        Event {
+            ts_ms: self.ts_ms,
+            integration_id: &self.integration_id,
+            resource: &self.resource,
+            action: self.action,
+            status: self.status,
+            key_id: self.key_id.as_deref(),
+            principal: self.principal.as_deref(),
+            records: self.records,
+            bytes: self.bytes,
+            source_ip: self.source_ip,
+        }
+    }
+
+    pub fn integration_id(&self) -> &str {
+        &self.integration_id
+    }
+
+    pub fn ts_ms(&self) -> i64 {
+        self.ts_ms
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+}
+
+fn action_for_method(m: &str) -> Option<Action> {
+    const READ: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
+    const WRITE: [&str; 3] = ["POST", "PUT", "PATCH"];
+    if READ.iter().any(|x| x.eq_ignore_ascii_case(m)) {
+        Some(Action::Read)
+    } else if WRITE.iter().any(|x| x.eq_ignore_ascii_case(m)) {
+        Some(Action::Write)
+    } else if "DELETE".eq_ignore_ascii_case(m) {
+        Some(Action::Delete)
+    } else {
+        None
+    }
+}
+
+fn bounded<'a>(name: &str, v: Option<Str<'a>>, max: usize) -> Result<Cow<'a, str>, Reject> {
+    let v = v
+        .ok_or_else(|| {
+            Reject::new(
+                RejectReason::MissingField,
+                format!("missing field `{name}`"),
+            )
+        })?
+        .0;
+    if v.is_empty() || v.len() > max {
+        return Err(Reject::new(
+            RejectReason::InvalidField,
+            format!("`{name}` must be 1-{max} bytes, got {}", v.len()),
+        ));
+    }
+    Ok(v)
+}
+
+fn optional<'a>(
+    name: &str,
+    v: Option<Str<'a>>,
+    max: usize,
+) -> Result<Option<Cow<'a, str>>, Reject> {
+    match v {
+        Some(Str(s)) if s.len() > max => Err(Reject::new(
+            RejectReason::InvalidField,
+            format!("`{name}` longer than {max} bytes"),
+        )),
+        Some(Str(s)) if s.is_empty() => Ok(None),
+        Some(Str(s)) => Ok(Some(s)),
+        None => Ok(None),
+    }
+}
+
+/// Parses and validates one event. Never panics on any input.
+pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(Reject::new(
+            RejectReason::TooLarge,
+            format!("{} bytes > {MAX_EVENT_BYTES}", bytes.len()),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Reject::new(
+            RejectReason::InvalidUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    let w: Wire<'_> = serde_json::from_str(text).map_err(|e| {
+        let reason = match e.classify() {
+            serde_json::error::Category::Data => RejectReason::InvalidField,
+            _ => RejectReason::InvalidJson,
+        };
+        Reject::new(reason, e.to_string())
+    })?;
+    let ts_ms =
+        w.ts.ok_or_else(|| Reject::new(RejectReason::MissingField, "missing field `ts`"))?
+            .0;
+    let integration_id = bounded("integration_id", w.integration_id, 256)?;
+    let resource = bounded("resource", w.resource, 128)?;
+    let method = w
+        .method
+        .ok_or_else(|| Reject::new(RejectReason::MissingField, "missing field `method`"))?
+        .0;
+    let method_action = action_for_method(&method).ok_or_else(|| {
+        Reject::new(
+            RejectReason::InvalidField,
+            "`method` must be GET, HEAD, POST, PUT, PATCH or DELETE",
+        )
+    })?;
+    let status = w
+        .status
+        .ok_or_else(|| Reject::new(RejectReason::MissingField, "missing field `status`"))?;
+    if !(100..=599).contains(&status) {
+        return Err(Reject::new(
+            RejectReason::InvalidField,
+            format!("`status` {status} outside 100-599"),
+        ));
+    }
+    let action = match w.action {
+        None => method_action,
+        Some(Str(a)) => Action::parse(&a).ok_or_else(|| {
+            Reject::new(
+                RejectReason::InvalidField,
+                "`action` must be read, write, delete or export",
+            )
+        })?,
+    };
+    let source_ip = match w.source_ip {
+        None => None,
+        Some(Str(s)) => Some(s.parse::<IpAddr>().map_err(|_| {
+            Reject::new(
+                RejectReason::InvalidField,
+                "`source_ip` is not an IPv4 or IPv6 address",
+            )
+        })?),
+    };
+    let _ = (w.endpoint, w.fields, w.user_agent);
+    Ok(RawEvent {
+        ts_ms,
+        integration_id,
+        resource,
+        action,
+        status,
+        key_id: optional("key_id", w.key_id, 256)?,
+        principal: optional("principal", w.principal, 256)?,
+        records: w.records.unwrap_or(1),
+        bytes: w.bytes.unwrap_or(0),
+        source_ip,
+        tenant: optional("tenant", w.tenant, 256)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_EXAMPLE: &str = r#"{"ts":"2026-11-29T14:03:12.345Z","integration_id":"mailchimp-sync","key_id":"key_3f9a12",
+ "principal":"svc-mailchimp@acme.example","method":"GET","endpoint":"/crm/v3/objects/contacts",
+ "resource":"contacts","fields":["email"],"records":100,"bytes":20480,"status":200,
+ "source_ip":"198.51.100.23","user_agent":"mailchimp-connector/4.2"}"#;
+
+    #[test]
+    fn spec_example_parses_with_defaults_applied() {
+        let raw = parse_event(SPEC_EXAMPLE.as_bytes()).unwrap();
+        let ev = raw.event();
+        assert_eq!(ev.integration_id, "mailchimp-sync");
+        assert_eq!(ev.action, Action::Read);
+        assert_eq!(ev.records, 100);
+        assert_eq!(ev.ts_ms, parse_rfc3339("2026-11-29T14:03:12.345Z").unwrap());
+        assert_eq!(ev.source_ip, Some("198.51.100.23".parse().unwrap()));
+        let min = parse_event(br#"{"ts":1764424992345,"integration_id":"a","resource":"deals","method":"DELETE","status":204,"extra":{"x":[1]}}"#).unwrap();
+        let ev = min.event();
+        assert_eq!((ev.action, ev.records, ev.bytes), (Action::Delete, 1, 0));
+        let exp = parse_event(br#"{"ts":0,"integration_id":"a","resource":"notes","method":"POST","action":"export","status":200}"#).unwrap();
+        assert_eq!(exp.event().action, Action::Export);
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let raw = parse_event(
+            br#"{"ts":0,"integration_id":"a\u0062c","resource":"x","method":"GET","status":200}"#,
+        )
+        .unwrap();
+        assert_eq!(raw.event().integration_id, "abc");
+    }
+
+    fn reason(s: &[u8]) -> RejectReason {
+        parse_event(s).unwrap_err().reason
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_the_right_reason() {
+        use RejectReason::*;
+        let cases: &[(&[u8], RejectReason)] = &[
+            (b"not json", InvalidJson),
+            (b"{\"ts\":0,", InvalidJson),
+            (b"", InvalidJson),
+            (b"[1,2]", InvalidField),
+            (b"\xff\xfe", InvalidUtf8),
+            (br#"{"integration_id":"a","resource":"x","method":"GET","status":200}"#, MissingField),
+            (br#"{"ts":0,"resource":"x","method":"GET","status":200}"#, MissingField),
+            (br#"{"ts":0,"integration_id":"a","method":"GET","status":200}"#, MissingField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","status":200}"#, MissingField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET"}"#, MissingField),
+            (br#"{"ts":"yesterday","integration_id":"a","resource":"x","method":"GET","status":200}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"","resource":"x","method":"GET","status":200}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":7,"resource":"x","method":"GET","status":200}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"BREW","status":200}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":999}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"records":-1}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"action":"steal"}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"source_ip":"nope"}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"fields":[1]}"#, InvalidField),
+        ];
+        for (input, want) in cases {
+            assert_eq!(reason(input), *want, "{}", String::from_utf8_lossy(input));
+        }
+        let long = format!(
+            r#"{{"ts":0,"integration_id":"{}","resource":"x","method":"GET","status":200}}"#,
+            "a".repeat(257)
+        );
+        assert_eq!(reason(long.as_bytes()), InvalidField);
+        let huge = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert_eq!(reason(&huge), TooLarge);
+    }
+}
