@@ -66,10 +66,6 @@ impl AlertKind {
                 | AlertKind::DormantReactivated
         )
     }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
 }
 
 impl fmt::Display for AlertKind {

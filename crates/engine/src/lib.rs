@@ -27,3 +27,6 @@ pub use config::EngineConfig;
 pub use engine::{Engine, EngineStats};
 pub use event::{Action, Event};
 pub use registry::Registry;
+
+#[cfg(test)]
+mod tests;
