@@ -1,0 +1,216 @@
+//! An in-process Kafka (librdkafka's mock cluster) and producer helpers, for
+//! `tripline demo` and tests. Not for production traffic.
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+/// Errors of the mock cluster and the producer helpers.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    #[error("mock cluster: {0}")]
+    Cluster(#[source] KafkaError),
+    #[error("producing to {topic}: {source}")]
+    Produce {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// A running mock cluster; it stops when dropped.
+///
+/// librdkafka's mock brokers speak the Kafka protocol (produce, fetch,
+/// consumer groups, offset commits) on local ports. Topic creation through
+/// the admin API is not supported: use [`MockKafka::create_topic`], or rely on
+/// auto-creation with one partition.
+pub struct MockKafka {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+/// Starts a mock cluster with `brokers` brokers (ids 1..=brokers).
+pub fn start_mock_cluster(brokers: i32) -> Result<MockKafka, MockError> {
+    MockCluster::new(brokers)
+        .map(|cluster| MockKafka { cluster })
+        .map_err(MockError::Cluster)
+}
+
+impl MockKafka {
+    /// `host:port,...` to use as `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// Creates `topic` with `partitions` partitions (replication factor 1).
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), MockError> {
+        self.cluster
+            .create_topic(topic, partitions, 1)
+            .map_err(MockError::Cluster)
+    }
+
+    /// Makes broker `id` refuse connections (-1: every broker).
+    pub fn broker_down(&self, id: i32) -> Result<(), MockError> {
+        self.cluster.broker_down(id).map_err(MockError::Cluster)
+    }
+
+    /// Makes broker `id` accept connections again (-1: every broker).
+    pub fn broker_up(&self, id: i32) -> Result<(), MockError> {
+        self.cluster.broker_up(id).map_err(MockError::Cluster)
+    }
+}
+
+/// The `integration_id` of a canonical event, found by a cheap scan for the
+/// common unescaped form; `None` if absent or escaped (the message then goes to
+/// a partition of librdkafka's choosing).
+pub fn integration_key(line: &[u8]) -> Option<&[u8]> {
+    const FIELD: &[u8] = b"\"integration_id\"";
+    let start = line.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
+    let rest = &line[start..];
+    let rest = rest.trim_ascii_start().strip_prefix(b":")?;
+    let rest = rest.trim_ascii_start().strip_prefix(b"\"")?;
+    let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+    if rest[end] == b'\\' || end == 0 {
+        return None;
+    }
+    Some(&rest[..end])
+}
+
+fn producer(bootstrap: &str) -> Result<FutureProducer, MockError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .map_err(MockError::Cluster)
+}
+
+/// How many records a helper keeps in flight before waiting for acks.
+const WINDOW: usize = 10_000;
+
+/// Produces each line as one message to `topic`, keyed by `key_fn(line)`, and
+/// waits until every one is acknowledged. Returns how many were produced.
+pub async fn produce_lines<I, L, K>(
+    bootstrap: &str,
+    topic: &str,
+    lines: I,
+    key_fn: K,
+) -> Result<u64, MockError>
+where
+    I: IntoIterator<Item = L>,
+    L: AsRef<[u8]>,
+    K: Fn(&[u8]) -> Option<&[u8]>,
+{
+    let p = producer(bootstrap)?;
+    let err = |source| MockError::Produce {
+        topic: topic.to_owned(),
+        source,
+    };
+    let mut inflight = Vec::new();
+    let mut n = 0u64;
+    for line in lines {
+        let line = line.as_ref();
+        let mut rec = FutureRecord::<[u8], [u8]>::to(topic).payload(line);
+        if let Some(k) = key_fn(line) {
+            rec = rec.key(k);
+        }
+        inflight.push(p.send_result(rec).map_err(|(e, _)| err(e))?);
+        n += 1;
+        if inflight.len() >= WINDOW {
+            wait_all(&mut inflight).await.map_err(err)?;
+        }
+    }
+    wait_all(&mut inflight).await.map_err(err)?;
+    Ok(n)
+}
+
+async fn wait_all(inflight: &mut Vec<rdkafka::producer::DeliveryFuture>) -> Result<(), KafkaError> {
+    for d in inflight.drain(..) {
+        match d.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(e),
+            Err(_) => return Err(KafkaError::Canceled),
+        }
+    }
+    Ok(())
+}
+
+/// Produces `lines` at about `events_per_second` (in 10 ms slices), keyed by
+/// [`integration_key`], until the lines run out. Returns how many were
+/// produced. Used by `tripline demo`.
+pub async fn produce_events_at_pace<I, L>(
+    bootstrap: &str,
+    topic: &str,
+    lines: I,
+    events_per_second: u32,
+) -> Result<u64, MockError>
+where
+    I: IntoIterator<Item = L>,
+    L: AsRef<[u8]>,
+{
+    let p = producer(bootstrap)?;
+    let per_tick = (f64::from(events_per_second.max(1)) / 100.0).max(0.01);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut budget = 0.0f64;
+    let mut n = 0u64;
+    let mut lines = lines.into_iter();
+    let mut pending = Vec::new();
+    'outer: loop {
+        tick.tick().await;
+        budget += per_tick;
+        while budget >= 1.0 {
+            budget -= 1.0;
+            let Some(line) = lines.next() else {
+                break 'outer;
+            };
+            let line = line.as_ref();
+            let mut rec = FutureRecord::<[u8], [u8]>::to(topic).payload(line);
+            if let Some(k) = integration_key(line) {
+                rec = rec.key(k);
+            }
+            match p.send_result(rec) {
+                Ok(d) => pending.push(d),
+                Err((source, _)) => {
+                    return Err(MockError::Produce {
+                        topic: topic.to_owned(),
+                        source,
+                    })
+                }
+            }
+            n += 1;
+        }
+        if pending.len() >= WINDOW {
+            wait_all(&mut pending)
+                .await
+                .map_err(|source| MockError::Produce {
+                    topic: topic.to_owned(),
+                    source,
+                })?;
+        }
+    }
+    wait_all(&mut pending)
+        .await
+        .map_err(|source| MockError::Produce {
+            topic: topic.to_owned(),
+            source,
+        })?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integration_key_finds_plain_ids_only() {
+        let l = br#"{"ts":0,"integration_id" : "mailchimp-sync","resource":"x"}"#;
+        assert_eq!(integration_key(l), Some(&b"mailchimp-sync"[..]));
+        assert_eq!(integration_key(br#"{"integration_id":"a\"b"}"#), None);
+        assert_eq!(integration_key(br#"{"integration_id":7}"#), None);
+        assert_eq!(integration_key(b"garbage"), None);
+        assert_eq!(integration_key(br#"{"integration_id":""}"#), None);
+    }
+}
