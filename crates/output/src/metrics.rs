@@ -1,0 +1,760 @@
+//! tripline's Prometheus metrics, per `docs/specs/metrics.md`.
+//!
+//! [`Metrics`] owns its own [`prometheus::Registry`] (never the global one, so
+//! tests and several engines in one process do not collide). Every label
+//! handle with a bounded label set is resolved once at construction and kept,
+//! so the hot path never hashes label values and every series a dashboard
+//! expects exists at 0 from the first scrape.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use tripline_engine::{Alert, AlertKind, Resolved, Severity};
+
+/// Default number of `tripline_integration_anomaly_score` series: the metrics
+/// contract's cardinality budget assumes K = 20.
+pub const DEFAULT_TOP_K: usize = 20;
+
+/// Reasons for `tripline_events_rejected_total`. Anything else maps to
+/// [`REJECT_OTHER`] so a typo in a caller cannot create unbounded series.
+pub const REJECT_REASONS: [&str; 5] = [
+    "invalid_json",
+    "missing_field",
+    "invalid_field",
+    "too_large",
+    "invalid_utf8",
+];
+/// The catch-all rejection reason.
+pub const REJECT_OTHER: &str = "other";
+
+/// Bucket bounds of `tripline_processing_duration_seconds`: batches take from
+/// well under a millisecond (a few events) to seconds (a large backlog batch).
+const PROCESSING_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Bucket bounds of `tripline_event_delay_seconds`: from a live stream (under a
+/// second) to a consumer catching up after an outage (an hour or more).
+const DELAY_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+];
+/// Bucket bounds of `tripline_batch_size_events`.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
+];
+
+/// Errors building the metrics registry. These are bugs (a duplicate or
+/// malformed metric), surfaced as errors rather than panics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("prometheus registry error: {0}")]
+    Prometheus(#[from] prometheus::Error),
+    #[error("invalid output name {0:?} for a metric label")]
+    InvalidOutputName(String),
+}
+
+/// What one processed batch did, for [`Metrics::record_batch`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchStats<'a> {
+    /// Messages or lines read from the source.
+    pub received: u64,
+    /// Valid events fed to the engine.
+    pub processed: u64,
+    /// Valid events older than the lateness allowance.
+    pub late: u64,
+    /// Wall time spent processing the batch.
+    pub duration: Duration,
+    /// Wall clock − event time, in seconds, for the batch's events (callers
+    /// may pass a sample instead of every event).
+    pub event_delays_seconds: &'a [f64],
+}
+
+/// Handles for one configured output, resolved once.
+#[derive(Clone, Debug)]
+pub struct OutputMetrics {
+    pub(crate) success: IntCounter,
+    pub(crate) failure: IntCounter,
+    pub(crate) retries: IntCounter,
+    pub(crate) dropped_queue_full: IntCounter,
+    pub(crate) dropped_rate_limited: IntCounter,
+    pub(crate) dropped_expired: IntCounter,
+    pub(crate) queue_depth: IntGauge,
+}
+
+/// The top-K anomaly-score gauge: at most `k` `integration_id` series, the
+/// ones with the highest current score. Series that drop out of the top K are
+/// removed, so the cardinality stays K however many integrations exist.
+#[derive(Debug)]
+pub struct TopK {
+    k: usize,
+    gauge: GaugeVec,
+    current: HashSet<String>,
+}
+
+impl TopK {
+    fn new(k: usize, gauge: GaugeVec) -> Self {
+        TopK {
+            k,
+            gauge,
+            current: HashSet::new(),
+        }
+    }
+
+    /// Replaces the series with the top `k` of `scores` (highest first; ties
+    /// broken by id so the choice is deterministic). NaN scores are ignored.
+    pub fn update<'a>(&mut self, scores: impl IntoIterator<Item = (&'a str, f64)>) {
+        let top = select_top_k(scores, self.k);
+        let next: HashSet<String> = top.iter().map(|(id, _)| (*id).to_owned()).collect();
+        for gone in self.current.difference(&next) {
+            // The series exists (we created it), so removal only fails if it
+            // was removed already; nothing to do either way.
+            let _ = self.gauge.remove_label_values(&[gone.as_str()]);
+        }
+        for (id, score) in &top {
+            if let Ok(g) = self.gauge.get_metric_with_label_values(&[id]) {
+                g.set(*score);
+            }
+        }
+        self.current = next;
+    }
+
+    /// The integration ids currently exported.
+    pub fn current(&self) -> impl Iterator<Item = &str> {
+        self.current.iter().map(String::as_str)
+    }
+}
+
+/// The `k` highest-scoring entries, highest first, ties by id ascending.
+/// Keeps only `k` candidates in memory whatever the input size.
+fn select_top_k<'a>(
+    scores: impl IntoIterator<Item = (&'a str, f64)>,
+    k: usize,
+) -> Vec<(&'a str, f64)> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let better = |a: &(&str, f64), b: &(&str, f64)| a.1 > b.1 || (a.1 == b.1 && a.0 < b.0);
+    let mut top: Vec<(&'a str, f64)> = Vec::with_capacity(k + 1);
+    for entry in scores {
+        if entry.1.is_nan() {
+            continue;
+        }
+        if top.len() == k {
+            // `top` is sorted best-first; skip anything not better than the worst.
+            match top.last() {
+                Some(worst) if !better(&entry, worst) => continue,
+                _ => {}
+            }
+        }
+        let pos = top.partition_point(|e| better(e, &entry));
+        top.insert(pos, entry);
+        top.truncate(k);
+    }
+    top
+}
+
+/// All of tripline's metrics, in one registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    events_received: IntCounter,
+    events_processed: IntCounter,
+    rejected: HashMap<&'static str, IntCounter>,
+    rejected_other: IntCounter,
+    events_late: IntCounter,
+    dead_letters_delivered: IntCounter,
+    dead_letters_retried: IntCounter,
+    /// Indexed by `kind_index * 3 + severity_index`.
+    alerts: Vec<IntCounter>,
+    alerts_resolved: Vec<IntCounter>,
+    alerts_folded: Vec<IntCounter>,
+    consumer_lag: IntGaugeVec,
+    processing_duration: Histogram,
+    event_delay: Histogram,
+    batch_size: Histogram,
+    output_deliveries: IntCounterVec,
+    output_retries: IntCounterVec,
+    output_dropped: IntCounterVec,
+    output_queue_depth: IntGaugeVec,
+    tracked_integrations: IntGauge,
+    engine_memory: IntGauge,
+    top_k: Mutex<TopK>,
+    ready: IntGauge,
+    errors: IntCounterVec,
+}
+
+fn kind_index(kind: AlertKind) -> usize {
+    AlertKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+fn severity_index(sev: Severity) -> usize {
+    Severity::ALL.iter().position(|s| *s == sev).unwrap_or(0)
+}
+
+fn reg<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    c: C,
+) -> Result<C, MetricsError> {
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    /// Builds every metric of the contract. `version` goes into
+    /// `tripline_build_info`; `top_k` is the number of anomaly-score series.
+    pub fn new(version: &str, top_k: usize) -> Result<Self, MetricsError> {
+        let r = Registry::new();
+
+        let build_info = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("tripline_build_info", "Build metadata; always 1."),
+                &["version"],
+            )?,
+        )?;
+        build_info.get_metric_with_label_values(&[version])?.set(1);
+
+        let events_received = reg(
+            &r,
+            IntCounter::new(
+                "tripline_events_received_total",
+                "Messages or lines read from the source.",
+            )?,
+        )?;
+        let events_processed = reg(
+            &r,
+            IntCounter::new(
+                "tripline_events_processed_total",
+                "Valid events fed to the engine.",
+            )?,
+        )?;
+        let rejected_vec = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_events_rejected_total",
+                    "Rejected events by reason.",
+                ),
+                &["reason"],
+            )?,
+        )?;
+        let mut rejected = HashMap::new();
+        for reason in REJECT_REASONS {
+            rejected.insert(
+                reason,
+                rejected_vec.get_metric_with_label_values(&[reason])?,
+            );
+        }
+        let rejected_other = rejected_vec.get_metric_with_label_values(&[REJECT_OTHER])?;
+        let events_late = reg(
+            &r,
+            IntCounter::new(
+                "tripline_events_late_total",
+                "Valid events older than the lateness allowance (counted, not baselined).",
+            )?,
+        )?;
+        let dead = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_dead_letters_total",
+                    "Dead-letter produces by outcome.",
+                ),
+                &["outcome"],
+            )?,
+        )?;
+        let dead_letters_delivered = dead.get_metric_with_label_values(&["delivered"])?;
+        let dead_letters_retried = dead.get_metric_with_label_values(&["retried"])?;
+
+        let alerts_vec = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("tripline_alerts_total", "Alerts emitted by the engine."),
+                &["kind", "severity"],
+            )?,
+        )?;
+        let resolved_vec = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_alerts_resolved_total",
+                    "Anomaly episodes resolved.",
+                ),
+                &["kind"],
+            )?,
+        )?;
+        let folded_vec = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_alerts_folded_total",
+                    "Repeats folded into an open episode.",
+                ),
+                &["kind"],
+            )?,
+        )?;
+        let mut alerts = Vec::with_capacity(AlertKind::ALL.len() * Severity::ALL.len());
+        let mut alerts_resolved = Vec::with_capacity(AlertKind::ALL.len());
+        let mut alerts_folded = Vec::with_capacity(AlertKind::ALL.len());
+        for kind in AlertKind::ALL {
+            for sev in Severity::ALL {
+                alerts
+                    .push(alerts_vec.get_metric_with_label_values(&[kind.as_str(), sev.as_str()])?);
+            }
+            alerts_resolved.push(resolved_vec.get_metric_with_label_values(&[kind.as_str()])?);
+            alerts_folded.push(folded_vec.get_metric_with_label_values(&[kind.as_str()])?);
+        }
+
+        let consumer_lag = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "tripline_consumer_lag_messages",
+                    "High watermark minus position, per assigned partition.",
+                ),
+                &["topic", "partition"],
+            )?,
+        )?;
+        let processing_duration = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "tripline_processing_duration_seconds",
+                    "Wall time to process one batch.",
+                )
+                .buckets(PROCESSING_BUCKETS.to_vec()),
+            )?,
+        )?;
+        let event_delay = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "tripline_event_delay_seconds",
+                    "Wall clock minus event time when an event is processed.",
+                )
+                .buckets(DELAY_BUCKETS.to_vec()),
+            )?,
+        )?;
+        let batch_size = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new("tripline_batch_size_events", "Events per processed batch.")
+                    .buckets(BATCH_BUCKETS.to_vec()),
+            )?,
+        )?;
+        let output_deliveries = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_output_deliveries_total",
+                    "Output delivery attempts by result.",
+                ),
+                &["output", "outcome"],
+            )?,
+        )?;
+        let output_retries = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_output_retries_total",
+                    "Output re-attempts after a failure.",
+                ),
+                &["output"],
+            )?,
+        )?;
+        let output_dropped = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_output_dropped_total",
+                    "Notifications dropped by policy.",
+                ),
+                &["output", "reason"],
+            )?,
+        )?;
+        let output_queue_depth = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "tripline_output_queue_depth",
+                    "Notifications waiting per output.",
+                ),
+                &["output"],
+            )?,
+        )?;
+        let tracked_integrations = reg(
+            &r,
+            IntGauge::new(
+                "tripline_tracked_integrations",
+                "Integrations with state in the engine.",
+            )?,
+        )?;
+        let engine_memory = reg(
+            &r,
+            IntGauge::new("tripline_engine_memory_bytes", "Estimated engine heap.")?,
+        )?;
+        let score = reg(
+            &r,
+            GaugeVec::new(
+                Opts::new(
+                    "tripline_integration_anomaly_score",
+                    "Current anomaly score of the top-K integrations.",
+                ),
+                &["integration_id"],
+            )?,
+        )?;
+        let ready = reg(
+            &r,
+            IntGauge::new("tripline_ready", "1 when consuming and outputs healthy.")?,
+        )?;
+        let errors = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tripline_errors_total",
+                    "Internal errors by type and stage.",
+                ),
+                &["error_type", "stage"],
+            )?,
+        )?;
+
+        Ok(Metrics {
+            registry: r,
+            events_received,
+            events_processed,
+            rejected,
+            rejected_other,
+            events_late,
+            dead_letters_delivered,
+            dead_letters_retried,
+            alerts,
+            alerts_resolved,
+            alerts_folded,
+            consumer_lag,
+            processing_duration,
+            event_delay,
+            batch_size,
+            output_deliveries,
+            output_retries,
+            output_dropped,
+            output_queue_depth,
+            tracked_integrations,
+            engine_memory,
+            top_k: Mutex::new(TopK::new(top_k, score)),
+            ready,
+            errors,
+        })
+    }
+
+    /// The underlying registry, e.g. to register process metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records one processed batch: counters, the duration, batch size and
+    /// event-delay histograms. One call per batch, not per event.
+    pub fn record_batch(&self, batch: &BatchStats<'_>) {
+        self.events_received.inc_by(batch.received);
+        self.events_processed.inc_by(batch.processed);
+        self.events_late.inc_by(batch.late);
+        self.processing_duration
+            .observe(batch.duration.as_secs_f64());
+        self.batch_size.observe(batch.processed as f64);
+        for d in batch.event_delays_seconds {
+            self.event_delay.observe(d.max(0.0));
+        }
+    }
+
+    /// Counts `n` events read from the source (outside [`Metrics::record_batch`]).
+    pub fn received(&self, n: u64) {
+        self.events_received.inc_by(n);
+    }
+
+    /// Counts one rejected event. `reason` should be one of
+    /// [`REJECT_REASONS`]; anything else is counted as `other`.
+    pub fn rejected(&self, reason: &str) {
+        self.rejected
+            .get(reason)
+            .unwrap_or(&self.rejected_other)
+            .inc();
+    }
+
+    /// Counts a dead-letter produce: `retried` false for a delivery, true for a re-attempt.
+    pub fn dead_letter(&self, retried: bool) {
+        if retried {
+            self.dead_letters_retried.inc();
+        } else {
+            self.dead_letters_delivered.inc();
+        }
+    }
+
+    /// Counts one alert emitted by the engine.
+    pub fn alert(&self, alert: &Alert) {
+        let i = kind_index(alert.kind) * Severity::ALL.len() + severity_index(alert.severity);
+        if let Some(c) = self.alerts.get(i) {
+            c.inc();
+        }
+    }
+
+    /// Counts one resolved episode (its folds are counted by [`Metrics::folded`]).
+    pub fn resolved(&self, resolved: &Resolved) {
+        if let Some(c) = self.alerts_resolved.get(kind_index(resolved.kind)) {
+            c.inc();
+        }
+    }
+
+    /// Counts `n` repeats folded into an open episode of `kind`.
+    pub fn folded(&self, kind: AlertKind, n: u64) {
+        if let Some(c) = self.alerts_folded.get(kind_index(kind)) {
+            c.inc_by(n);
+        }
+    }
+
+    /// Sets the lag of one assigned partition.
+    pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        let p = partition.to_string();
+        if let Ok(g) = self
+            .consumer_lag
+            .get_metric_with_label_values(&[topic, p.as_str()])
+        {
+            g.set(lag);
+        }
+    }
+
+    /// Removes the lag series of a partition that was revoked, so the series
+    /// count follows the assignment.
+    pub fn remove_consumer_lag(&self, topic: &str, partition: i32) {
+        let p = partition.to_string();
+        let _ = self.consumer_lag.remove_label_values(&[topic, p.as_str()]);
+    }
+
+    /// Sets the engine gauges.
+    pub fn set_engine(&self, tracked_integrations: usize, memory_bytes: usize) {
+        self.tracked_integrations
+            .set(i64::try_from(tracked_integrations).unwrap_or(i64::MAX));
+        self.engine_memory
+            .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces the anomaly-score series with the top K of `scores`.
+    pub fn update_top_scores<'a>(&self, scores: impl IntoIterator<Item = (&'a str, f64)>) {
+        if let Ok(mut top) = self.top_k.lock() {
+            top.update(scores);
+        }
+    }
+
+    /// Sets `tripline_ready`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Counts one internal error. Both labels must come from small fixed sets
+    /// (e.g. `error_type="kafka_commit", stage="commit"`), never from an
+    /// error message.
+    pub fn error(&self, error_type: &'static str, stage: &'static str) {
+        if let Ok(c) = self
+            .errors
+            .get_metric_with_label_values(&[error_type, stage])
+        {
+            c.inc();
+        }
+    }
+
+    /// Resolves (and creates at 0) the series of one configured output.
+    pub fn output(&self, name: &str) -> Result<OutputMetrics, MetricsError> {
+        if name.is_empty() {
+            return Err(MetricsError::InvalidOutputName(name.to_owned()));
+        }
+        Ok(OutputMetrics {
+            success: self
+                .output_deliveries
+                .get_metric_with_label_values(&[name, "success"])?,
+            failure: self
+                .output_deliveries
+                .get_metric_with_label_values(&[name, "failure"])?,
+            retries: self.output_retries.get_metric_with_label_values(&[name])?,
+            dropped_queue_full: self
+                .output_dropped
+                .get_metric_with_label_values(&[name, "queue_full"])?,
+            dropped_rate_limited: self
+                .output_dropped
+                .get_metric_with_label_values(&[name, "rate_limited"])?,
+            dropped_expired: self
+                .output_dropped
+                .get_metric_with_label_values(&[name, "expired"])?,
+            queue_depth: self
+                .output_queue_depth
+                .get_metric_with_label_values(&[name])?,
+        })
+    }
+
+    /// The Prometheus text exposition format of every metric.
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        match TextEncoder::new().encode_to_string(&families) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, "Failed to encode metrics.");
+                String::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(kind: AlertKind, severity: Severity) -> Alert {
+        Alert {
+            id: "00".into(),
+            kind,
+            severity,
+            integration_id: "i".into(),
+            key_id: None,
+            resource: None,
+            detected_at: 0,
+            window_start: 0,
+            window_end: 0,
+            observed: None,
+            expected: None,
+            score: 0.5,
+            summary: String::new(),
+            evidence: Default::default(),
+        }
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn series_exist_at_zero_and_count() {
+        let m = Metrics::new("0.1.0", 3).unwrap();
+        let text = m.render();
+        assert_eq!(
+            value(
+                &text,
+                r#"tripline_alerts_total{kind="off_hours",severity="info"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&text, r#"tripline_build_info{version="0.1.0"}"#),
+            Some(1.0)
+        );
+
+        m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
+        m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
+        m.rejected("invalid_json");
+        m.rejected("some new thing");
+        m.record_batch(&BatchStats {
+            received: 10,
+            processed: 8,
+            late: 1,
+            duration: Duration::from_millis(3),
+            event_delays_seconds: &[0.2, 0.3],
+        });
+        let text = m.render();
+        assert_eq!(
+            value(
+                &text,
+                r#"tripline_alerts_total{kind="call_spike",severity="critical"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"tripline_events_rejected_total{reason="invalid_json"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
+            Some(1.0)
+        );
+        assert_eq!(value(&text, "tripline_events_received_total"), Some(10.0));
+        assert_eq!(
+            value(&text, "tripline_event_delay_seconds_count"),
+            Some(2.0)
+        );
+        assert!(!text.contains("some new thing"));
+    }
+
+    #[test]
+    fn top_k_keeps_at_most_k_series_and_removes_dropouts() {
+        let m = Metrics::new("t", 2).unwrap();
+        m.update_top_scores([("a", 0.1), ("b", 0.9), ("c", 0.5)]);
+        let text = m.render();
+        assert!(text.contains(r#"integration_id="b""#));
+        assert!(text.contains(r#"integration_id="c""#));
+        assert!(!text.contains(r#"integration_id="a""#));
+        m.update_top_scores([("a", 0.95), ("c", 0.4), ("d", f64::NAN)]);
+        let text = m.render();
+        assert_eq!(
+            value(
+                &text,
+                r#"tripline_integration_anomaly_score{integration_id="a"}"#
+            ),
+            Some(0.95)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"tripline_integration_anomaly_score{integration_id="c"}"#
+            ),
+            Some(0.4)
+        );
+        assert!(!text.contains(r#"integration_id="b""#));
+        assert!(!text.contains(r#"integration_id="d""#));
+    }
+
+    #[test]
+    fn select_top_k_cases() {
+        let check = |input: &[(&'static str, f64)], k: usize, expect: &[&str]| {
+            let got: Vec<&str> = select_top_k(input.iter().copied(), k)
+                .into_iter()
+                .map(|e| e.0)
+                .collect();
+            assert_eq!(got, expect, "input {input:?} k {k}");
+        };
+        check(&[], 3, &[]);
+        check(&[("a", 1.0)], 0, &[]);
+        check(&[("a", 1.0), ("b", 2.0), ("c", 3.0)], 2, &["c", "b"]);
+        check(&[("b", 1.0), ("a", 1.0), ("c", 1.0)], 2, &["a", "b"]);
+        check(&[("a", f64::NAN), ("b", 0.0)], 5, &["b"]);
+        let many: Vec<(&str, f64)> = (0..1000).map(|i| ("x", i as f64)).collect();
+        assert_eq!(
+            select_top_k(many.iter().copied(), 3)
+                .iter()
+                .map(|e| e.1)
+                .collect::<Vec<_>>(),
+            vec![999.0, 998.0, 997.0]
+        );
+    }
+
+    #[test]
+    fn consumer_lag_series_follow_assignment() {
+        let m = Metrics::new("t", 1).unwrap();
+        m.set_consumer_lag("events", 3, 42);
+        assert!(m
+            .render()
+            .contains(r#"tripline_consumer_lag_messages{partition="3",topic="events"} 42"#));
+        m.remove_consumer_lag("events", 3);
+        assert!(!m.render().contains(r#"partition="3""#));
+    }
+}

@@ -1,0 +1,457 @@
+//! Alertmanager v2: `POST <url>/api/v2/alerts` with a JSON array of
+//! `{labels, annotations, startsAt, endsAt, generatorURL}`.
+//!
+//! Labels (identical on fire and resolve, so Alertmanager's fingerprint
+//! matches): `alertname` = the kind, `severity`, `integration` = the
+//! integration id, `tripline_id` = the alert id, plus any configured static
+//! labels. Everything else (summary, description, observed, expected, score,
+//! key, resource, window) goes into annotations.
+//!
+//! Firing alerts are sent with `endsAt` = now + `alert_ttl_seconds`.
+//! Alertmanager treats an alert whose `endsAt` has passed as resolved, so
+//! while an episode is open the dispatcher re-pushes every open alert each
+//! `repush_interval_seconds` (in one request), moving `endsAt` forward. If
+//! tripline dies, its alerts resolve by themselves after the TTL instead of
+//! firing forever. A resolution re-sends the same labels with `endsAt` = now.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Url;
+use serde::Serialize;
+use tripline_engine::time::format_rfc3339;
+use tripline_engine::{Alert, EvidenceValue, Resolved};
+
+use super::{EncodeError, Notification, SecretUrl, WireRequest};
+
+/// Labels tripline sets itself.
+pub const RESERVED_LABELS: [&str; 4] = ["alertname", "severity", "integration", "tripline_id"];
+
+/// A configured Alertmanager.
+#[derive(Clone, Debug)]
+pub struct Alertmanager {
+    endpoint: SecretUrl,
+    bearer: Option<HeaderValue>,
+    labels: BTreeMap<String, String>,
+    generator_url: Option<String>,
+    pub(crate) repush_interval: Duration,
+    ttl: Duration,
+    pub(crate) max_open: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PostableAlert<'a> {
+    labels: BTreeMap<&'a str, &'a str>,
+    annotations: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starts_at: Option<String>,
+    ends_at: String,
+    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
+    generator_url: Option<&'a str>,
+}
+
+/// Checks a Prometheus label name.
+pub fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
+/// `<base>/api/v2/alerts`, keeping any path prefix of `base`.
+pub(crate) fn alerts_endpoint(
+    mut base: Url,
+    prefix: &str,
+    problems: &mut Vec<String>,
+) -> Option<Url> {
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    match base.join("api/v2/alerts") {
+        Ok(u) => Some(u),
+        Err(e) => {
+            problems.push(format!(
+                "{prefix}.url cannot be extended with /api/v2/alerts: {e}"
+            ));
+            None
+        }
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn evidence_text(v: &EvidenceValue) -> String {
+    match v {
+        EvidenceValue::Null => "null".to_owned(),
+        EvidenceValue::Bool(b) => b.to_string(),
+        EvidenceValue::Int(i) => i.to_string(),
+        EvidenceValue::Num(n) => fmt_num(*n),
+        EvidenceValue::Str(s) => s.clone(),
+        EvidenceValue::List(l) => l.join(","),
+    }
+}
+
+/// One-paragraph description: the figure, the subject and the evidence.
+pub(crate) fn description(a: &Alert) -> String {
+    let mut s = String::new();
+    match (a.observed, a.expected) {
+        (Some(o), Some(e)) => {
+            let _ = write!(s, "observed {} vs expected {}; ", fmt_num(o), fmt_num(e));
+        }
+        (Some(o), None) => {
+            let _ = write!(s, "observed {}; ", fmt_num(o));
+        }
+        _ => {}
+    }
+    let _ = write!(s, "score {}", fmt_num(a.score));
+    if let Some(k) = &a.key_id {
+        let _ = write!(s, "; key {k}");
+    }
+    if let Some(r) = &a.resource {
+        let _ = write!(s, "; resource {r}");
+    }
+    if !a.evidence.is_empty() {
+        s.push_str("; evidence: ");
+        let parts: Vec<String> = a
+            .evidence
+            .iter()
+            .map(|(k, v)| format!("{k}={}", evidence_text(v)))
+            .collect();
+        s.push_str(&parts.join(", "));
+    }
+    s
+}
+
+impl Alertmanager {
+    pub(crate) fn new(
+        endpoint: SecretUrl,
+        bearer: Option<HeaderValue>,
+        labels: BTreeMap<String, String>,
+        generator_url: Option<String>,
+        repush_interval: Duration,
+        ttl: Duration,
+        max_open: usize,
+    ) -> Self {
+        Alertmanager {
+            endpoint,
+            bearer,
+            labels,
+            generator_url,
+            repush_interval,
+            ttl,
+            max_open,
+        }
+    }
+
+    fn labels<'a>(
+        &'a self,
+        kind: &'static str,
+        severity: &'static str,
+        integration: &'a str,
+        id: &'a str,
+    ) -> BTreeMap<&'a str, &'a str> {
+        let mut l: BTreeMap<&str, &str> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        l.insert("alertname", kind);
+        l.insert("severity", severity);
+        l.insert("integration", integration);
+        l.insert("tripline_id", id);
+        l
+    }
+
+    fn firing<'a>(&'a self, a: &'a Alert, now_ms: i64) -> PostableAlert<'a> {
+        let mut ann = BTreeMap::new();
+        ann.insert("summary", a.summary.clone());
+        ann.insert("description", description(a));
+        ann.insert("score", fmt_num(a.score));
+        if let Some(o) = a.observed {
+            ann.insert("observed", fmt_num(o));
+        }
+        if let Some(e) = a.expected {
+            ann.insert("expected", fmt_num(e));
+        }
+        if let Some(k) = &a.key_id {
+            ann.insert("key_id", k.clone());
+        }
+        if let Some(r) = &a.resource {
+            ann.insert("resource", r.clone());
+        }
+        ann.insert("window_start", format_rfc3339(a.window_start));
+        ann.insert("window_end", format_rfc3339(a.window_end));
+        ann.insert("detected_at", format_rfc3339(a.detected_at));
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        PostableAlert {
+            labels: self.labels(
+                a.kind.as_str(),
+                a.severity.as_str(),
+                &a.integration_id,
+                &a.id,
+            ),
+            annotations: ann,
+            // Event time may run ahead of the wall clock (skewed producers);
+            // Alertmanager rejects startsAt after endsAt, so clamp.
+            starts_at: Some(format_rfc3339(a.detected_at.min(now_ms))),
+            ends_at: format_rfc3339(now_ms.saturating_add(ttl_ms)),
+            generator_url: self.generator_url.as_deref(),
+        }
+    }
+
+    fn request(&self, body: Vec<u8>) -> WireRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(b) = &self.bearer {
+            headers.insert(AUTHORIZATION, b.clone());
+        }
+        WireRequest {
+            url: self.endpoint.clone(),
+            headers,
+            body,
+        }
+    }
+
+    /// One request carrying every alert in `alerts` as firing.
+    pub(crate) fn encode_firing(
+        &self,
+        alerts: &[&Alert],
+        now_ms: i64,
+    ) -> Result<WireRequest, EncodeError> {
+        let body: Vec<PostableAlert<'_>> = alerts.iter().map(|a| self.firing(a, now_ms)).collect();
+        Ok(self.request(serde_json::to_vec(&body)?))
+    }
+
+    /// A resolution: the same labels, `endsAt` = now. `opened` is the alert
+    /// that opened the episode when still known, to keep its annotations.
+    pub(crate) fn encode_resolved(
+        &self,
+        r: &Resolved,
+        opened: Option<&Alert>,
+        now_ms: i64,
+    ) -> Result<WireRequest, EncodeError> {
+        let mut p = match opened {
+            Some(a) => self.firing(a, now_ms),
+            None => {
+                let mut ann = BTreeMap::new();
+                ann.insert(
+                    "summary",
+                    format!("{} on {} resolved", r.kind, r.integration_id),
+                );
+                PostableAlert {
+                    labels: self.labels(
+                        r.kind.as_str(),
+                        r.severity.as_str(),
+                        &r.integration_id,
+                        &r.id,
+                    ),
+                    annotations: ann,
+                    starts_at: None,
+                    ends_at: String::new(),
+                    generator_url: self.generator_url.as_deref(),
+                }
+            }
+        };
+        p.annotations
+            .insert("last_seen", format_rfc3339(r.last_seen));
+        p.annotations.insert("folded", r.folded.to_string());
+        p.ends_at = format_rfc3339(now_ms);
+        Ok(self.request(serde_json::to_vec(&[p])?))
+    }
+
+    pub(crate) fn encode(&self, n: &Notification, now_ms: i64) -> Result<WireRequest, EncodeError> {
+        match n {
+            Notification::Firing(a) => self.encode_firing(&[a.as_ref()], now_ms),
+            Notification::Resolved(r) => self.encode_resolved(r, None, now_ms),
+        }
+    }
+}
+
+/// Open episodes of one Alertmanager output, for re-pushing. Bounded: the
+/// oldest opened is forgotten first (it then resolves in Alertmanager after
+/// its TTL).
+#[derive(Debug, Default)]
+pub(crate) struct OpenAlerts {
+    max: usize,
+    by_id: HashMap<String, Arc<Alert>>,
+    order: VecDeque<String>,
+}
+
+impl OpenAlerts {
+    pub(crate) fn new(max: usize) -> Self {
+        OpenAlerts {
+            max: max.max(1),
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn open(&mut self, a: Arc<Alert>) {
+        if self.by_id.contains_key(&a.id) {
+            return;
+        }
+        while self.by_id.len() >= self.max {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.by_id.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.order.push_back(a.id.clone());
+        self.by_id.insert(a.id.clone(), a);
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Alert>> {
+        self.by_id.get(id).cloned()
+    }
+
+    pub(crate) fn close(&mut self, id: &str) {
+        if self.by_id.remove(id).is_some() {
+            self.order.retain(|o| o != id);
+        }
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Alert>> {
+        self.order
+            .iter()
+            .filter_map(|id| self.by_id.get(id).cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tripline_engine::time::parse_rfc3339;
+    use tripline_engine::{AlertKind, Severity};
+
+    fn am() -> Alertmanager {
+        let mut problems = Vec::new();
+        let url = alerts_endpoint(
+            Url::parse("http://am:9093/prefix").unwrap(),
+            "x",
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(url.as_str(), "http://am:9093/prefix/api/v2/alerts");
+        let mut labels = BTreeMap::new();
+        labels.insert("env".to_owned(), "prod".to_owned());
+        Alertmanager::new(
+            SecretUrl(url),
+            None,
+            labels,
+            None,
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+            10,
+        )
+    }
+
+    fn alert() -> Alert {
+        let mut evidence = tripline_engine::Evidence::new();
+        evidence.insert("baseline_mean".into(), 38.5.into());
+        Alert {
+            id: "9c1f".into(),
+            kind: AlertKind::CallSpike,
+            severity: Severity::Critical,
+            integration_id: "mailchimp-sync".into(),
+            key_id: Some("k1".into()),
+            resource: None,
+            detected_at: parse_rfc3339("2026-11-29T03:12:00Z").unwrap(),
+            window_start: 0,
+            window_end: 0,
+            observed: Some(812.0),
+            expected: Some(38.5),
+            score: 0.99,
+            summary: "spike".into(),
+            evidence,
+        }
+    }
+
+    #[test]
+    fn firing_and_resolved_share_labels() {
+        let am = am();
+        let a = alert();
+        let now = parse_rfc3339("2026-11-29T03:13:00Z").unwrap();
+        let fire: serde_json::Value =
+            serde_json::from_slice(&am.encode_firing(&[&a], now).unwrap().body).unwrap();
+        let f = &fire[0];
+        assert_eq!(f["labels"]["alertname"], "call_spike");
+        assert_eq!(f["labels"]["severity"], "critical");
+        assert_eq!(f["labels"]["integration"], "mailchimp-sync");
+        assert_eq!(f["labels"]["tripline_id"], "9c1f");
+        assert_eq!(f["labels"]["env"], "prod");
+        assert_eq!(f["annotations"]["summary"], "spike");
+        assert_eq!(
+            f["annotations"]["description"],
+            "observed 812 vs expected 38.5; score 0.99; key k1; evidence: baseline_mean=38.5"
+        );
+        assert_eq!(f["startsAt"], "2026-11-29T03:12:00.000Z");
+        assert_eq!(f["endsAt"], "2026-11-29T03:18:00.000Z");
+        assert!(f.get("generatorURL").is_none());
+
+        let r = Resolved {
+            id: a.id.clone(),
+            kind: a.kind,
+            severity: a.severity,
+            integration_id: a.integration_id.clone(),
+            last_seen: 0,
+            resolved_at: 0,
+            folded: 2,
+        };
+        for opened in [Some(&a), None] {
+            let res: serde_json::Value =
+                serde_json::from_slice(&am.encode_resolved(&r, opened, now).unwrap().body).unwrap();
+            assert_eq!(res[0]["labels"], f["labels"]);
+            assert_eq!(res[0]["endsAt"], "2026-11-29T03:13:00.000Z");
+        }
+    }
+
+    #[test]
+    fn starts_at_is_clamped_to_now() {
+        let a = alert();
+        let now = a.detected_at - 10_000;
+        let v: serde_json::Value =
+            serde_json::from_slice(&am().encode_firing(&[&a], now).unwrap().body).unwrap();
+        assert_eq!(v[0]["startsAt"], format_rfc3339(now));
+    }
+
+    #[test]
+    fn label_names() {
+        for ok in ["env", "_x", "a1_b"] {
+            assert!(valid_label_name(ok), "{ok}");
+        }
+        for bad in ["", "1a", "a-b", "__x", "é"] {
+            assert!(!valid_label_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn open_alerts_are_bounded() {
+        let mut o = OpenAlerts::new(2);
+        for id in ["a", "b", "c"] {
+            let mut a = alert();
+            a.id = id.into();
+            o.open(Arc::new(a));
+        }
+        assert_eq!(
+            o.all().iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        o.close("b");
+        assert_eq!(o.all().len(), 1);
+        assert!(o.get("c").is_some());
+    }
+}
