@@ -317,7 +317,7 @@ pub(crate) fn plan(cfg: &SimConfig) -> World {
         };
         let base = match p.tier {
             Tier::Low => uniform(&mut rng, 2.0, 8.0) / 60.0,
-            Tier::Medium => uniform(&mut rng, 1.0, 4.0),
+            Tier::Medium => uniform(&mut rng, 1.0, 3.5),
             Tier::High => uniform(&mut rng, 20.0, 30.0),
         } * cfg.rate_scale;
         let silence = if dormant {

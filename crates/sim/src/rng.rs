@@ -15,7 +15,7 @@ pub(crate) fn normal(rng: &mut SimRng) -> f64 {
 /// Poisson count: Knuth's product method for small means, a rounded normal
 /// approximation above 30.
 pub(crate) fn poisson(rng: &mut SimRng, lambda: f64) -> u32 {
-    if !(lambda > 0.0) || !lambda.is_finite() {
+    if lambda.is_nan() || lambda <= 0.0 || !lambda.is_finite() {
         return 0;
     }
     if lambda > 30.0 {
@@ -51,7 +51,7 @@ pub(crate) fn chance(rng: &mut SimRng, p: f64) -> bool {
 /// Index drawn by weight; 0 when all weights are zero.
 pub(crate) fn weighted(rng: &mut SimRng, weights: impl Iterator<Item = f64> + Clone) -> usize {
     let total: f64 = weights.clone().sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return 0;
     }
     let mut x = rng.gen::<f64>() * total;

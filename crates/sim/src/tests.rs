@@ -571,3 +571,32 @@ fn size_at_defaults() {
         t0.elapsed()
     );
 }
+
+/// The real engine over a default run, scored. Informational: prints the table.
+/// `cargo test -p tripline-sim --release -- --ignored --nocapture engine_end_to_end`
+#[test]
+#[ignore = "measurement: full default run through the engine"]
+fn engine_end_to_end() {
+    use tripline_engine::{Engine, EngineConfig, Event, Outputs};
+    let cfg = SimConfig::default();
+    let (lines, truth, text) = run(&cfg);
+    let mut engine = Engine::new(EngineConfig::default(), Some(load_registry(&text)));
+    let mut out = Outputs::default();
+    let mut alerts = Vec::new();
+    for l in &lines {
+        let Some(e) = parse_event(l) else { continue };
+        let v: Value = serde_json::from_slice(l).expect("json");
+        let mut ev = Event::new(e.ts, &e.integ, &e.resource, e.action);
+        ev.status = v["status"].as_u64().map_or(200, |s| s as u16);
+        ev.records = v.get("records").and_then(Value::as_u64).unwrap_or(1);
+        ev.bytes = v.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+        ev.key_id = e.key.as_deref();
+        ev.principal = e.principal.as_deref();
+        ev.source_ip = e.ip;
+        out.clear();
+        engine.process(&ev, &mut out);
+        alerts.append(&mut out.alerts);
+    }
+    let ev = evaluate(&truth, &alerts);
+    println!("{} events, {} alerts\n{ev}", truth.events, alerts.len());
+}
