@@ -1,1 +1,110 @@
-fn main() {}
+//! `tripline`: streaming API-traffic anomaly detection for CRM integrations.
+//!
+//! The binary is thin: parse arguments, init tracing, load config (exit 64 on
+//! a config problem), build the pieces from the library crates, run until done
+//! or signalled, drain.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for unusable configuration (sysexits EX_USAGE/EX_CONFIG family).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tripline",
+    version,
+    about = "Streaming API-traffic anomaly detector for CRM integrations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Config file (TOML). Defaults apply for anything it leaves out;
+    /// TRIPLINE__SECTION__KEY env vars override both.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Integration registry (TOML, shared/spec/registry.md).
+    #[arg(long, global = true)]
+    pub registry: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay access-log files (JSONL; none or `-` = stdin); alerts as JSONL on stdout.
+    Replay {
+        #[command(flatten)]
+        common: Common,
+        /// Input files.
+        files: Vec<PathBuf>,
+    },
+    /// Validate the config and registry, printing every problem.
+    CheckConfig {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write simulated CRM traffic with labelled incidents.
+    Simulate {
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 36)]
+        days: u32,
+        #[arg(long, default_value_t = 30)]
+        integrations: u32,
+        /// Multiplies every benign rate.
+        #[arg(long, default_value_t = 1.0)]
+        rate_scale: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Replay { common, files } => commands::replay::main(&common, &files),
+        Command::CheckConfig { common } => commands::check_config(&common),
+        Command::Simulate {
+            seed,
+            days,
+            integrations,
+            rate_scale,
+            out,
+        } => commands::simulate(seed, days, integrations, rate_scale, &out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(cfg) = e.downcast_ref::<commands::ConfigProblem>() {
+                eprintln!("tripline: {cfg}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            eprintln!("tripline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TRIPLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("TRIPLINE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

@@ -1,0 +1,159 @@
+//! `tripline replay`: files (or stdin) in, alerts as JSONL on stdout in
+//! detection order, a summary on stderr. Deterministic: the same input and
+//! config give byte-identical stdout.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use tripline_engine::{AlertKind, Engine, Outputs};
+use tripline_ingest::{parse_event, RejectReason};
+
+use crate::Common;
+
+/// At most this many rejected lines are described individually on stderr;
+/// the rest are only counted (bad input is counted and rate-limited).
+const MAX_REJECT_LOGS: u64 = 10;
+
+/// What a replay saw, for the summary and tests.
+#[derive(Debug, Default)]
+pub struct ReplayStats {
+    pub lines: u64,
+    pub events: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub alerts: BTreeMap<AlertKind, u64>,
+    pub resolved: u64,
+}
+
+pub fn main(common: &Common, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let (settings, registry) = super::load(common)?;
+    // Open every file up front: an unreadable file is a clear error before
+    // any output, not a half-done replay.
+    let mut inputs: Vec<(String, Box<dyn Read>)> = Vec::new();
+    if files.is_empty() || files.iter().any(|f| f == Path::new("-")) && files.len() == 1 {
+        inputs.push(("<stdin>".into(), Box::new(io::stdin())));
+    } else {
+        for f in files {
+            if f == Path::new("-") {
+                inputs.push(("<stdin>".into(), Box::new(io::stdin())));
+                continue;
+            }
+            let h = File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+            inputs.push((f.display().to_string(), Box::new(h)));
+        }
+    }
+    let mut engine = Engine::new(settings.engine_config(), registry);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let started = Instant::now();
+    let mut stats = ReplayStats::default();
+    for (name, input) in inputs {
+        replay_reader(
+            &mut engine,
+            BufReader::with_capacity(1 << 20, input),
+            &name,
+            &mut out,
+            &mut stats,
+        )
+        .with_context(|| format!("reading {name}"))?;
+    }
+    out.flush().context("writing alerts to stdout")?;
+    let secs = started.elapsed().as_secs_f64();
+    print_summary(&stats, &engine, secs);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Replays one reader; alerts are written to `out` as they are detected.
+pub fn replay_reader(
+    engine: &mut Engine,
+    mut input: impl BufRead,
+    name: &str,
+    out: &mut impl Write,
+    stats: &mut ReplayStats,
+) -> anyhow::Result<()> {
+    let mut line = Vec::with_capacity(4096);
+    let mut outputs = Outputs::default();
+    let mut lineno = 0u64;
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        lineno += 1;
+        let text = trim_line(&line);
+        if text.is_empty() {
+            continue;
+        }
+        stats.lines += 1;
+        match parse_event(text) {
+            Ok(raw) => {
+                stats.events += 1;
+                engine.process(&raw.event(), &mut outputs);
+            }
+            Err(rej) => {
+                let n = stats.rejected.entry(rej.reason.as_str()).or_insert(0);
+                *n += 1;
+                let total: u64 = stats.rejected.values().sum();
+                if total <= MAX_REJECT_LOGS {
+                    tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = %rej.detail, "Rejected event.");
+                } else if total == MAX_REJECT_LOGS + 1 {
+                    tracing::warn!("Further rejected events are counted, not logged.");
+                }
+            }
+        }
+        if !outputs.is_empty() {
+            for a in outputs.alerts.drain(..) {
+                *stats.alerts.entry(a.kind).or_insert(0) += 1;
+                serde_json::to_writer(&mut *out, &a)?;
+                out.write_all(b"\n")?;
+            }
+            stats.resolved += outputs.resolved.len() as u64;
+            outputs.resolved.clear();
+        }
+    }
+    Ok(())
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && line[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    &line[start..end]
+}
+
+fn print_summary(stats: &ReplayStats, engine: &Engine, secs: f64) {
+    let es = engine.stats();
+    let rejected: u64 = stats.rejected.values().sum();
+    let mut s = format!(
+        "tripline replay: {} lines, {} events, {} rejected, {} late, {} alerts, {} resolved, {} integrations tracked; {:.2}s ({:.0} events/s)\n",
+        stats.lines,
+        stats.events,
+        rejected,
+        es.late_events,
+        stats.alerts.values().sum::<u64>(),
+        stats.resolved,
+        es.tracked_integrations,
+        secs,
+        stats.lines as f64 / secs.max(1e-9)
+    );
+    for r in RejectReason::ALL {
+        if let Some(n) = stats.rejected.get(r.as_str()) {
+            s.push_str(&format!("  rejected {:<16} {n}\n", r.as_str()));
+        }
+    }
+    for k in AlertKind::ALL {
+        if let Some(n) = stats.alerts.get(&k) {
+            s.push_str(&format!("  alerts   {:<20} {n}\n", k.as_str()));
+        }
+    }
+    eprint!("{s}");
+}

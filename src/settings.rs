@@ -1,0 +1,323 @@
+//! tripline's configuration: `config/default.toml` (embedded) < `--config FILE`
+//! < `TRIPLINE__SECTION__KEY` environment variables.
+//!
+//! Two stages, as in ripgrep's flags: a raw serde struct filled by the `config`
+//! crate, then validation that reports every problem at once (unknown keys
+//! anywhere, bad values in every section) rather than the first one.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tripline_engine::config::DetectorsConfig;
+use tripline_engine::EngineConfig;
+use tripline_kafka::KafkaSettings;
+use tripline_output::outputs::OutputConfig;
+
+/// The defaults, mirrored by code defaults (a test keeps them equal).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Default HTTP listen address: loopback, so a sidecar does not expose its
+/// admin port by accident; the container image sets 0.0.0.0.
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:9464";
+/// Spec default shutdown deadline (issue: graceful shutdown within 10 s).
+pub const DEFAULT_SHUTDOWN_DEADLINE_SECONDS: u64 = 10;
+/// Top-K integrations exported with their anomaly score.
+pub const DEFAULT_TOP_K: usize = 20;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Buckets, learning, lateness, memory bounds.
+    pub engine: EngineConfig,
+    /// Every detector's thresholds, cooldowns and severities.
+    pub detectors: DetectorsConfig,
+    pub registry: RegistrySettings,
+    pub kafka: KafkaSettings,
+    pub http: HttpSettings,
+    /// Alert outputs; any number at once.
+    pub outputs: Vec<OutputConfig>,
+    pub shutdown: ShutdownSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// Registry file (`shared/spec/registry.md`); `--registry` overrides it.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Where `/metrics`, `/healthz`, `/readyz` (and the API) listen.
+    pub listen_addr: String,
+    /// How many integrations get a `tripline_integration_anomaly_score` series.
+    pub top_k: usize,
+    /// Environment variable holding the API bearer token (API off when unset).
+    pub api_token_env: Option<String>,
+    /// File holding the API bearer token.
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen_addr: DEFAULT_LISTEN_ADDR.into(),
+            top_k: DEFAULT_TOP_K,
+            api_token_env: None,
+            api_token_file: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// On SIGTERM/SIGINT: stop fetching, drain, flush outputs, commit — within this.
+    pub deadline_seconds: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings {
+            deadline_seconds: DEFAULT_SHUTDOWN_DEADLINE_SECONDS,
+        }
+    }
+}
+
+/// Every problem found while loading, one per line.
+#[derive(Debug)]
+pub struct SettingsError(pub Vec<String>);
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration has {} problem(s):", self.0.len())?;
+        for p in &self.0 {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// Loads defaults < file < environment, then validates everything.
+pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+    load_with_env(file, std::env::vars())
+}
+
+/// As [`load`], with the environment passed in (tests).
+pub fn load_with_env(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, SettingsError> {
+    use config::{Config, Environment, File, FileFormat};
+    let env: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("TRIPLINE__"))
+        .collect();
+    let mut b = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    if let Some(f) = file {
+        if !f.exists() {
+            return Err(SettingsError(vec![format!(
+                "{}: config file not found",
+                f.display()
+            )]));
+        }
+        b = b.add_source(File::from(f).format(FileFormat::Toml));
+    }
+    b = b.add_source(
+        Environment::with_prefix("TRIPLINE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("engine.sensitive_resources")
+            .with_list_parse_key("kafka.topics")
+            .source(Some(env)),
+    );
+    let merged = b.build().map_err(|e| SettingsError(vec![e.to_string()]))?;
+    let mut problems = Vec::new();
+    // All unknown keys at once, by comparing with the defaults' shape.
+    if let Ok(tree) = merged.clone().try_deserialize::<serde_json::Value>() {
+        if let Ok(known) = serde_json::to_value(Settings::default()) {
+            unknown_keys(&tree, &known, "", &mut problems);
+        }
+    }
+    let settings = match merged.try_deserialize::<Settings>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            if problems.is_empty() || !e.to_string().contains("unknown field") {
+                problems.push(e.to_string());
+            }
+            None
+        }
+    };
+    if let Some(s) = &settings {
+        problems.extend(s.validate());
+    }
+    match settings {
+        Some(s) if problems.is_empty() => Ok(s),
+        _ => Err(SettingsError(problems)),
+    }
+}
+
+/// Paths whose children are free-form maps or tagged lists.
+const FREE_FORM: [&str; 2] = ["kafka.properties", "outputs"];
+
+fn unknown_keys(
+    v: &serde_json::Value,
+    known: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    if FREE_FORM.contains(&path) {
+        return;
+    }
+    let (serde_json::Value::Object(m), serde_json::Value::Object(k)) = (v, known) else {
+        return;
+    };
+    for (key, child) in m {
+        let p = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match k.get(key) {
+            Some(kc) => unknown_keys(child, kc, &p, out),
+            // Optional fields serialize as null in the defaults; their
+            // presence in `k` is what matters, so only truly absent keys count.
+            None => out.push(format!("unknown key `{p}`")),
+        }
+    }
+}
+
+impl Settings {
+    /// Every problem in every section.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = self.engine.validate();
+        if self.engine.detectors != DetectorsConfig::default() {
+            p.push("detector settings belong under [detectors.*], not [engine.detectors.*]".into());
+        }
+        let mut e = self.engine.clone();
+        e.detectors = self.detectors.clone();
+        p.extend(
+            e.validate()
+                .into_iter()
+                .filter(|m| m.starts_with("detectors.")),
+        );
+        p.extend(
+            self.kafka
+                .validate()
+                .into_iter()
+                .map(|m| format!("kafka: {m}")),
+        );
+        if self
+            .http
+            .listen_addr
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            p.push(format!(
+                "http.listen_addr = {:?}: not an address like 127.0.0.1:9464",
+                self.http.listen_addr
+            ));
+        }
+        if self.http.top_k > 1000 {
+            p.push(format!(
+                "http.top_k = {}: at most 1000 (it bounds metric cardinality)",
+                self.http.top_k
+            ));
+        }
+        if self.shutdown.deadline_seconds == 0 || self.shutdown.deadline_seconds > 600 {
+            p.push(format!(
+                "shutdown.deadline_seconds = {}: must be 1..=600",
+                self.shutdown.deadline_seconds
+            ));
+        }
+        if let Err(e) = tripline_output::outputs::validate_outputs(
+            &self.outputs,
+            &tripline_output::secret::ProcessEnv,
+        ) {
+            p.extend(e);
+        }
+        p
+    }
+
+    /// The engine config with the `[detectors]` section folded in.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut e = self.engine.clone();
+        e.detectors = self.detectors.clone();
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn default_toml_mirrors_code_defaults() {
+        let s = load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_lists_parse() {
+        let s = load_with_env(
+            None,
+            env(&[
+                ("TRIPLINE__ENGINE__BUCKET_SECONDS", "30"),
+                ("TRIPLINE__DETECTORS__CALL_SPIKE__MIN_RATIO", "6.5"),
+                ("TRIPLINE__ENGINE__SENSITIVE_RESOURCES", "deals,payments"),
+                ("TRIPLINE__KAFKA__BROKERS", "k1:9092,k2:9092"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.engine.bucket_seconds, 30);
+        assert_eq!(s.detectors.call_spike.min_ratio, 6.5);
+        assert_eq!(s.engine.sensitive_resources, vec!["deals", "payments"]);
+        assert_eq!(s.kafka.brokers, "k1:9092,k2:9092");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[engine]\nbucket_secs = 60\nlateness_seconds = 99999\n[detectors.call_spike]\np_value = 2.0\nthreshold = 1\n[http]\nlisten_addr = \"nope\"\n[bogus]\nx = 1\n",
+        )
+        .unwrap();
+        let err = load_with_env(Some(&f), env(&[])).unwrap_err();
+        let all = err.0.join("\n");
+        for want in [
+            "engine.bucket_secs",
+            "detectors.call_spike.threshold",
+            "`bogus`",
+        ] {
+            assert!(all.contains(want), "missing {want}: {all}");
+        }
+        let err = load_with_env(
+            None,
+            env(&[
+                ("TRIPLINE__ENGINE__LATENESS_SECONDS", "99999"),
+                ("TRIPLINE__HTTP__LISTEN_ADDR", "nope"),
+                ("TRIPLINE__DETECTORS__CALL_SPIKE__P_VALUE", "2"),
+            ]),
+        )
+        .unwrap_err();
+        let all = err.0.join("\n");
+        for want in ["lateness_seconds", "listen_addr", "p_value"] {
+            assert!(all.contains(want), "missing {want}: {all}");
+        }
+    }
+}
