@@ -1,0 +1,234 @@
+//! End to end against a real Alertmanager process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tripline_engine::{AlertKind, Severity};
+
+use crate::support::{alert, dispatcher, eventually, eventually_async, resolved_of, Receiver};
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// A running Alertmanager, killed on drop.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Alertmanager {
+    fn start(webhook_url: &str) -> Alertmanager {
+        assert!(
+            Path::new(ALERTMANAGER).exists(),
+            "{ALERTMANAGER} not found; install it (Debian: apt-get install prometheus-alertmanager) to run this test"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: test\n  group_by: ['tripline_id']\n  group_wait: 1s\n  group_interval: 1s\n  \
+                 repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook_url}'\n        \
+                 send_resolved: true\n"
+            ),
+        )
+        .unwrap();
+        let storage = dir.path().join("data");
+        let log = dir.path().join("alertmanager.log");
+        let port = free_port();
+        let child = Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {ALERTMANAGER}: {e}"));
+        Alertmanager {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// (status of the alert in the notification, tripline_id) for every alert of
+/// every notification the receiver got, with its labels.
+fn notified(rx: &Receiver) -> Vec<(String, String, serde_json::Value)> {
+    rx.requests()
+        .iter()
+        .flat_map(|r| {
+            let v = r.json();
+            v["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| {
+                    (
+                        a["status"].as_str().unwrap_or("").to_owned(),
+                        a["labels"]["tripline_id"].as_str().unwrap_or("").to_owned(),
+                        a["labels"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn count(rx: &Receiver, status: &str) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for (s, id, _) in notified(rx) {
+        if s == status {
+            *m.entry(id).or_default() += 1;
+        }
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_notifies_each_alert_once_then_resolves() {
+    let rx = Receiver::start().await;
+    let am = Alertmanager::start(&rx.url("/am"));
+    let client = reqwest::Client::new();
+    let ready = format!("{}/-/ready", am.url());
+    eventually_async(Duration::from_secs(20), "alertmanager ready", || {
+        let c = client.clone();
+        let u = ready.clone();
+        async move {
+            c.get(&u)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    let config = format!(
+        "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\nlabels = {{ env = \"test\" }}\n\
+         repush_interval_seconds = 1\nalert_ttl_seconds = 3\n\
+         [outputs.delivery]\ninitial_backoff_ms = 50\nmax_backoff_ms = 500\n",
+        am.url()
+    );
+    let (d, _m) = dispatcher(&config, &[]);
+    let a1 = alert(
+        "am-1",
+        "mailchimp-sync",
+        AlertKind::CallSpike,
+        Severity::Critical,
+    );
+    let a2 = alert(
+        "am-2",
+        "hubspot-etl",
+        AlertKind::ScopeViolation,
+        Severity::Warning,
+    );
+    d.submit(&[a1.clone(), a2.clone()], &[]);
+
+    let wait = Duration::from_secs(20);
+    eventually(wait, "both alerts notified as firing", || {
+        let c = count(&rx, "firing");
+        c.contains_key("am-1") && c.contains_key("am-2")
+    })
+    .await;
+    for (status, id, labels) in notified(&rx) {
+        assert_eq!(status, "firing");
+        let want = if id == "am-1" { &a1 } else { &a2 };
+        assert_eq!(labels["alertname"], want.kind.as_str(), "{labels}");
+        assert_eq!(labels["severity"], want.severity.as_str(), "{labels}");
+        assert_eq!(
+            labels["integration"],
+            want.integration_id.as_str(),
+            "{labels}"
+        );
+        assert_eq!(labels["env"], "test");
+    }
+
+    // Re-pushes keep the alerts firing past their 3 s TTL: after four of
+    // them Alertmanager still has both active and sent no resolution.
+    eventually(wait, "four re-pushes", || d.stats()[0].delivered >= 2 + 4).await;
+    assert!(
+        count(&rx, "resolved").is_empty(),
+        "resolved before we resolved:\n{}",
+        am.log()
+    );
+    let active: serde_json::Value = client
+        .get(format!(
+            "{}/api/v2/alerts?active=true&silenced=false&inhibited=false",
+            am.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut active_ids: Vec<&str> = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["labels"]["tripline_id"].as_str())
+        .collect();
+    active_ids.sort_unstable();
+    assert_eq!(active_ids, ["am-1", "am-2"], "{active}");
+
+    d.submit(&[], &[resolved_of(&a1), resolved_of(&a2)]);
+    eventually(wait, "both alerts notified as resolved", || {
+        let c = count(&rx, "resolved");
+        c.contains_key("am-1") && c.contains_key("am-2")
+    })
+    .await;
+
+    if std::env::var_os("AM_DEBUG").is_some() {
+        for r in rx.requests() {
+            eprintln!("{}", String::from_utf8_lossy(&r.body));
+        }
+    }
+    // Over several group intervals and re-pushes, each alert was notified
+    // firing exactly once (no duplicate from the dispatcher, no flap).
+    let firing = count(&rx, "firing");
+    assert_eq!(
+        firing.get("am-1"),
+        Some(&1),
+        "firing notifications: {firing:?}\n{}",
+        am.log()
+    );
+    assert_eq!(
+        firing.get("am-2"),
+        Some(&1),
+        "firing notifications: {firing:?}"
+    );
+    let s = &d.stats()[0];
+    assert_eq!(s.failed_attempts, 0, "{s:?}\n{}", am.log());
+    d.flush(Instant::now() + Duration::from_secs(2)).await;
+}
