@@ -139,9 +139,15 @@ fn net_for(i: usize) -> u32 {
     if i < 3 {
         TEST_NETS[i]
     } else {
-        // 100.64.0.0/10 shared address space, one /24 each.
         let j = (i - 3) as u32 % 16_384;
-        (100 << 24) | ((64 + j / 256) << 16) | ((j % 256) << 8)
+        if j % 2 == 1 && j / 2 < 512 {
+            // 198.18.0.0/15 (benchmarking range).
+            let h = j / 2;
+            (198 << 24) | ((18 + h / 256) << 16) | ((h % 256) << 8)
+        } else {
+            // 100.64.0.0/10 shared address space.
+            (100 << 24) | ((64 + j / 256) << 16) | ((j % 256) << 8)
+        }
     }
 }
 

@@ -578,7 +578,14 @@ fn size_at_defaults() {
 #[ignore = "measurement: full default run through the engine"]
 fn engine_end_to_end() {
     use tripline_engine::{Engine, EngineConfig, Event, Outputs};
-    let cfg = SimConfig::default();
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42);
+    let cfg = SimConfig {
+        seed,
+        ..SimConfig::default()
+    };
     let (lines, truth, text) = run(&cfg);
     let mut engine = Engine::new(EngineConfig::default(), Some(load_registry(&text)));
     let mut out = Outputs::default();
