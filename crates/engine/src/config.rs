@@ -187,7 +187,7 @@ pub struct VolumeConfig {
 impl Default for VolumeConfig {
     fn default() -> Self {
         VolumeConfig {
-            spike: SpikeConfig::with(2_000.0, Severity::Critical),
+            spike: SpikeConfig::with(250.0, Severity::Critical),
             min_excess_bytes: 20_000_000.0,
         }
     }

@@ -141,6 +141,8 @@ pub struct IntegrationState {
     /// Start of the hour being accumulated, and its per-series totals.
     hour_start: i64,
     hour_totals: [f64; SERIES],
+    /// Sums of squares of the hour's bucket counts (within-hour dispersion).
+    hour_sq: [f64; SERIES],
 }
 
 impl IntegrationState {
@@ -166,6 +168,7 @@ impl IntegrationState {
             buckets: Vec::with_capacity(2),
             hour_start: ts.div_euclid(HOUR_MS) * HOUR_MS,
             hour_totals: [0.0; SERIES],
+            hour_sq: [0.0; SERIES],
         }
     }
 
@@ -446,8 +449,6 @@ impl Cx<'_, '_> {
 
     fn close_bucket(&mut self, st: &mut IntegrationState, b: &Bucket) {
         self.close_hours_until(st, b.start_ms);
-        let slot = hour_of_week(b.start_ms);
-        let month_end = is_month_end(b.start_ms, self.cfg.month_end_days);
         for s in 0..SERIES {
             let x = if b.fired[s] {
                 b.clip[s].min(b.counts[s])
@@ -455,11 +456,7 @@ impl Cx<'_, '_> {
                 b.counts[s]
             } as f64;
             st.hour_totals[s] += x;
-            if let Some(mean) = st.baselines[s].expected(slot, month_end) {
-                if !b.fired[s] {
-                    st.baselines[s].observe_buckets(x, mean, 1);
-                }
-            }
+            st.hour_sq[s] += x * x;
         }
         if b.counts[RECORDS] > 0 && !b.fired[RECORDS] {
             let bpr = b.bytes as f64 / b.counts[RECORDS] as f64;
@@ -501,8 +498,10 @@ impl Cx<'_, '_> {
         for s in 0..SERIES {
             let mean_per_bucket = st.hour_totals[s] / covered;
             st.baselines[s].observe_hour(slot, mean_per_bucket, month_end, weeks);
+            st.baselines[s].observe_dispersion(st.hour_totals[s], st.hour_sq[s], covered);
         }
         st.hour_totals = [0.0; SERIES];
+        st.hour_sq = [0.0; SERIES];
         st.hour_start = h + HOUR_MS;
     }
 

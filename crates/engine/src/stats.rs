@@ -18,10 +18,10 @@ const UNSEEN: f32 = -1.0;
 /// Mean used for a slot whose history is all zeros, so that "something at an
 /// hour that never had anything" is improbable rather than impossible.
 pub const MEAN_FLOOR: f64 = 0.02;
-/// Dispersion is clipped here so one wild bucket cannot blow the model open.
-const MAX_PEARSON: f64 = 400.0;
-/// Weight of one bucket in the dispersion average (≈ the last 2000 buckets).
-const DISPERSION_ALPHA: f64 = 1.0 / 2000.0;
+/// Dispersion is clipped here so one wild hour cannot blow the model open.
+const MAX_DISPERSION: f64 = 1e6;
+/// Minimum weight of one hour in the dispersion average (≈ the last 2 weeks).
+const DISPERSION_ALPHA: f64 = 1.0 / 336.0;
 /// Slot means average over weeks with weight at least this (≈ 4-week memory),
 /// so slow growth is followed.
 const SLOT_ALPHA_MIN: f64 = 0.25;
@@ -34,6 +34,8 @@ pub struct Seasonal {
     weeks: u16,
     /// Variance-to-mean ratio, ≥ 1.
     dispersion: f32,
+    /// Hours with traffic folded into `dispersion` (saturating).
+    dispersion_hours: u16,
     /// Month-end traffic ÷ ordinary traffic for the same hour; 0 = not learned.
     month_end_factor: f32,
 }
@@ -44,6 +46,7 @@ impl Default for Seasonal {
             slots: vec![UNSEEN; 168],
             weeks: 0,
             dispersion: 1.0,
+            dispersion_hours: 0,
             month_end_factor: 0.0,
         }
     }
@@ -99,15 +102,24 @@ impl Seasonal {
         *cur = (base + alpha * (per_bucket - base)) as f32;
     }
 
-    /// Folds `n` buckets with count `x` each into the dispersion estimate.
-    pub fn observe_buckets(&mut self, x: f64, mean: f64, n: u64) {
-        if n == 0 || mean <= 0.0 {
+    /// Folds one closed hour's within-hour variance into the dispersion
+    /// estimate: `sum` and `sum_sq` of the (clipped) per-bucket counts over
+    /// `n` buckets. Available from the first hour, so the model is not
+    /// Poisson-narrow while the weekly slots are still being learned.
+    pub fn observe_dispersion(&mut self, sum: f64, sum_sq: f64, n: f64) {
+        if n < 2.0 || sum <= 0.0 {
             return;
         }
-        let r = ((x - mean) * (x - mean) / mean).min(MAX_PEARSON);
-        let keep = (1.0 - DISPERSION_ALPHA).powf(n as f64);
-        let d = f64::from(self.dispersion) * keep + r * (1.0 - keep);
-        self.dispersion = d.clamp(1.0, 1e7) as f32;
+        let mean = sum / n;
+        let var = (sum_sq / n - mean * mean).max(0.0) * n / (n - 1.0);
+        let phi = (var / mean).clamp(1.0, MAX_DISPERSION);
+        self.dispersion = if self.dispersion_hours == 0 {
+            phi as f32
+        } else {
+            let a = (1.0 / (f64::from(self.dispersion_hours) + 1.0)).max(DISPERSION_ALPHA);
+            (f64::from(self.dispersion) * (1.0 - a) + phi * a) as f32
+        };
+        self.dispersion_hours = self.dispersion_hours.saturating_add(1);
     }
 
     pub fn memory_bytes(&self) -> usize {
