@@ -197,10 +197,11 @@ impl Output {
             st.grouper.abandoned(&a.id);
         }
         let now = Instant::now();
-        if st
-            .last_drop_log
-            .map_or(true, |t| now.duration_since(t) >= DROP_LOG_INTERVAL)
-        {
+        let log_due = match st.last_drop_log {
+            Some(t) => now.duration_since(t) >= DROP_LOG_INTERVAL,
+            None => true,
+        };
+        if log_due {
             st.last_drop_log = Some(now);
             tracing::warn!(output = %self.name, reason = label, "Dropping alert notifications.");
         }
