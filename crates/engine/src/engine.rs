@@ -609,9 +609,9 @@ impl Cx<'_, '_> {
             b.counts[s]
         };
         let p = upper_tail(observed, mean, disp);
-        // Records that merely follow a call spike are that spike, not a bulk
+        // Records explained by the call count are a call spike, not a bulk
         // export: volume_spike needs records per call well above usual too.
-        let follows_calls = s == RECORDS && b.fired[CALLS] && {
+        let follows_calls = s == RECORDS && {
             let calls_mean = st.baselines[CALLS].expected(slot, month_end).unwrap_or(1.0);
             let usual_rpc = mean / calls_mean.max(1e-9);
             let rpc = observed as f64 / (b.counts[CALLS].max(1) as f64);
