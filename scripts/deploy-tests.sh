@@ -546,7 +546,9 @@ JSON
     cat "$TMP/bad.out"; echo "expected failure"; return 1
   fi
   tail -n 1 "$TMP/bad.out" | grep -qx '1 passed, 3 failed' || { cat "$TMP/bad.out"; return 1; }
-  python3 scripts/dashboard_queries.py --dashboard "$TMP/bad.json" --allow-empty nested "http://127.0.0.1:$port" | tail -n 1 | grep -qx '2 passed, 2 failed'
+  # Exits 1 (two failures remain); only the tally matters here.
+  python3 scripts/dashboard_queries.py --dashboard "$TMP/bad.json" --allow-empty nested "http://127.0.0.1:$port" >"$TMP/allow.out"
+  tail -n 1 "$TMP/allow.out" | grep -qx '2 passed, 2 failed' || { cat "$TMP/allow.out"; return 1; }
 }
 check "dashboard_queries.py against a mock Prometheus API (pass, empty, 400, unknown var)" mock_test
 
@@ -557,7 +559,7 @@ cat >"$TMP/fakeexporter.py" <<'PY'
 import random, re, sys, threading, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 spec = open("docs/specs/metrics.md").read()
-rows = re.findall(r"^\| `(tripline_[a-z0-9_]+)` \| ([^|]+)\| ([^|]+)\|", spec, re.M)
+rows = re.findall(r"^\| `(tripline_[a-z0-9_]+)` \| ([^|]+)\| ([^|]+)\| ([^|]+)\|", spec, re.M)
 KINDS = ["call_spike", "volume_spike", "error_burst", "new_data_type", "new_source", "dormant_reactivated",
          "scope_violation", "revoked_credential", "off_hours", "unknown_integration"]
 LV = {"reason": ["invalid_json", "missing_field"], "outcome": ["success", "failure"], "kind": KINDS[:3],
@@ -579,8 +581,9 @@ def render():
     global cur
     t = time.time() - start
     out = []
-    for name, typ, labels in rows:
+    for name, typ, labels, meaning in rows:
         cur = name
+        out.append(f"# HELP {name} {meaning.strip().replace(chr(96), '')}\n")
         typ = typ.strip().split()[0]
         labels = re.findall(r"`(\w+)`", labels) if "—" not in labels else []
         labels = [l for l in labels if not l.startswith("tripline")]
