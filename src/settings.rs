@@ -137,36 +137,35 @@ pub fn load_with_env(
             .source(Some(env)),
     );
     let merged = b.build().map_err(|e| SettingsError(vec![e.to_string()]))?;
+    let mut tree = merged
+        .try_deserialize::<serde_json::Value>()
+        .map_err(|e| SettingsError(vec![e.to_string()]))?;
+    // All unknown keys at once (removed, so the rest can still be checked).
     let mut problems = Vec::new();
-    // All unknown keys at once, by comparing with the defaults' shape.
-    if let Ok(tree) = merged.clone().try_deserialize::<serde_json::Value>() {
-        if let Ok(known) = serde_json::to_value(Settings::default()) {
-            unknown_keys(&tree, &known, "", &mut problems);
-        }
+    if let Ok(known) = serde_json::to_value(Settings::default()) {
+        strip_unknown_keys(&mut tree, &known, "", &mut problems);
     }
-    let settings = match merged.try_deserialize::<Settings>() {
-        Ok(s) => Some(s),
-        Err(e) => {
-            if problems.is_empty() || !e.to_string().contains("unknown field") {
-                problems.push(e.to_string());
+    match serde_json::from_value::<Settings>(tree) {
+        Ok(s) => {
+            problems.extend(s.validate());
+            if problems.is_empty() {
+                Ok(s)
+            } else {
+                Err(SettingsError(problems))
             }
-            None
         }
-    };
-    if let Some(s) = &settings {
-        problems.extend(s.validate());
-    }
-    match settings {
-        Some(s) if problems.is_empty() => Ok(s),
-        _ => Err(SettingsError(problems)),
+        Err(e) => {
+            problems.push(e.to_string());
+            Err(SettingsError(problems))
+        }
     }
 }
 
 /// Paths whose children are free-form maps or tagged lists.
 const FREE_FORM: [&str; 2] = ["kafka.properties", "outputs"];
 
-fn unknown_keys(
-    v: &serde_json::Value,
+fn strip_unknown_keys(
+    v: &mut serde_json::Value,
     known: &serde_json::Value,
     path: &str,
     out: &mut Vec<String>,
@@ -177,18 +176,25 @@ fn unknown_keys(
     let (serde_json::Value::Object(m), serde_json::Value::Object(k)) = (v, known) else {
         return;
     };
-    for (key, child) in m {
+    let mut unknown = Vec::new();
+    for (key, child) in m.iter_mut() {
         let p = if path.is_empty() {
             key.clone()
         } else {
             format!("{path}.{key}")
         };
         match k.get(key) {
-            Some(kc) => unknown_keys(child, kc, &p, out),
-            // Optional fields serialize as null in the defaults; their
-            // presence in `k` is what matters, so only truly absent keys count.
-            None => out.push(format!("unknown key `{p}`")),
+            Some(kc) => strip_unknown_keys(child, kc, &p, out),
+            // Optional fields serialize as null in the defaults, so their
+            // presence in `k` is what counts: only truly absent keys are unknown.
+            None => {
+                out.push(format!("unknown key `{p}`"));
+                unknown.push(key.clone());
+            }
         }
+    }
+    for key in unknown {
+        m.remove(&key);
     }
 }
 

@@ -1,1 +1,6 @@
+//! tripline's integration tests: one binary, one module per concern
+//! (ripgrep's layout). Services (Kafka-compatible broker, Prometheus,
+//! Alertmanager) are real processes started by `support`.
 
+mod cli;
+mod eval;

@@ -1,0 +1,203 @@
+//! The `tripline` command line: replay, check-config, simulate.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tripline() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tripline"));
+    c.env("TRIPLINE_LOG", "warn");
+    // Make sure the developer's environment does not leak into the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRIPLINE__") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    tripline()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tripline")
+}
+
+fn simulate(dir: &Path) {
+    let out = run(&[
+        "simulate",
+        "--seed",
+        "5",
+        "--days",
+        "12",
+        "--integrations",
+        "6",
+        "--rate-scale",
+        "0.3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["events.jsonl", "registry.toml", "truth.json"] {
+        assert!(dir.join(f).exists(), "{f} written");
+    }
+}
+
+#[test]
+fn replay_is_byte_identical_across_runs_and_reports_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path());
+    let reg = dir.path().join("registry.toml");
+    let ev = dir.path().join("events.jsonl");
+    let args = [
+        "replay",
+        "--registry",
+        reg.to_str().unwrap(),
+        ev.to_str().unwrap(),
+    ];
+    let a = run(&args);
+    let b = run(&args);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout, "same input and config: same bytes");
+    let stdout = String::from_utf8(a.stdout).unwrap();
+    assert!(
+        stdout.lines().count() >= 5,
+        "registry incidents alert even in a short run: {stdout}"
+    );
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for key in [
+            "id",
+            "kind",
+            "severity",
+            "integration_id",
+            "key_id",
+            "resource",
+            "detected_at",
+            "window_start",
+            "window_end",
+            "observed",
+            "expected",
+            "score",
+            "summary",
+            "evidence",
+        ] {
+            assert!(v.get(key).is_some(), "alert lacks {key}: {line}");
+        }
+        let id = v["id"].as_str().unwrap();
+        assert!(
+            id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        let score = v["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert!(v["detected_at"].as_str().unwrap().ends_with('Z'));
+    }
+    let stderr = String::from_utf8_lossy(&a.stderr);
+    assert!(
+        stderr.contains("rejected invalid_json") || stderr.contains("rejected invalid_field"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("events/s"), "{stderr}");
+}
+
+#[test]
+fn replay_reads_stdin_and_keeps_going_past_bad_lines() {
+    let input = concat!(
+        r#"{"ts":"2026-11-29T14:03:12.345Z","integration_id":"shadow","resource":"contacts","method":"GET","status":200}"#,
+        "\nnot json\n",
+        r#"{"ts":"2026-11-29T14:03:13Z","integration_id":"a","resource":"deals","method":"GET","status":200}"#,
+        "\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("r.toml");
+    std::fs::write(
+        &reg,
+        "[[integrations]]\nid = \"a\"\ngranted = [\"contacts:read\"]\n",
+    )
+    .unwrap();
+    let mut child = tripline()
+        .args(["replay", "--registry", reg.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let kinds: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["unknown_integration", "scope_violation"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rejected invalid_json     1"));
+}
+
+#[test]
+fn unusable_inputs_fail_with_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = run(&["replay", "/nonexistent/events.jsonl"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("cannot open /nonexistent/events.jsonl"),
+        "{err}"
+    );
+    assert!(missing.stdout.is_empty());
+
+    let bad_reg = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad_reg,
+        "[[integrations]]\nid = \"x\"\nnetworks = [\"300.1.1.0/24\"]\nfoo = 1\n",
+    )
+    .unwrap();
+    let out = run(&["check-config", "--registry", bad_reg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:3") && err.contains("invalid CIDR"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:4") && err.contains("unknown field `foo`"),
+        "{err}"
+    );
+
+    let bad_cfg = dir.path().join("c.toml");
+    std::fs::write(&bad_cfg, "[engine]\nbucket_seconds = 7\nlearnin_days = 3\n").unwrap();
+    let out = tripline()
+        .args(["check-config", "--config", bad_cfg.to_str().unwrap()])
+        .env("TRIPLINE__HTTP__LISTEN_ADDR", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("learnin_days") && err.contains("listen_addr"),
+        "all problems at once: {err}"
+    );
+
+    let ok = run(&["check-config"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
