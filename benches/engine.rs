@@ -1,1 +1,85 @@
-fn main() {}
+//! Engine benchmarks (criterion). Ratios matter more than absolutes on a
+//! shared machine: compare `parse_only` (the floor: serde_json into the event
+//! type) with `parse_and_detect` in the same run.
+//!
+//! Run: `cargo bench --bench engine`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tripline_engine::{Engine, EngineConfig, Outputs};
+use tripline_sim::{generate, SimConfig};
+
+/// ~200k simulated lines of the default benchmark world (30 integrations,
+/// realistic mix), held in memory.
+fn lines() -> (Vec<Vec<u8>>, String) {
+    let cfg = SimConfig {
+        seed: 1,
+        days: 36,
+        integrations: 30,
+        ..SimConfig::default()
+    };
+    let mut v = Vec::new();
+    let (_, reg) = generate(&cfg, |l| {
+        if v.len() < 200_000 {
+            v.push(l.to_vec());
+        }
+    })
+    .expect("simulate");
+    (v, reg)
+}
+
+fn bench(c: &mut Criterion) {
+    let (lines, reg) = lines();
+    let registry = tripline_ingest::parse_registry(&reg, "bench").expect("registry");
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("parse_only", lines.len()), |b| {
+        b.iter(|| {
+            let mut ok = 0u64;
+            for l in &lines {
+                if let Ok(raw) = tripline_ingest::parse_event(l) {
+                    ok += raw.event().records;
+                }
+            }
+            ok
+        })
+    });
+    g.bench_function(BenchmarkId::new("parse_and_detect", lines.len()), |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(EngineConfig::default(), Some(registry.clone()));
+            let mut out = Outputs::default();
+            for l in &lines {
+                if let Ok(raw) = tripline_ingest::parse_event(l) {
+                    engine.process(&raw.event(), &mut out);
+                }
+                out.clear();
+            }
+            engine.stats().events
+        })
+    });
+    g.finish();
+
+    // Pre-parsed events through the engine alone: the engine's own cost.
+    let raws: Vec<_> = lines
+        .iter()
+        .filter_map(|l| tripline_ingest::parse_event(l).ok())
+        .collect();
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(raws.len() as u64));
+    g.sample_size(10);
+    g.bench_function("process", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(EngineConfig::default(), Some(registry.clone()));
+            let mut out = Outputs::default();
+            for r in &raws {
+                engine.process(&r.event(), &mut out);
+                out.clear();
+            }
+            engine.stats().events
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

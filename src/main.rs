@@ -46,6 +46,10 @@ enum Command {
         common: Common,
         /// Input files.
         files: Vec<PathBuf>,
+        /// Benchmark floor: only deserialize each line into the event type
+        /// (no detection, no output). See BENCHMARKS.md.
+        #[arg(long, hide = true)]
+        parse_only: bool,
     },
     /// Validate the config and registry, printing every problem.
     CheckConfig {
@@ -72,7 +76,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
-        Command::Replay { common, files } => commands::replay::main(&common, &files),
+        Command::Replay {
+            common,
+            files,
+            parse_only,
+        } => commands::replay::main(&common, &files, parse_only),
         Command::CheckConfig { common } => commands::check_config(&common),
         Command::Simulate {
             seed,

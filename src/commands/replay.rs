@@ -29,7 +29,7 @@ pub struct ReplayStats {
     pub resolved: u64,
 }
 
-pub fn main(common: &Common, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Result<ExitCode> {
     let (settings, registry) = super::load(common)?;
     // Open every file up front: an unreadable file is a clear error before
     // any output, not a half-done replay.
@@ -116,6 +116,26 @@ pub fn replay_reader(
         }
     }
     Ok(())
+}
+
+/// The benchmark floor: the same reading and deserialization, nothing else.
+fn parse_floor(mut input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Result<()> {
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let text = trim_line(&line);
+        if text.is_empty() {
+            continue;
+        }
+        stats.lines += 1;
+        match parse_event(text) {
+            Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
+            Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
+        }
+    }
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
