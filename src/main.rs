@@ -51,6 +51,11 @@ enum Command {
         #[arg(long, hide = true)]
         parse_only: bool,
     },
+    /// Run the Kafka sidecar service until SIGTERM/SIGINT.
+    Run {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Validate the config and registry, printing every problem.
     CheckConfig {
         #[command(flatten)]
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
             files,
             parse_only,
         } => commands::replay::main(&common, &files, parse_only),
+        Command::Run { common } => commands::run::main(&common),
         Command::CheckConfig { common } => commands::check_config(&common),
         Command::Simulate {
             seed,

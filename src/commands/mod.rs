@@ -1,6 +1,7 @@
 //! One module per subcommand; shared loading of config and registry.
 
 pub mod replay;
+pub mod run;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -52,14 +52,13 @@ pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Res
     let started = Instant::now();
     let mut stats = ReplayStats::default();
     for (name, input) in inputs {
-        replay_reader(
-            &mut engine,
-            BufReader::with_capacity(1 << 20, input),
-            &name,
-            &mut out,
-            &mut stats,
-        )
-        .with_context(|| format!("reading {name}"))?;
+        let reader = BufReader::with_capacity(1 << 20, input);
+        if parse_only {
+            parse_floor(reader, &mut stats).with_context(|| format!("reading {name}"))?;
+        } else {
+            replay_reader(&mut engine, reader, &name, &mut out, &mut stats)
+                .with_context(|| format!("reading {name}"))?;
+        }
     }
     out.flush().context("writing alerts to stdout")?;
     let secs = started.elapsed().as_secs_f64();

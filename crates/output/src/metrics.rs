@@ -455,6 +455,29 @@ impl Metrics {
         &self.registry
     }
 
+    /// Valid events fed to the engine.
+    pub fn processed(&self, n: u64) {
+        self.events_processed.inc_by(n);
+    }
+
+    /// Valid events older than the lateness allowance.
+    pub fn late(&self, n: u64) {
+        self.events_late.inc_by(n);
+    }
+
+    /// One batch's wall time and size.
+    pub fn batch(&self, duration: Duration, events: usize) {
+        self.processing_duration.observe(duration.as_secs_f64());
+        self.batch_size.observe(events as f64);
+    }
+
+    /// Wall clock − event time of processed events, in seconds.
+    pub fn event_delays(&self, seconds: &[f64]) {
+        for d in seconds {
+            self.event_delay.observe(d.max(0.0));
+        }
+    }
+
     /// Records one processed batch: counters, the duration, batch size and
     /// event-delay histograms. One call per batch, not per event.
     pub fn record_batch(&self, batch: &BatchStats<'_>) {

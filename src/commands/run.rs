@@ -1,0 +1,269 @@
+//! `tripline run`: the Kafka sidecar service.
+//!
+//! Wiring only: the Kafka loop (`tripline-kafka`) feeds per-partition engines;
+//! what they produce goes to the alert dispatcher (`tripline-output`) through
+//! [`DispatchSink`]; telemetry goes to Prometheus through [`MetricsObserver`];
+//! the admin server (`/metrics`, `/healthz`, `/readyz`) runs on its own thread.
+//!
+//! Shutdown order on SIGTERM/SIGINT: stop fetching, drain in-flight batches,
+//! hand their alerts to the outputs, commit offsets (all inside the Kafka
+//! loop), then flush the outputs within what is left of the deadline, then stop
+//! the admin server.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tripline_engine::{Alert, EngineStats, Outputs, Registry};
+use tripline_ingest::RejectReason;
+use tripline_kafka::{AlertSink, DeadLetterOutcome, Observer, RunSummary};
+use tripline_output::{AdminState, Dispatcher, Metrics, ProcessEnv, Readiness};
+
+use crate::settings::Settings;
+use crate::Common;
+
+/// Most integrations remembered for the anomaly-score gauge (only the top-K of
+/// them are exported; this bounds the memory of choosing them).
+const MAX_SCORED_INTEGRATIONS: usize = 10_000;
+
+pub fn main(common: &Common) -> anyhow::Result<ExitCode> {
+    let (settings, registry) = super::load(common)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tripline")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let summary = serve(settings, registry, shutdown_signal(), None).await?;
+        tracing::info!(?summary, "Stopped.");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received; shutting down."),
+                    _ = int.recv() => tracing::info!("SIGINT received; shutting down."),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Called with every alert as it is handed to the outputs (the demo prints).
+pub type AlertTap = Arc<dyn Fn(&Alert) + Send + Sync>;
+
+/// Runs the service until `shutdown` resolves, then drains within the
+/// configured deadline.
+pub async fn serve(
+    settings: Settings,
+    registry: Option<Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tap: Option<AlertTap>,
+) -> anyhow::Result<RunSummary> {
+    let metrics = Arc::new(
+        Metrics::new(env!("CARGO_PKG_VERSION"), settings.http.top_k).context("creating metrics")?,
+    );
+    let outputs = tripline_output::outputs::validate_outputs(&settings.outputs, &ProcessEnv)
+        .map_err(|p| anyhow::anyhow!("outputs: {}", p.join("; ")))?;
+    let dispatcher = Dispatcher::new(outputs, &metrics).context("starting alert outputs")?;
+    let readiness = Readiness::new();
+    readiness.add_check(Arc::new(dispatcher.clone()));
+    let addr = settings
+        .http
+        .listen_addr
+        .parse()
+        .context("http.listen_addr")?;
+
+    // One shutdown signal fans out to the Kafka loop; the admin server stops
+    // last, after the outputs are flushed.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin = tripline_output::serve(
+        addr,
+        AdminState {
+            metrics: Arc::clone(&metrics),
+            readiness: readiness.clone(),
+        },
+        None,
+        async move {
+            let _ = admin_stop_rx.await;
+        },
+    )
+    .with_context(|| format!("serving HTTP on {addr}"))?;
+    tracing::info!(addr = %admin.local_addr(), "Serving /metrics, /healthz and /readyz.");
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let sink = Arc::new(DispatchSink::new(
+        dispatcher.clone(),
+        Arc::clone(&metrics),
+        tap,
+    ));
+    let observer = Arc::new(MetricsObserver {
+        metrics: Arc::clone(&metrics),
+        readiness: readiness.clone(),
+    });
+    let deadline = Duration::from_secs(settings.shutdown.deadline_seconds);
+    let mut kafka = settings.kafka.clone();
+    kafka.shutdown_deadline_ms = kafka.shutdown_deadline_ms.min(deadline.as_millis() as u64);
+    let mut stop = stop_rx.clone();
+    let kafka_stop = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let summary = tripline_kafka::run(
+        kafka,
+        settings.engine_config(),
+        registry,
+        sink,
+        observer,
+        kafka_stop,
+    )
+    .await?;
+    // Whatever part of the deadline the Kafka drain did not use goes to the outputs.
+    let flush_deadline = tokio::time::Instant::now() + deadline / 2;
+    let flushed = dispatcher.flush(flush_deadline).await;
+    if flushed.abandoned > 0 {
+        tracing::warn!(
+            abandoned = flushed.abandoned,
+            "Outputs did not drain before the deadline."
+        );
+    }
+    let _ = admin_stop_tx.send(());
+    let _ = admin.wait().await;
+    Ok(summary)
+}
+
+/// Hands the engines' alerts to the dispatcher (enqueue only) and counts them.
+pub struct DispatchSink {
+    dispatcher: Dispatcher,
+    metrics: Arc<Metrics>,
+    tap: Option<AlertTap>,
+    /// Open anomalies by integration: the score of each, for the top-K gauge.
+    scores: Mutex<HashMap<String, HashMap<String, f64>>>,
+}
+
+impl DispatchSink {
+    pub fn new(dispatcher: Dispatcher, metrics: Arc<Metrics>, tap: Option<AlertTap>) -> Self {
+        DispatchSink {
+            dispatcher,
+            metrics,
+            tap,
+            scores: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl AlertSink for DispatchSink {
+    fn submit(&self, out: &Outputs) {
+        if out.is_empty() {
+            return;
+        }
+        for a in &out.alerts {
+            self.metrics.alert(a);
+            if let Some(tap) = &self.tap {
+                tap(a);
+            }
+        }
+        for r in &out.resolved {
+            self.metrics.resolved(r);
+            if r.folded > 0 {
+                self.metrics.folded(r.kind, r.folded);
+            }
+        }
+        self.dispatcher.submit(&out.alerts, &out.resolved);
+        // The anomaly-score gauge shows integrations with open anomalies.
+        if let Ok(mut scores) = self.scores.lock() {
+            for a in &out.alerts {
+                if scores.len() < MAX_SCORED_INTEGRATIONS || scores.contains_key(&a.integration_id)
+                {
+                    scores
+                        .entry(a.integration_id.clone())
+                        .or_default()
+                        .insert(a.id.clone(), a.score);
+                }
+            }
+            for r in &out.resolved {
+                if let Some(open) = scores.get_mut(&r.integration_id) {
+                    open.remove(&r.id);
+                    if open.is_empty() {
+                        scores.remove(&r.integration_id);
+                    }
+                }
+            }
+            let top = scores
+                .iter()
+                .map(|(id, open)| (id.as_str(), open.values().copied().fold(0.0, f64::max)));
+            self.metrics.update_top_scores(top);
+        }
+    }
+}
+
+/// Kafka-loop telemetry into Prometheus (`docs/specs/metrics.md`).
+pub struct MetricsObserver {
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+}
+
+impl Observer for MetricsObserver {
+    fn events_received(&self, count: u64) {
+        self.metrics.received(count);
+    }
+    fn events_processed(&self, count: u64) {
+        self.metrics.processed(count);
+    }
+    fn events_rejected(&self, reason: RejectReason, count: u64) {
+        for _ in 0..count {
+            self.metrics.rejected(reason.as_str());
+        }
+    }
+    fn events_late(&self, count: u64) {
+        self.metrics.late(count);
+    }
+    fn dead_letters(&self, outcome: DeadLetterOutcome, count: u64) {
+        for _ in 0..count {
+            self.metrics
+                .dead_letter(outcome == DeadLetterOutcome::Retried);
+        }
+    }
+    fn batch(&self, duration: Duration, events: usize) {
+        self.metrics.batch(duration, events);
+    }
+    fn event_delays(&self, seconds: &[f64]) {
+        self.metrics.event_delays(seconds);
+    }
+    fn consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.metrics.set_consumer_lag(topic, partition, lag);
+    }
+    fn ready(&self, ready: bool) {
+        self.readiness.set_consuming(ready);
+    }
+    fn error(&self, error_type: &'static str, stage: &'static str) {
+        self.metrics.error(error_type, stage);
+    }
+    fn engine_stats(&self, stats: &EngineStats) {
+        self.metrics
+            .set_engine(stats.tracked_integrations, stats.approx_memory_bytes);
+    }
+}
