@@ -56,6 +56,8 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Everything on an embedded Kafka cluster with simulated traffic.
+    Demo(commands::demo::DemoArgs),
     /// Validate the config and registry, printing every problem.
     CheckConfig {
         #[command(flatten)]
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
             parse_only,
         } => commands::replay::main(&common, &files, parse_only),
         Command::Run { common } => commands::run::main(&common),
+        Command::Demo(args) => commands::demo::main(&args),
         Command::CheckConfig { common } => commands::check_config(&common),
         Command::Simulate {
             seed,
