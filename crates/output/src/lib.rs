@@ -29,7 +29,7 @@
 //!   per-integration rate limit.
 //! - [`secret`]: [`Secret`] and `*_env` / `*_file` secret references.
 //!
-//! `OUTPUTS.md` next to this crate's `Cargo.toml` is the operator's guide:
+//! `docs/outputs.md` in the repository is the operator's guide:
 //! configuration examples, headers, signature verification, retry and
 //! overflow semantics, metrics.
 #![forbid(unsafe_code)]
