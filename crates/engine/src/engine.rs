@@ -208,6 +208,9 @@ impl IntegrationState {
 /// resolutions to the [`Outputs`] you pass.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Engine {
+    /// Not part of the state: a restored engine takes the config (and the
+    /// registry) of the process restoring it, see [`Engine::resume`].
+    #[serde(skip)]
     config: EngineConfig,
     #[serde(skip)]
     registry: Option<Registry>,
@@ -241,6 +244,13 @@ impl Engine {
             stats: EngineStats::default(),
             last_sweep_day: i64::MIN,
         }
+    }
+
+    /// Gives a deserialized (checkpointed) engine the running config and registry.
+    pub fn resume(mut self, config: EngineConfig, registry: Option<Registry>) -> Self {
+        self.config = config;
+        self.set_registry(registry);
+        self
     }
 
     pub fn config(&self) -> &EngineConfig {
