@@ -9,6 +9,11 @@ use serde::Deserialize;
 use tripline_engine::time::parse_rfc3339;
 use tripline_engine::{Action, Event};
 
+/// Event times must fall in 1970-01-01 .. 9999-12-31 (what RFC 3339 can
+/// express); anything else is `invalid_field`, which also keeps the engine's
+/// time arithmetic far from overflow.
+const MAX_TS_MS: i64 = 253_402_300_799_999;
+
 /// Largest accepted event. A CRM access-log line is a few hundred bytes; this
 /// keeps one hostile message from costing more than a bounded parse.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -289,6 +294,12 @@ pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
     let ts_ms =
         w.ts.ok_or_else(|| Reject::new(RejectReason::MissingField, "missing field `ts`"))?
             .0;
+    if !(0..=MAX_TS_MS).contains(&ts_ms) {
+        return Err(Reject::new(
+            RejectReason::InvalidField,
+            "`ts` outside 1970..9999",
+        ));
+    }
     let integration_id = bounded("integration_id", w.integration_id, 256)?;
     let resource = bounded("resource", w.resource, 128)?;
     let method = w
@@ -397,6 +408,9 @@ mod tests {
             (br#"{"ts":0,"integration_id":"a","resource":"x","status":200}"#, MissingField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET"}"#, MissingField),
             (br#"{"ts":"yesterday","integration_id":"a","resource":"x","method":"GET","status":200}"#, InvalidField),
+            (br#"{"ts":-9223372036854775808,"integration_id":"a","resource":"x","method":"GET","status":200}"#, InvalidField),
+            (br#"{"ts":18446744073709551615,"integration_id":"a","resource":"x","method":"GET","status":200}"#, InvalidField),
+            (br#"{"ts":253402300800000,"integration_id":"a","resource":"x","method":"GET","status":200}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"","resource":"x","method":"GET","status":200}"#, InvalidField),
             (br#"{"ts":0,"integration_id":7,"resource":"x","method":"GET","status":200}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"BREW","status":200}"#, InvalidField),
