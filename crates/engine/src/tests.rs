@@ -461,3 +461,18 @@ fn state_round_trips_through_serde() {
     let back: Engine = serde_json::from_str(&json).unwrap();
     assert_eq!(back, e);
 }
+
+#[test]
+fn hostile_counts_and_times_do_not_overflow() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    run(&mut e, &steady("a", t0(), 8, 1, 1));
+    let mut out = Outputs::default();
+    for ts in [i64::MIN, -1, i64::MAX, t0() + 8 * DAY_MS + 1] {
+        let mut ev = Event::new(ts, "a", "contacts", Action::Read);
+        ev.records = u64::MAX;
+        ev.bytes = u64::MAX;
+        e.process(&ev, &mut out);
+        e.process(&ev, &mut out);
+    }
+    assert_eq!(e.integration("a").unwrap().records, u64::MAX);
+}
