@@ -3,4 +3,6 @@
 //! Alertmanager) are real processes started by `support`.
 
 mod cli;
+mod e2e_alerting;
 mod eval;
+mod support;
