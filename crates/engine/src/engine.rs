@@ -9,6 +9,10 @@
 //! same ids, as one engine over the whole stream (`tripline replay`). The only
 //! global decision is memory eviction under pressure, which only touches
 //! unregistered integrations.
+//!
+//! Analyst feedback ([`crate::feedback`]) keeps the invariant: each entry is
+//! addressed to one integration and expires on that integration's event time,
+//! so it must be applied to the engine that owns the integration.
 
 use std::net::IpAddr;
 
@@ -21,11 +25,15 @@ use crate::alert::{
 };
 use crate::config::EngineConfig;
 use crate::event::{Action, Event};
+use crate::feedback::{Feedback, FeedbackError, FeedbackState};
 use crate::registry::{IntegrationDecl, Registry};
 use crate::stats::{score_from_p, upper_tail, Seasonal};
 use crate::time::{
     format_rfc3339, hour_of_week, is_month_end, slot_label, DAY_MS, HOUR_MS, WEEK_MS,
 };
+
+/// Latest event time the engine accepts as is: 9999-12-31T23:59:59.999Z.
+pub const MAX_TS_MS: i64 = 253_402_300_799_999;
 
 /// Count series kept per integration.
 const CALLS: usize = 0;
@@ -218,6 +226,9 @@ pub struct Engine {
     stats: EngineStats,
     /// Last day (event time) on which the idle sweep ran.
     last_sweep_day: i64,
+    /// Analyst feedback and its audit trail; checkpoints carry it.
+    #[serde(default)]
+    feedback: FeedbackState,
 }
 
 /// Everything needed to describe one alert; turned into an [`Alert`] by `fire`.
@@ -243,7 +254,25 @@ impl Engine {
             integrations: FxHashMap::default(),
             stats: EngineStats::default(),
             last_sweep_day: i64::MIN,
+            feedback: FeedbackState::default(),
         }
+    }
+
+    /// Records analyst feedback for one integration: from now on (until its
+    /// expiry, in event time) the alerts it names as expected do not fire.
+    /// Refused when invalid or when the integration has too many active
+    /// entries; the audit trail records every accepted one.
+    pub fn apply_feedback(&mut self, fb: &Feedback) -> Result<(), FeedbackError> {
+        let watermark = self
+            .integrations
+            .get(&*fb.integration_id)
+            .map(|s| s.watermark);
+        self.feedback.apply(fb, watermark)
+    }
+
+    /// Active feedback and the audit trail.
+    pub fn feedback(&self) -> &FeedbackState {
+        &self.feedback
     }
 
     /// Gives a deserialized (checkpointed) engine the running config and registry.
@@ -300,6 +329,15 @@ impl Engine {
 
     /// Feeds one event; alerts and resolutions it causes are appended to `out`.
     pub fn process(&mut self, ev: &Event<'_>, out: &mut Outputs) {
+        // Event time outside what RFC 3339 can express is clamped, so time
+        // arithmetic can never overflow (the ingest layer rejects such events).
+        if !(0..=MAX_TS_MS).contains(&ev.ts_ms) {
+            let clamped = Event {
+                ts_ms: ev.ts_ms.clamp(0, MAX_TS_MS),
+                ..ev.clone()
+            };
+            return self.process(&clamped, out);
+        }
         self.stats.events += 1;
         self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
         if !self.integrations.contains_key(ev.integration_id) {
@@ -326,6 +364,7 @@ impl Engine {
             decl,
             out,
             stats: &mut self.stats,
+            feedback: &self.feedback,
         };
         cx.observe(st, ev);
         let day = ev.ts_ms.div_euclid(DAY_MS);
@@ -377,6 +416,11 @@ impl Engine {
         self.integrations
             .retain(|_, s| s.registered || s.last_seen >= horizon);
         self.stats.evicted_integrations += (before - self.integrations.len()) as u64;
+        if !self.feedback.is_empty() {
+            let integrations = &self.integrations;
+            self.feedback
+                .prune(|id| integrations.get(id).map(|s| s.watermark));
+        }
     }
 }
 
@@ -387,6 +431,7 @@ struct Cx<'a, 'o> {
     decl: Option<&'a IntegrationDecl>,
     out: &'o mut Outputs,
     stats: &'a mut EngineStats,
+    feedback: &'a FeedbackState,
 }
 
 impl Cx<'_, '_> {
@@ -403,8 +448,8 @@ impl Cx<'_, '_> {
             st.last_seen = ts;
         }
         st.events += 1;
-        st.records += ev.records;
-        st.bytes += ev.bytes;
+        st.records = st.records.saturating_add(ev.records);
+        st.bytes = st.bytes.saturating_add(ev.bytes);
         if ev.is_auth_error() {
             st.auth_errors += 1;
         }
@@ -523,7 +568,8 @@ impl Cx<'_, '_> {
         let idx = match st.buckets.binary_search_by_key(&start, |b| b.start_ms) {
             Ok(i) => i,
             Err(i) => {
-                let b = self.open_bucket(st, start);
+                let factors = self.threshold_factors(ev);
+                let b = self.open_bucket(st, start, factors);
                 st.buckets.insert(i, b);
                 i
             }
@@ -531,8 +577,8 @@ impl Cx<'_, '_> {
         let mature = st.mature(ev.ts_ms, self.cfg.learning_ms());
         let b = &mut st.buckets[idx];
         b.counts[CALLS] += 1;
-        b.counts[RECORDS] += ev.records;
-        b.bytes += ev.bytes;
+        b.counts[RECORDS] = b.counts[RECORDS].saturating_add(ev.records);
+        b.bytes = b.bytes.saturating_add(ev.bytes);
         if ev.is_auth_error() {
             b.counts[ERRORS] += 1;
         }
@@ -548,7 +594,25 @@ impl Cx<'_, '_> {
         }
     }
 
-    fn open_bucket(&self, st: &IntegrationState, start: i64) -> Bucket {
+    /// Feedback multipliers of each series' thresholds (1 without feedback).
+    fn threshold_factors(&self, ev: &Event<'_>) -> [f64; SERIES] {
+        if self.feedback.is_empty() {
+            return [1.0; SERIES];
+        }
+        let f = |k| {
+            self.feedback
+                .threshold_factor(ev.integration_id, k, ev.ts_ms)
+        };
+        [
+            f(AlertKind::CallSpike),
+            f(AlertKind::VolumeSpike),
+            f(AlertKind::ErrorBurst),
+        ]
+    }
+
+    /// Opens a bucket; its thresholds are the configured ones times
+    /// `factors` (raised by feedback until the bucket closes).
+    fn open_bucket(&self, st: &IntegrationState, start: i64, factors: [f64; SERIES]) -> Bucket {
         let slot = hour_of_week(start);
         let month_end = is_month_end(start, self.cfg.month_end_days);
         let d = &self.cfg.detectors;
@@ -556,7 +620,7 @@ impl Cx<'_, '_> {
             start_ms: start,
             ..Bucket::default()
         };
-        for s in 0..SERIES {
+        for (s, factor) in factors.iter().enumerate() {
             let (enabled, ratio, excess) = match s {
                 CALLS => (
                     d.call_spike.enabled,
@@ -574,6 +638,7 @@ impl Cx<'_, '_> {
                     d.error_burst.min_excess,
                 ),
             };
+            let (ratio, excess) = (ratio * factor, excess * factor);
             let cheap = match st.baselines[s].expected(slot, month_end) {
                 Some(mean) if enabled => (mean * ratio).max(mean + excess).ceil().max(1.0) as u64,
                 _ => u64::MAX,
@@ -584,8 +649,8 @@ impl Cx<'_, '_> {
         b.bytes_check_at = match st.baselines[RECORDS].expected(slot, month_end) {
             Some(mean) if d.volume_spike.spike.enabled && st.bytes_per_record > 0.0 => {
                 let exp = mean * st.bytes_per_record;
-                (exp * d.volume_spike.spike.min_ratio)
-                    .max(exp + d.volume_spike.min_excess_bytes)
+                (exp * d.volume_spike.spike.min_ratio * factors[RECORDS])
+                    .max(exp + d.volume_spike.min_excess_bytes * factors[RECORDS])
                     .ceil() as u64
             }
             _ => u64::MAX,
@@ -630,9 +695,9 @@ impl Cx<'_, '_> {
         if p > p_thresh || follows_calls {
             // Not yet improbable: next look when the count has grown by a tenth.
             let bucket = &mut st.buckets[idx];
-            bucket.check_at[s] = bucket.counts[s] + (bucket.counts[s] / 10).max(1);
+            bucket.check_at[s] = bucket.counts[s].saturating_add((bucket.counts[s] / 10).max(1));
             if by_bytes {
-                bucket.bytes_check_at = bucket.bytes + (bucket.bytes / 10).max(1);
+                bucket.bytes_check_at = bucket.bytes.saturating_add((bucket.bytes / 10).max(1));
             }
             return;
         }
@@ -1174,6 +1239,19 @@ impl Cx<'_, '_> {
     /// Emits a finding as a new alert, or folds it into its open episode.
     fn fire(&mut self, st: &mut IntegrationState, ev: &Event<'_>, f: Finding<'_>) {
         let ts = ev.ts_ms;
+        // Analyst feedback made this expected (until its event-time expiry).
+        if !self.feedback.is_empty()
+            && self.feedback.suppresses(
+                ev.integration_id,
+                f.kind,
+                ev.resource,
+                ev.action,
+                ev.source_ip,
+                ts,
+            )
+        {
+            return;
+        }
         let (_gap, cooldown) = self.cfg.detectors.fold_ms(f.kind);
         if let Some(e) = st
             .episodes

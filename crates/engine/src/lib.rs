@@ -11,6 +11,8 @@
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.
 //! - [`engine`]: per-integration state and the ten detectors.
+//! - [`feedback`]: analyst feedback (accepted data types and networks,
+//!   raised thresholds) with event-time expiry, and its audit trail.
 //! - [`time`]: calendar maths on epoch milliseconds.
 #![forbid(unsafe_code)]
 
@@ -18,6 +20,7 @@ pub mod alert;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod feedback;
 pub mod registry;
 pub mod stats;
 pub mod time;
@@ -26,6 +29,7 @@ pub use alert::{Alert, AlertKind, Evidence, EvidenceValue, Outputs, Resolved, Se
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineStats};
 pub use event::{Action, Event};
+pub use feedback::{Feedback, FeedbackAction, FeedbackError, FeedbackRecord};
 pub use registry::Registry;
 
 #[cfg(test)]
