@@ -4,5 +4,6 @@
 
 mod cli;
 mod e2e_alerting;
+mod e2e_kafka;
 mod eval;
 mod support;
