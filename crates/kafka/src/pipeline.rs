@@ -124,6 +124,10 @@ pub async fn run_with_state_store(
         .with_context(|| format!("subscribing to {topics:?}"))?;
     let consumer = Arc::new(consumer);
     let stop = Arc::new(AtomicBool::new(false));
+    let mut guard = CloseOnDrop {
+        consumer: Some(Arc::clone(&consumer)),
+        stop: Arc::clone(&stop),
+    };
     let poll_thread = std::thread::Builder::new()
         .name("tripline-kafka-poll".into())
         .spawn({
@@ -198,6 +202,7 @@ pub async fn run_with_state_store(
         None => tracing::warn!("Final offset commit did not finish before the deadline."),
     }
     drop(p.consumer);
+    guard.consumer = None;
     let left = final_deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(100));
@@ -242,6 +247,26 @@ async fn on_thread<T: Send + 'static>(
         })
         .ok()?;
     tokio::time::timeout(timeout, rx).await.ok()?.ok()
+}
+
+/// Makes dropping the `run` future (instead of resolving `shutdown`) safe:
+/// stops the poll thread and closes the consumer on a thread of its own, so
+/// the drop never blocks the async runtime on librdkafka's close.
+struct CloseOnDrop {
+    consumer: Option<Arc<TriplineConsumer>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(consumer) = self.consumer.take() {
+            consumer.context().closing.store(true, Ordering::Release);
+            let _ = std::thread::Builder::new()
+                .name("tripline-kafka-close".into())
+                .spawn(move || drop(consumer));
+        }
+    }
 }
 
 /// Watches the shutdown future and owns the drain deadline.

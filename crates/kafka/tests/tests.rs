@@ -1,1 +1,8 @@
+//! Integration tests of the Kafka source, one module per concern.
+//!
+//! `mock_cluster` uses librdkafka's in-process mock brokers; `tansu` spawns a
+//! real Kafka-compatible broker process (`~/.cargo/bin/tansu`).
 
+mod common;
+mod mock_cluster;
+mod tansu;

@@ -1,0 +1,1 @@
+//! Against a real Kafka-compatible broker process (Tansu).
