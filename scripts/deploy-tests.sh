@@ -5,9 +5,9 @@
 #   route tests, kubernetes-validate on every manifest (ServiceMonitor shape
 #   checked by hand), cross-manifest consistency, config/registry TOML, the
 #   Grafana dashboard (parse, targets, metric names from docs/specs/metrics.md),
-#   scripts/dashboard_queries.py (extraction, a mock API, and — when the
-#   `prometheus` binary is present — a real Prometheus scraping a fake
-#   exporter), runbook anchors for every alert kind and rule, and the
+#   scripts/dashboard_queries.py (extraction, a mock API, and — with cargo and
+#   the `prometheus` binary — the real service scraped by a real Prometheus,
+#   via tests/e2e_alerting.rs), runbook anchors for every alert kind and rule, and the
 #   Dockerfile against the workspace.
 #
 # Installs what is missing (Debian prometheus/prometheus-alertmanager via apt,
@@ -575,88 +575,15 @@ JSON
 }
 check "dashboard_queries.py against a mock Prometheus API (pass, empty, 400, unknown var)" mock_test
 
-# Real Prometheus scraping a fake exporter that serves every metric of
-# docs/specs/metrics.md: proves every dashboard query parses and returns data
-# for the specified metric names and labels.
-cat >"$TMP/fakeexporter.py" <<'PY'
-import random, re, sys, threading, time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-spec = open("docs/specs/metrics.md").read()
-rows = re.findall(r"^\| `(tripline_[a-z0-9_]+)` \| ([^|]+)\| ([^|]+)\| ([^|]+)\|", spec, re.M)
-KINDS = ["call_spike", "volume_spike", "error_burst", "new_data_type", "new_source", "dormant_reactivated",
-         "scope_violation", "revoked_credential", "off_hours", "unknown_integration"]
-LV = {"reason": ["invalid_json", "missing_field"], "outcome": ["success", "failure"], "kind": KINDS[:3],
-      "severity": ["critical", "warning", "info"], "topic": ["log"], "partition": ["0", "1"], "output": ["pagerduty", "slack"],
-      "version": ["0.1.0"], "integration_id": ["mailchimp-sync", "billing-export"], "error_type": ["io"], "stage": ["ingest"]}
-start = time.time()
-def labelsets(labels):
-    sets = [{}]
-    for l in labels:
-        vals = LV.get(l, ["x"])
-        if l == "outcome" and "dead" in cur: vals = ["delivered", "retried"]
-        if l == "reason" and "dropped" in cur: vals = ["queue_full", "rate_limited"]
-        sets = [dict(s, **{l: v}) for s in sets for v in vals]
-    return sets
-def fmt(name, ls, v):
-    inner = ",".join(f'{k}="{val}"' for k, val in ls.items())
-    return f"{name}{{{inner}}} {v}\n" if inner else f"{name} {v}\n"
-def render():
-    global cur
-    t = time.time() - start
-    out = []
-    for name, typ, labels, meaning in rows:
-        cur = name
-        out.append(f"# HELP {name} {meaning.strip().replace(chr(96), '')}\n")
-        typ = typ.strip().split()[0]
-        labels = re.findall(r"`(\w+)`", labels) if "—" not in labels else []
-        labels = [l for l in labels if not l.startswith("tripline")]
-        out.append(f"# TYPE {name} {'gauge' if typ.startswith('gauge') else typ}\n")
-        for ls in labelsets(labels):
-            if typ == "counter":
-                out.append(fmt(name, ls, round(10 * t + 1, 3)))
-            elif typ == "histogram":
-                c = 0
-                for le in ["0.01", "0.1", "1", "10", "+Inf"]:
-                    c += 2 * t + 1
-                    out.append(fmt(name + "_bucket", dict(ls, le=le), round(c, 3)))
-                out.append(fmt(name + "_sum", ls, round(3 * t, 3)))
-                out.append(fmt(name + "_count", ls, round(c, 3)))
-            else:
-                out.append(fmt(name, ls, 1 if name == "tripline_ready" else random.randint(1, 1000)))
-    return "".join(out).encode()
-class H(BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def do_GET(self):
-        b = render()
-        self.send_response(200); self.send_header("Content-Type", "text/plain; version=0.0.4"); self.end_headers(); self.wfile.write(b)
-s = HTTPServer(("127.0.0.1", 0), H)
-open(sys.argv[1], "w").write(str(s.server_address[1]))
-s.serve_forever()
-PY
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-real_prometheus_test() {
-  local exp prom i
-  bg "$TMP/exp.log" python3 "$TMP/fakeexporter.py" "$TMP/exp.port"
-  for i in $(seq 50); do [ -s "$TMP/exp.port" ] && break; sleep 0.1; done
-  exp=$(cat "$TMP/exp.port")
-  curl -fsS "http://127.0.0.1:$exp/metrics" >"$TMP/scrape.txt" 2>/dev/null || python3 -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$exp/metrics').read().decode(),end='')" >"$TMP/scrape.txt"
-  promtool check metrics <"$TMP/scrape.txt" || { echo "fake exposition not clean"; return 1; }
-  prom=$(free_port)
-  cat >"$TMP/prom.yml" <<EOF
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: tripline
-    static_configs: [{targets: ["127.0.0.1:$exp"]}]
-EOF
-  bg "$TMP/prom.log" prometheus --config.file="$TMP/prom.yml" --storage.tsdb.path="$TMP/tsdb" \
-    --web.listen-address="127.0.0.1:$prom" --log.level=warn
-  for i in $(seq 100); do python3 -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:$prom/-/ready')" 2>/dev/null && break; sleep 0.2; done
-  python3 scripts/dashboard_queries.py "http://127.0.0.1:$prom" --rate-interval 30s --retry-for 40
-}
-if have prometheus; then
-  check "dashboard_queries.py against a real Prometheus scraping a fake exporter" real_prometheus_test
+# Every dashboard query against a real Prometheus scraping the real service
+# (tripline demo) is checked by the Rust end-to-end test
+# tests/e2e_alerting.rs::every_dashboard_query_returns_data, which also runs
+# promtool on a live scrape; it replaces the former fake-exporter check here.
+if have cargo && have prometheus; then
+  check "dashboard queries against real Prometheus scraping tripline demo (cargo test e2e_alerting)" \
+    cargo test --quiet --test tests e2e_alerting::every_dashboard_query_returns_data
 else
-  echo "skip  real-Prometheus dashboard check (no prometheus binary)"
+  echo "skip  real-Prometheus dashboard check (needs cargo and prometheus; see tests/e2e_alerting.rs)"
 fi
 
 # ------------------------------------------------------------------- docs
