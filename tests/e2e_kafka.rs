@@ -23,7 +23,8 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// One broker, one tempdir, fresh topic and group names.
 struct Fixture {
-    broker: Tansu,
+    /// Kept alive (and its log shown on failure) for the whole test.
+    _broker: Tansu,
     dir: tempfile::TempDir,
     conf: KafkaConf,
     /// Where everything produced to the input topic landed.
@@ -45,7 +46,7 @@ impl Fixture {
         kafka::create_topic(&conf.brokers, &conf.dlq_topic, 1);
         kafka::create_topic(&conf.brokers, &conf.alerts_topic, 1);
         Fixture {
-            broker,
+            _broker: broker,
             dir: tempfile::tempdir().expect("tempdir"),
             conf,
             landed: Mutex::new(Vec::new()),
@@ -240,3 +241,176 @@ fn sigterm_mid_stream_then_restart_loses_nothing() {
     assert_same_ids(&got, &want);
 }
 
+
+/// Garbage as producers get it wrong, each with the reason the DLQ must carry.
+fn garbage() -> Vec<(Vec<u8>, &'static str)> {
+    let huge = format!(
+        r#"{{"ts":{},"integration_id":"ghost-huge","resource":"contacts","method":"GET","status":200,"user_agent":"{}"}}"#,
+        now_ms(),
+        "x".repeat(70 * 1024)
+    );
+    vec![
+        (b"not json at all".to_vec(), "invalid_json"),
+        (b"{\"ts\":0,".to_vec(), "invalid_json"),
+        (
+            br#"{"integration_id":"ghost-x","resource":"contacts","method":"GET","status":200}"#
+                .to_vec(),
+            "missing_field",
+        ),
+        (
+            br#"{"ts":0,"integration_id":7,"resource":"contacts","method":"GET","status":200}"#
+                .to_vec(),
+            "invalid_field",
+        ),
+        (
+            br#"{"ts":0,"integration_id":"ghost-y","resource":"contacts","method":"GET","status":"200"}"#
+                .to_vec(),
+            "invalid_field",
+        ),
+        (b"\xff\xfe{\"ts\":0}".to_vec(), "invalid_utf8"),
+        (huge.into_bytes(), "too_large"),
+    ]
+}
+
+#[test]
+fn garbage_lands_in_the_dlq_with_reasons_and_processing_goes_on() {
+    use rdkafka::Message;
+    let started = Instant::now();
+    // One partition: "after the garbage" is an order the broker keeps.
+    let fx = Fixture::new(1, 50);
+    let registry = write_registry(fx.dir.path());
+    let garbage = garbage();
+    let valid = ghost_events(garbage.len() + 1);
+    // valid, garbage, valid, garbage, ..., valid.
+    let mut records = Vec::new();
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for (i, v) in valid.iter().enumerate() {
+        records.push(Record::keyed_by_integration(v.as_bytes()));
+        lines.push(v.as_bytes().to_vec());
+        if let Some((g, _)) = garbage.get(i) {
+            records.push(Record { key: None, payload: g.clone() });
+            lines.push(g.clone());
+        }
+    }
+    let landed = kafka::produce(fx.bootstrap(), &fx.conf.topic, &records);
+    fx.landed.lock().unwrap().extend(landed.iter().copied());
+    let events = fx.dir.path().join("events.jsonl");
+    let mut file = lines.join(&b'\n');
+    file.push(b'\n');
+    std::fs::write(&events, file).unwrap();
+    let (config, http) = fx.config();
+    let want_ids = tripline::replay_alert_ids(&config, &registry, &events);
+    assert_eq!(want_ids.len(), valid.len(), "replay: one alert per valid ghost event");
+
+    let mut run = Run::start(&config, &registry, &http);
+    fx.wait_all_committed(&mut run, Duration::from_secs(30));
+    let took = run.stop(SHUTDOWN_LIMIT);
+    fx.all_committed().expect("offsets all committed after shutdown");
+
+    // Every garbage message is in the DLQ once, bytes untouched, with its reason
+    // and where it came from.
+    let dlq = kafka::read_to_end(fx.bootstrap(), &fx.conf.dlq_topic);
+    assert_eq!(dlq.len(), garbage.len(), "one dead letter per garbage message");
+    let source_offset: BTreeMap<Vec<u8>, i64> = records
+        .iter()
+        .zip(&landed)
+        .map(|(r, (_, off))| (r.payload.clone(), *off))
+        .collect();
+    for (m, (bytes, reason)) in dlq.iter().zip(&garbage) {
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
+        assert_eq!(m.payload(), Some(&bytes[..]), "dead letter bytes untouched: {shown}");
+        let h = |k: &str| {
+            kafka::header(m, k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| panic!("dead letter of {shown} lacks header {k}"))
+        };
+        assert_eq!(h(tripline_kafka::HEADER_REJECT_REASON), *reason, "{shown}");
+        assert!(!h(tripline_kafka::HEADER_REJECT_DETAIL).is_empty(), "{shown}");
+        assert_eq!(h(tripline_kafka::HEADER_SOURCE_TOPIC), fx.conf.topic);
+        assert_eq!(h(tripline_kafka::HEADER_SOURCE_PARTITION), "0");
+        assert_eq!(
+            h(tripline_kafka::HEADER_SOURCE_OFFSET),
+            source_offset[bytes].to_string(),
+            "{shown}"
+        );
+    }
+
+    // Valid events before, between and after the garbage all alerted.
+    let alerts = kafka::read_to_end(fx.bootstrap(), &fx.conf.alerts_topic);
+    let alerted: BTreeSet<String> = alerts
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+            v["integration_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let ghosts: BTreeSet<String> = (0..valid.len()).map(|i| format!("ghost-{i:05}")).collect();
+    assert_eq!(alerted, ghosts, "every valid event alerted, the last ones after all the garbage");
+    let got: BTreeSet<String> = fx.alert_ids().into_keys().collect();
+    assert_same_ids(&got, &want_ids);
+    eprintln!(
+        "garbage_lands_in_the_dlq_with_reasons_and_processing_goes_on: {} garbage, {} valid; shutdown {took:?}; total {:?}",
+        garbage.len(),
+        valid.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn metrics_and_probes_are_served_while_running() {
+    let started = Instant::now();
+    let fx = Fixture::new(1, 50);
+    let registry = write_registry(fx.dir.path());
+    let (config, http) = fx.config();
+    let mut run = Run::start(&config, &registry, &http);
+
+    let (code, _) = eventually("/healthz answers", Duration::from_secs(15), POLL, || {
+        run.assert_running();
+        run.get("/healthz")
+    });
+    assert_eq!(code, 200, "/healthz is 200 as soon as the process serves");
+    eventually("/readyz 200 once consuming", Duration::from_secs(20), POLL, || {
+        run.assert_running();
+        match run.get("/readyz")? {
+            (200, _) => Ok(()),
+            (c, body) => Err(format!("{c}: {body}")),
+        }
+    });
+
+    const VALID: usize = 300;
+    const BAD: usize = 7;
+    let mut records: Vec<Record> = ghost_events(VALID)
+        .iter()
+        .map(|l| Record::keyed_by_integration(l.as_bytes()))
+        .collect();
+    for i in 0..BAD {
+        records.insert(i * 40, Record { key: None, payload: format!("not json {i}").into_bytes() });
+    }
+    fx.produce(&records);
+    fx.wait_all_committed(&mut run, Duration::from_secs(30));
+
+    // Metrics are updated before offsets are stored, so once everything is
+    // committed the counters are final.
+    let (code, text) = run.get("/metrics").expect("GET /metrics");
+    assert_eq!(code, 200);
+    let value = |series: &str| {
+        tripline::metric(&text, series).unwrap_or_else(|| panic!("{series} missing from /metrics:\n{text}"))
+    };
+    assert_eq!(value("tripline_events_processed_total"), VALID as f64);
+    assert_eq!(
+        value(r#"tripline_events_rejected_total{reason="invalid_json"}"#),
+        BAD as f64
+    );
+    assert_eq!(value("tripline_events_received_total"), (VALID + BAD) as f64);
+    assert_eq!(
+        value(r#"tripline_events_rejected_total{reason="missing_field"}"#),
+        0.0
+    );
+    let (code, _) = run.get("/readyz").expect("GET /readyz");
+    assert_eq!(code, 200, "still ready after consuming");
+    let took = run.stop(SHUTDOWN_LIMIT);
+    eprintln!(
+        "metrics_and_probes_are_served_while_running: shutdown {took:?}; total {:?}",
+        started.elapsed()
+    );
+}

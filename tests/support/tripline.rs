@@ -135,6 +135,14 @@ impl Run {
                 self.status = Some(st);
                 return (st, start.elapsed());
             }
+            if start.elapsed() >= timeout && std::env::var_os("TRIPLINE_TEST_GDB").is_some() {
+                let bt = Command::new("gdb")
+                    .args(["-p", &self.pid().to_string(), "-batch", "-ex", "thread apply all bt"])
+                    .output();
+                if let Ok(o) = bt {
+                    eprintln!("---- gdb ----\n{}", String::from_utf8_lossy(&o.stdout));
+                }
+            }
             assert!(
                 start.elapsed() < timeout,
                 "tripline run (pid {}) still running {timeout:?} after being asked to stop:\n{}",
