@@ -213,6 +213,10 @@ async fn restart_with_the_same_group_loses_nothing() {
     let obs1 = Arc::new(CollectingObserver::default());
     let mut s = settings(&bs, &topic, &group, &dlq);
     s.batch_max_events = 10;
+    // The mock group coordinator delays the rebalance after a member leaves by
+    // session timeout - 1 s (a real broker rebalances at once); keep it short.
+    s.properties
+        .insert("session.timeout.ms".into(), "6000".into());
     let run1 = Running::start(
         s.clone(),
         Some(registry.clone()),
@@ -239,7 +243,13 @@ async fn restart_with_the_same_group_loses_nothing() {
 
     let sink2 = Arc::new(CollectingSink::default());
     let obs2 = Arc::new(CollectingObserver::default());
+    let t0 = std::time::Instant::now();
     let run2 = Running::start(s, Some(registry), sink2.clone(), obs2.clone());
+    eventually("second run starts", Duration::from_secs(30), || {
+        obs2.processed() > 0
+    })
+    .await;
+    assert!(t0.elapsed() < Duration::from_secs(30));
     let want: BTreeSet<String> = (0..N).map(|i| format!("shadow-{i}")).collect();
     let seen = || {
         let mut seen = sink1.integrations();
