@@ -58,6 +58,9 @@ enum Command {
     },
     /// Everything on an embedded Kafka cluster with simulated traffic.
     Demo(commands::demo::DemoArgs),
+    /// Audit integrations from access logs: unregistered ones, grants to
+    /// tighten, uses without a grant, dormant items, stale and revoked keys.
+    Audit(commands::audit::AuditArgs),
     /// Validate the config and registry, printing every problem.
     CheckConfig {
         #[command(flatten)]
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         } => commands::replay::main(&common, &files, parse_only),
         Command::Run { common } => commands::run::main(&common),
         Command::Demo(args) => commands::demo::main(&args),
+        Command::Audit(args) => commands::audit::main(&args),
         Command::CheckConfig { common } => commands::check_config(&common),
         Command::Simulate {
             seed,
