@@ -37,6 +37,7 @@ pub struct Settings {
     /// Alert outputs; any number at once.
     pub outputs: Vec<OutputConfig>,
     pub shutdown: ShutdownSettings,
+    pub checkpoint: CheckpointSettings,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -81,6 +82,47 @@ impl Default for ShutdownSettings {
     fn default() -> Self {
         ShutdownSettings {
             deadline_seconds: DEFAULT_SHUTDOWN_DEADLINE_SECONDS,
+        }
+    }
+}
+
+/// Spec default: a checkpoint every 30 s bounds what a crash re-processes.
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECONDS: u64 = 30;
+
+/// What to do when a checkpoint exists but cannot be used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCorrupt {
+    /// Refuse to start (the operator decides).
+    #[default]
+    Fail,
+    /// Log the problem and start that partition with a cold engine.
+    Cold,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSettings {
+    /// Directory for per-partition checkpoints (atomic rename). Unset and no
+    /// changelog topic: no checkpoints, every start is cold.
+    pub dir: Option<PathBuf>,
+    /// Compacted Kafka topic holding per-partition checkpoints, so that any
+    /// instance of the consumer group can restore a partition it is handed.
+    pub changelog_topic: Option<String>,
+    /// How often each partition's state is checkpointed (also on revoke and
+    /// shutdown). Offsets are committed only up to the last checkpoint.
+    pub interval_seconds: u64,
+    /// A corrupt or incompatible checkpoint: `fail` or start `cold`.
+    pub on_corrupt: OnCorrupt,
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        CheckpointSettings {
+            dir: None,
+            changelog_topic: None,
+            interval_seconds: DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
+            on_corrupt: OnCorrupt::Fail,
         }
     }
 }
@@ -162,7 +204,7 @@ pub fn load_with_env(
 }
 
 /// Paths whose children are free-form maps or tagged lists.
-const FREE_FORM: [&str; 2] = ["kafka.properties", "outputs"];
+const FREE_FORM: [&str; 4] = ["kafka.properties", "outputs", "checkpoint.dir", "checkpoint.changelog_topic"];
 
 fn strip_unknown_keys(
     v: &mut serde_json::Value,
@@ -234,6 +276,12 @@ impl Settings {
                 "http.top_k = {}: at most 1000 (it bounds metric cardinality)",
                 self.http.top_k
             ));
+        }
+        if self.checkpoint.interval_seconds == 0 || self.checkpoint.interval_seconds > 86_400 {
+            p.push(format!("checkpoint.interval_seconds = {}: must be 1..=86400", self.checkpoint.interval_seconds));
+        }
+        if self.checkpoint.dir.is_some() && self.checkpoint.changelog_topic.is_some() {
+            p.push("checkpoint: set dir or changelog_topic, not both".into());
         }
         if self.shutdown.deadline_seconds == 0 || self.shutdown.deadline_seconds > 600 {
             p.push(format!(

@@ -23,6 +23,10 @@ use crate::Common;
 pub const TOPIC: &str = "crm-access-logs";
 pub const DLQ_TOPIC: &str = "crm-access-logs.dlq";
 pub const ALERTS_TOPIC: &str = "tripline-alerts";
+/// Events per second for the history part: well below what the consumer
+/// sustains, so the mock cluster's bounded log never drops unread messages.
+const HISTORY_RATE: u32 = 15_000;
+const PARTITIONS: i32 = 12;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -50,7 +54,10 @@ pub fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let (mut settings, file_registry) = super::load(&args.common)?;
     let cluster = mock::start_mock_cluster(1).context("starting the embedded Kafka cluster")?;
     let bootstrap = cluster.bootstrap_servers();
-    cluster.create_topic(TOPIC, 3).context("creating topics")?;
+    // librdkafka's mock cluster keeps at most 5 MB per partition and trims
+    // older messages: 12 partitions hold the whole demo even while the
+    // consumer group is still forming.
+    cluster.create_topic(TOPIC, PARTITIONS).context("creating topics")?;
     cluster
         .create_topic(DLQ_TOPIC, 1)
         .context("creating topics")?;
@@ -91,7 +98,7 @@ pub fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("tripline demo");
     println!("  embedded Kafka bootstrap: {bootstrap}   (any Kafka client can produce to it)");
     println!(
-        "  topics: {TOPIC} (3 partitions, keyed by integration_id), {DLQ_TOPIC}, {ALERTS_TOPIC}"
+        "  topics: {TOPIC} ({PARTITIONS} partitions, keyed by integration_id), {DLQ_TOPIC}, {ALERTS_TOPIC}"
     );
     println!(
         "  metrics: http://{}/metrics   health: /healthz /readyz",
@@ -130,7 +137,10 @@ pub fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let producer_bootstrap = bootstrap.clone();
         tokio::spawn(async move {
-            if let Err(e) = mock::produce_lines(&producer_bootstrap, TOPIC, history, mock::integration_key).await {
+            // Paced: the embedded cluster keeps a bounded log per partition,
+            // so producing faster than the consumer reads would trim unread
+            // history.
+            if let Err(e) = mock::produce_events_at_pace(&producer_bootstrap, TOPIC, history, HISTORY_RATE).await {
                 tracing::error!(error = %e, "Producing history failed.");
             }
             if let Err(e) = mock::produce_events_at_pace(&producer_bootstrap, TOPIC, live, rate).await {
