@@ -586,11 +586,8 @@ max_backoff_ms = 1000
     )
     .await;
     demo.process.assert_running();
-    // tripline_errors_total has no series until the first internal error
-    // (see the report: the panel shows "No data" on a healthy instance). A
-    // healthy demo has none, and nothing outside src/ can cause one, so that
-    // one panel may be empty *only* while tripline itself exports no error
-    // series; every other query must return data.
+    // Every panel's query must return data (the internal-errors panel reads
+    // 0 on a healthy instance via `or on() vector(0)`).
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dashboard_queries.py");
     let prom_url = prom.url();
     let out = tokio::task::spawn_blocking(move || {
