@@ -56,7 +56,19 @@ impl Fixture {
     /// Produces to the input topic, keyed by integration; returns the
     /// partitions used.
     fn produce(&self, records: &[Record]) -> BTreeSet<i32> {
-        let landed = kafka::produce(self.bootstrap(), &self.conf.topic, records);
+        self.record_landed(kafka::produce(self.bootstrap(), &self.conf.topic, records))
+    }
+
+    /// [`Fixture::produce`], one record per batch (see `produce_unbatched`).
+    fn produce_unbatched(&self, records: &[Record]) -> BTreeSet<i32> {
+        self.record_landed(kafka::produce_unbatched(
+            self.bootstrap(),
+            &self.conf.topic,
+            records,
+        ))
+    }
+
+    fn record_landed(&self, landed: Vec<kafka::Landed>) -> BTreeSet<i32> {
         let parts = landed.iter().map(|(p, _)| *p).collect();
         self.landed.lock().unwrap().extend(landed);
         parts
@@ -68,7 +80,12 @@ impl Fixture {
     }
 
     fn committed_vs_end(&self) -> Vec<(i32, i64, i64)> {
-        kafka::committed_vs_end(self.bootstrap(), &self.conf.group, &self.conf.topic, &self.ends())
+        kafka::committed_vs_end(
+            self.bootstrap(),
+            &self.conf.group,
+            &self.conf.topic,
+            &self.ends(),
+        )
     }
 
     fn bootstrap(&self) -> &str {
@@ -80,7 +97,12 @@ impl Fixture {
     }
 
     fn all_committed(&self) -> Result<(), String> {
-        kafka::all_committed(self.bootstrap(), &self.conf.group, &self.conf.topic, &self.ends())
+        kafka::all_committed(
+            self.bootstrap(),
+            &self.conf.group,
+            &self.conf.topic,
+            &self.ends(),
+        )
     }
 
     /// Waits until the group has committed the whole input topic, checking
@@ -165,7 +187,10 @@ fn run_yields_the_same_alert_ids_as_replay() {
     let (events, registry) = tripline::simulate(fx.dir.path(), 11);
     let records = kafka::records_of_file(&events);
     let parts = fx.produce(&records);
-    assert!(parts.len() > 1, "keyed stream spread over partitions: {parts:?}");
+    assert!(
+        parts.len() > 1,
+        "keyed stream spread over partitions: {parts:?}"
+    );
     let (config, http) = fx.config();
     let want = tripline::replay_alert_ids(&config, &registry, &events);
     assert!(want.len() >= 5, "replay finds alerts: {want:?}");
@@ -200,47 +225,62 @@ fn sigterm_mid_stream_then_restart_loses_nothing() {
         .iter()
         .map(|l| Record::keyed_by_integration(l.as_bytes()))
         .collect();
-    fx.produce(&records);
+    // The restart resumes mid-stream, which Tansu only serves at batch bounds.
+    let produce_started = Instant::now();
+    fx.produce_unbatched(&records);
+    let produce_took = produce_started.elapsed();
     let (config, http) = fx.config();
     let want = tripline::replay_alert_ids(&config, &registry, &events);
     assert_eq!(want.len(), lines.len(), "one alert per ghost integration");
 
     let mut run = Run::start(&config, &registry, &http);
     let total = lines.len() as i64;
-    let at_term = eventually("some, not all, input committed", Duration::from_secs(30), Duration::from_millis(10), || {
-        run.assert_running();
-        let rows = fx.committed_vs_end();
-        let (committed, end) = kafka::committed_and_end_totals(&rows);
-        assert_eq!(end, total);
-        assert!(
-            committed < end,
-            "everything was committed before SIGTERM could land mid-stream: {rows:?}"
-        );
-        if committed > 0 { Ok(committed) } else { Err(format!("{rows:?}")) }
-    });
+    let at_term = eventually(
+        "some, not all, input committed",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || {
+            run.assert_running();
+            let rows = fx.committed_vs_end();
+            let (committed, end) = kafka::committed_and_end_totals(&rows);
+            assert_eq!(end, total);
+            assert!(
+                committed < end,
+                "everything was committed before SIGTERM could land mid-stream: {rows:?}"
+            );
+            if committed > 0 {
+                Ok(committed)
+            } else {
+                Err(format!("{rows:?}"))
+            }
+        },
+    );
     let took = run.stop(SHUTDOWN_LIMIT);
     let rows = fx.committed_vs_end();
     let (after_stop, _) = kafka::committed_and_end_totals(&rows);
-    assert!(after_stop >= at_term, "commits never go backwards: {at_term} then {rows:?}");
+    assert!(
+        after_stop >= at_term,
+        "commits never go backwards: {at_term} then {rows:?}"
+    );
 
     // Same group: it resumes from the committed offsets.
     let (config2, http2) = fx.config();
     let mut again = Run::start(&config2, &registry, &http2);
     fx.wait_all_committed(&mut again, Duration::from_secs(45));
     let took2 = again.stop(SHUTDOWN_LIMIT);
-    fx.all_committed().expect("committed offsets == end offsets after the restart");
+    fx.all_committed()
+        .expect("committed offsets == end offsets after the restart");
 
     let ids = fx.alert_ids();
     let got: BTreeSet<String> = ids.keys().cloned().collect();
     let dups: usize = ids.values().map(|n| n - 1).sum();
     eprintln!(
-        "sigterm_mid_stream_then_restart_loses_nothing: {total} events; committed {at_term} at SIGTERM, {after_stop} after the drain ({took:?}); restart shutdown {took2:?}; {} alert ids, {dups} duplicates; total {:?}",
+        "sigterm_mid_stream_then_restart_loses_nothing: {total} events (produced unbatched in {produce_took:?}); committed {at_term} at SIGTERM, {after_stop} after the drain ({took:?}); restart shutdown {took2:?}; {} alert ids, {dups} duplicates; total {:?}",
         got.len(),
         started.elapsed()
     );
     assert_same_ids(&got, &want);
 }
-
 
 /// Garbage as producers get it wrong, each with the reason the DLQ must carry.
 fn garbage() -> Vec<(Vec<u8>, &'static str)> {
@@ -288,7 +328,10 @@ fn garbage_lands_in_the_dlq_with_reasons_and_processing_goes_on() {
         records.push(Record::keyed_by_integration(v.as_bytes()));
         lines.push(v.as_bytes().to_vec());
         if let Some((g, _)) = garbage.get(i) {
-            records.push(Record { key: None, payload: g.clone() });
+            records.push(Record {
+                key: None,
+                payload: g.clone(),
+            });
             lines.push(g.clone());
         }
     }
@@ -300,17 +343,26 @@ fn garbage_lands_in_the_dlq_with_reasons_and_processing_goes_on() {
     std::fs::write(&events, file).unwrap();
     let (config, http) = fx.config();
     let want_ids = tripline::replay_alert_ids(&config, &registry, &events);
-    assert_eq!(want_ids.len(), valid.len(), "replay: one alert per valid ghost event");
+    assert_eq!(
+        want_ids.len(),
+        valid.len(),
+        "replay: one alert per valid ghost event"
+    );
 
     let mut run = Run::start(&config, &registry, &http);
     fx.wait_all_committed(&mut run, Duration::from_secs(30));
     let took = run.stop(SHUTDOWN_LIMIT);
-    fx.all_committed().expect("offsets all committed after shutdown");
+    fx.all_committed()
+        .expect("offsets all committed after shutdown");
 
     // Every garbage message is in the DLQ once, bytes untouched, with its reason
     // and where it came from.
     let dlq = kafka::read_to_end(fx.bootstrap(), &fx.conf.dlq_topic);
-    assert_eq!(dlq.len(), garbage.len(), "one dead letter per garbage message");
+    assert_eq!(
+        dlq.len(),
+        garbage.len(),
+        "one dead letter per garbage message"
+    );
     let source_offset: BTreeMap<Vec<u8>, i64> = records
         .iter()
         .zip(&landed)
@@ -318,14 +370,21 @@ fn garbage_lands_in_the_dlq_with_reasons_and_processing_goes_on() {
         .collect();
     for (m, (bytes, reason)) in dlq.iter().zip(&garbage) {
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
-        assert_eq!(m.payload(), Some(&bytes[..]), "dead letter bytes untouched: {shown}");
+        assert_eq!(
+            m.payload(),
+            Some(&bytes[..]),
+            "dead letter bytes untouched: {shown}"
+        );
         let h = |k: &str| {
             kafka::header(m, k)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_else(|| panic!("dead letter of {shown} lacks header {k}"))
         };
         assert_eq!(h(tripline_kafka::HEADER_REJECT_REASON), *reason, "{shown}");
-        assert!(!h(tripline_kafka::HEADER_REJECT_DETAIL).is_empty(), "{shown}");
+        assert!(
+            !h(tripline_kafka::HEADER_REJECT_DETAIL).is_empty(),
+            "{shown}"
+        );
         assert_eq!(h(tripline_kafka::HEADER_SOURCE_TOPIC), fx.conf.topic);
         assert_eq!(h(tripline_kafka::HEADER_SOURCE_PARTITION), "0");
         assert_eq!(
@@ -340,12 +399,16 @@ fn garbage_lands_in_the_dlq_with_reasons_and_processing_goes_on() {
     let alerted: BTreeSet<String> = alerts
         .iter()
         .map(|m| {
-            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
             v["integration_id"].as_str().unwrap_or_default().to_owned()
         })
         .collect();
     let ghosts: BTreeSet<String> = (0..valid.len()).map(|i| format!("ghost-{i:05}")).collect();
-    assert_eq!(alerted, ghosts, "every valid event alerted, the last ones after all the garbage");
+    assert_eq!(
+        alerted, ghosts,
+        "every valid event alerted, the last ones after all the garbage"
+    );
     let got: BTreeSet<String> = fx.alert_ids().into_keys().collect();
     assert_same_ids(&got, &want_ids);
     eprintln!(
@@ -369,13 +432,18 @@ fn metrics_and_probes_are_served_while_running() {
         run.get("/healthz")
     });
     assert_eq!(code, 200, "/healthz is 200 as soon as the process serves");
-    eventually("/readyz 200 once consuming", Duration::from_secs(20), POLL, || {
-        run.assert_running();
-        match run.get("/readyz")? {
-            (200, _) => Ok(()),
-            (c, body) => Err(format!("{c}: {body}")),
-        }
-    });
+    eventually(
+        "/readyz 200 once consuming",
+        Duration::from_secs(20),
+        POLL,
+        || {
+            run.assert_running();
+            match run.get("/readyz")? {
+                (200, _) => Ok(()),
+                (c, body) => Err(format!("{c}: {body}")),
+            }
+        },
+    );
 
     const VALID: usize = 300;
     const BAD: usize = 7;
@@ -384,7 +452,13 @@ fn metrics_and_probes_are_served_while_running() {
         .map(|l| Record::keyed_by_integration(l.as_bytes()))
         .collect();
     for i in 0..BAD {
-        records.insert(i * 40, Record { key: None, payload: format!("not json {i}").into_bytes() });
+        records.insert(
+            i * 40,
+            Record {
+                key: None,
+                payload: format!("not json {i}").into_bytes(),
+            },
+        );
     }
     fx.produce(&records);
     fx.wait_all_committed(&mut run, Duration::from_secs(30));
@@ -394,14 +468,18 @@ fn metrics_and_probes_are_served_while_running() {
     let (code, text) = run.get("/metrics").expect("GET /metrics");
     assert_eq!(code, 200);
     let value = |series: &str| {
-        tripline::metric(&text, series).unwrap_or_else(|| panic!("{series} missing from /metrics:\n{text}"))
+        tripline::metric(&text, series)
+            .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{text}"))
     };
     assert_eq!(value("tripline_events_processed_total"), VALID as f64);
     assert_eq!(
         value(r#"tripline_events_rejected_total{reason="invalid_json"}"#),
         BAD as f64
     );
-    assert_eq!(value("tripline_events_received_total"), (VALID + BAD) as f64);
+    assert_eq!(
+        value("tripline_events_received_total"),
+        (VALID + BAD) as f64
+    );
     assert_eq!(
         value(r#"tripline_events_rejected_total{reason="missing_field"}"#),
         0.0

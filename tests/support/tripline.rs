@@ -2,6 +2,9 @@
 //! (config file in a temp dir, output in a log printed on failure, SIGTERM
 //! through `kill -TERM`), `replay` and `simulate` as one-shot commands, and a
 //! minimal HTTP/1.1 GET for the admin endpoints.
+//!
+//! With `TRIPLINE_TEST_GDB=1`, a `run` that does not exit in time gets its
+//! thread stacks dumped with `gdb` before the test fails.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -135,9 +138,16 @@ impl Run {
                 self.status = Some(st);
                 return (st, start.elapsed());
             }
+            // A hung shutdown is easiest to diagnose from its threads' stacks.
             if start.elapsed() >= timeout && std::env::var_os("TRIPLINE_TEST_GDB").is_some() {
                 let bt = Command::new("gdb")
-                    .args(["-p", &self.pid().to_string(), "-batch", "-ex", "thread apply all bt"])
+                    .args([
+                        "-p",
+                        &self.pid().to_string(),
+                        "-batch",
+                        "-ex",
+                        "thread apply all bt",
+                    ])
                     .output();
                 if let Ok(o) = bt {
                     eprintln!("---- gdb ----\n{}", String::from_utf8_lossy(&o.stdout));
@@ -237,9 +247,8 @@ pub fn replay_alert_ids(config: &Path, registry: &Path, events: &Path) -> BTreeS
 
 /// The `id` of an alert as JSON (replay's stdout line, alerts-topic payload).
 pub fn alert_id(json: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_else(|e| {
-        panic!("alert is not JSON ({e}): {}", String::from_utf8_lossy(json))
-    });
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("alert is not JSON ({e}): {}", String::from_utf8_lossy(json)));
     v.get("id")
         .and_then(|i| i.as_str())
         .unwrap_or_else(|| panic!("alert without a string id: {v}"))
@@ -267,7 +276,10 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("no status in {head:?}"))?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -291,10 +303,8 @@ fn dechunk(mut s: &str) -> String {
 /// The value of one exposition-format series (`name` or `name{labels}`
 /// exactly as exported).
 pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }
