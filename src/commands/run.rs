@@ -132,12 +132,14 @@ pub async fn serve(
     let kafka_stop = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let summary = tripline_kafka::run(
+    let state_store = state_store(&settings).await?;
+    let summary = tripline_kafka::run_with_state_store(
         kafka,
         settings.engine_config(),
         registry,
         sink,
         observer,
+        state_store,
         kafka_stop,
     )
     .await?;
@@ -153,6 +155,32 @@ pub async fn serve(
     let _ = admin_stop_tx.send(());
     let _ = admin.wait().await;
     Ok(summary)
+}
+
+/// The checkpoint store `[checkpoint]` asks for: a directory, a changelog
+/// topic, or none.
+async fn state_store(settings: &Settings) -> anyhow::Result<Arc<dyn tripline_kafka::StateStore>> {
+    let c = &settings.checkpoint;
+    let interval = Duration::from_secs(c.interval_seconds);
+    let cold = c.on_corrupt == crate::settings::OnCorrupt::Cold;
+    if let Some(dir) = &c.dir {
+        let store = tripline_state::DirStore::open(dir)
+            .with_context(|| format!("checkpoint.dir {}", dir.display()))?;
+        return Ok(Arc::new(tripline_kafka::DirStateStore {
+            store,
+            interval,
+            cold_on_corrupt: cold,
+        }));
+    }
+    if let Some(topic) = &c.changelog_topic {
+        let store =
+            tripline_kafka::ChangelogStore::from_settings(&settings.kafka, topic, interval, cold)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("checkpoint.changelog_topic")?;
+        return Ok(Arc::new(store));
+    }
+    Ok(Arc::new(tripline_kafka::NoStateStore))
 }
 
 /// Hands the engines' alerts to the dispatcher (enqueue only) and counts them.

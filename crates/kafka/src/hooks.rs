@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tripline_engine::{Engine, EngineStats, Outputs};
+use tripline_engine::{EngineStats, Outputs};
 use tripline_ingest::RejectReason;
 
 /// Receives everything the engines produced in one batch.
@@ -82,17 +82,37 @@ pub struct NoopObserver;
 
 impl Observer for NoopObserver {}
 
-/// Where per-partition engines could be checkpointed. The default methods keep
-/// nothing, so an assigned partition starts with a fresh engine; checkpointing
-/// can be added later without touching the loop.
+/// Where per-partition checkpoints live: a directory, a changelog topic.
+///
+/// With a store [`enabled`](StateStore::enabled), the loop restores each
+/// partition's engine when it is assigned, skips the messages its checkpoint
+/// already covers, and stores (hence commits) offsets only up to the last
+/// checkpoint it wrote — so committed offsets never run ahead of saved state
+/// and no event is counted twice into a baseline. Methods do blocking I/O;
+/// the loop calls them off the async worker threads.
 pub trait StateStore: Send + Sync {
-    /// An engine for `topic`/`partition` saved earlier, if any.
-    fn restore(&self, _topic: &str, _partition: i32) -> Option<Engine> {
-        None
+    /// Whether checkpoints are kept. When false, offsets are stored after
+    /// every batch and every assignment starts cold.
+    fn enabled(&self) -> bool {
+        false
     }
-    /// Called when a partition is released (revoke, shutdown), after its
-    /// offsets were stored and committed.
-    fn persist(&self, _topic: &str, _partition: i32, _engine: &Engine) {}
+    /// How often each partition is checkpointed (also on revoke and shutdown).
+    fn interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+    /// A checkpoint that cannot be used: start that partition cold (true) or
+    /// stop with an error (false).
+    fn cold_on_corrupt(&self) -> bool {
+        false
+    }
+    /// The partition's latest checkpoint bytes, if any.
+    fn load(&self, _topic: &str, _partition: i32) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+    /// Replaces the partition's checkpoint.
+    fn save(&self, _topic: &str, _partition: i32, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Keeps no state: every assignment starts fresh.
@@ -100,6 +120,36 @@ pub trait StateStore: Send + Sync {
 pub struct NoStateStore;
 
 impl StateStore for NoStateStore {}
+
+/// Checkpoints as files in a directory (one instance, or a shared volume).
+#[derive(Clone, Debug)]
+pub struct DirStateStore {
+    pub store: tripline_state::DirStore,
+    pub interval: Duration,
+    pub cold_on_corrupt: bool,
+}
+
+impl StateStore for DirStateStore {
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn cold_on_corrupt(&self) -> bool {
+        self.cold_on_corrupt
+    }
+    fn load(&self, topic: &str, partition: i32) -> Result<Option<Vec<u8>>, String> {
+        self.store
+            .load_bytes(topic, partition)
+            .map_err(|e| e.to_string())
+    }
+    fn save(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), String> {
+        self.store
+            .save_bytes(topic, partition, bytes)
+            .map_err(|e| e.to_string())
+    }
+}
 
 /// What one `run` did, for the log line at exit and for tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -123,4 +173,10 @@ pub struct RunSummary {
     pub abandoned_batches: u64,
     /// Whether the final synchronous commit succeeded.
     pub final_commit_ok: bool,
+    /// Partitions restored from a checkpoint.
+    pub restored_partitions: u64,
+    /// Messages skipped because a restored checkpoint already covered them.
+    pub skipped_covered: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
 }

@@ -12,7 +12,7 @@
 //! - [`settings`]: [`KafkaSettings`] (`[kafka]` config), validation, the
 //!   librdkafka configuration, secret redaction.
 //! - [`hooks`]: the traits the binary implements: [`AlertSink`], [`Observer`]
-//!   (metrics), [`StateStore`] (future checkpoints); [`RunSummary`].
+//!   (metrics), [`StateStore`] (checkpoints); [`RunSummary`].
 //! - `consumer` (private): the `BaseConsumer` poll thread and its context;
 //!   rebalance callbacks hand revokes to the processing task and wait.
 //! - `pipeline` (private): [`run`]: batching, engines, dead letters, alerts
@@ -27,6 +27,7 @@
 //! bounded channel, so per-partition order and backpressure come for free.
 #![forbid(unsafe_code)]
 
+pub mod changelog;
 mod consumer;
 pub mod hooks;
 pub mod mock;
@@ -34,9 +35,10 @@ mod pipeline;
 pub mod settings;
 mod util;
 
+pub use changelog::ChangelogStore;
 pub use hooks::{
-    AlertSink, DeadLetterOutcome, NoStateStore, NoopObserver, NoopSink, Observer, RunSummary,
-    StateStore,
+    AlertSink, DeadLetterOutcome, DirStateStore, NoStateStore, NoopObserver, NoopSink, Observer,
+    RunSummary, StateStore,
 };
 pub use pipeline::{
     run, run_with_state_store, HEADER_REJECT_DETAIL, HEADER_REJECT_REASON, HEADER_SOURCE_OFFSET,

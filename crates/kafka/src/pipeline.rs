@@ -160,6 +160,8 @@ pub async fn run_with_state_store(
         delays: Vec::new(),
         summary: RunSummary::default(),
         poisoned: false,
+        fatal: None,
+        last_checkpoint: Instant::now(),
     };
     let mut stopper = Stopper {
         shutdown: Box::pin(shutdown),
@@ -217,6 +219,9 @@ pub async fn run_with_state_store(
         tracing::warn!("Kafka consumer did not close before the shutdown deadline.");
     }
     health.set(false);
+    if let Some(msg) = p.fatal.take() {
+        anyhow::bail!(msg);
+    }
     let s = p.summary;
     tracing::info!(
         received = s.received,
@@ -229,6 +234,17 @@ pub async fn run_with_state_store(
         "Kafka source stopped."
     );
     Ok(s)
+}
+
+/// Runs blocking I/O (checkpoint files, changelog reads) without stalling
+/// other tasks on a multi-threaded runtime.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Runs `f` on its own OS thread and waits at most `timeout` for it. The
@@ -315,6 +331,12 @@ struct PartState {
     late_reported: u64,
     /// Whether the last batch had a message of this partition.
     active: bool,
+    /// Messages below this offset are already inside a restored checkpoint.
+    skip_below: i64,
+    /// First offset not yet processed (None before the first message).
+    next_offset: Option<i64>,
+    /// `next_offset` covered by the last checkpoint written.
+    saved_offset: Option<i64>,
 }
 
 /// A record to produce and wait for.
@@ -346,6 +368,11 @@ struct Pipeline {
     /// Set when a batch was abandoned at the deadline: from then on no offset
     /// may be stored, or the abandoned messages would be skipped.
     poisoned: bool,
+    /// A problem that must stop the run (an unusable checkpoint with
+    /// `on_corrupt = "fail"`): returned as the run's error after draining.
+    fatal: Option<String>,
+    /// When checkpoints were last written.
+    last_checkpoint: Instant,
 }
 
 impl Pipeline {
@@ -405,6 +432,11 @@ impl Pipeline {
             }
             if self.poisoned {
                 return;
+            }
+            if self.state_store.enabled()
+                && self.last_checkpoint.elapsed() >= self.state_store.interval()
+            {
+                self.checkpoint(None);
             }
         }
     }
@@ -467,30 +499,131 @@ impl Pipeline {
 
     fn assign(&mut self, parts: Vec<Tp>) {
         for (topic, partition) in parts {
-            let by_part = self.engines.entry(topic.clone()).or_default();
-            by_part.entry(partition).or_insert_with(|| {
-                let engine = self
-                    .state_store
-                    .restore(&topic, partition)
-                    .unwrap_or_else(|| {
-                        Engine::new(self.engine_config.clone(), self.registry.clone())
-                    });
-                let late_reported = engine.stats().late_events;
+            let exists = self
+                .engines
+                .get(&topic)
+                .is_some_and(|b| b.contains_key(&partition));
+            if exists {
+                continue;
+            }
+            let (engine, skip_below) = match self.restore(&topic, partition) {
+                Ok(Some((engine, next))) => (engine, next),
+                Ok(None) => (
+                    Engine::new(self.engine_config.clone(), self.registry.clone()),
+                    -1,
+                ),
+                Err(msg) if self.state_store.cold_on_corrupt() => {
+                    tracing::error!(topic = %topic, partition, error = %msg, "Checkpoint unusable; starting this partition cold (checkpoint.on_corrupt = \"cold\").");
+                    (
+                        Engine::new(self.engine_config.clone(), self.registry.clone()),
+                        -1,
+                    )
+                }
+                Err(msg) => {
+                    tracing::error!(topic = %topic, partition, error = %msg, "Checkpoint unusable; stopping (checkpoint.on_corrupt = \"fail\").");
+                    self.fatal = Some(msg);
+                    self.poisoned = true;
+                    return;
+                }
+            };
+            let late_reported = engine.stats().late_events;
+            let saved = (skip_below >= 0).then_some(skip_below);
+            self.engines.entry(topic.clone()).or_default().insert(
+                partition,
                 PartState {
                     engine,
                     late_reported,
                     active: false,
+                    skip_below,
+                    next_offset: saved,
+                    saved_offset: saved,
+                },
+            );
+        }
+    }
+
+    /// The partition's checkpoint, decoded and checked, with its next offset.
+    fn restore(&mut self, topic: &str, partition: i32) -> Result<Option<(Engine, i64)>, String> {
+        if !self.state_store.enabled() {
+            return Ok(None);
+        }
+        let store = Arc::clone(&self.state_store);
+        let Some(bytes) = blocking(|| store.load(topic, partition))? else {
+            return Ok(None);
+        };
+        let name = format!("checkpoint of {topic}/{partition}");
+        let p = tripline_state::decode(&bytes, &name).map_err(|e| e.to_string())?;
+        if p.topic != topic || p.partition != partition {
+            return Err(format!("{name} belongs to {}/{}", p.topic, p.partition));
+        }
+        tracing::info!(
+            topic,
+            partition,
+            next_offset = p.next_offset,
+            integrations = p.engine.stats().tracked_integrations,
+            "Restored partition state from checkpoint."
+        );
+        self.summary.restored_partitions += 1;
+        Ok(Some((
+            p.engine
+                .resume(self.engine_config.clone(), self.registry.clone()),
+            p.next_offset,
+        )))
+    }
+
+    /// Writes a checkpoint of every partition that moved since its last one
+    /// (`only`: just these), then stores those offsets for commit.
+    fn checkpoint(&mut self, only: Option<&[Tp]>) {
+        self.last_checkpoint = Instant::now();
+        if !self.state_store.enabled() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut errors: Vec<String> = Vec::new();
+        let store = Arc::clone(&self.state_store);
+        for (topic, by_part) in &mut self.engines {
+            for (partition, ps) in by_part.iter_mut() {
+                if only.is_some_and(|o| !o.iter().any(|(t, p)| t == topic && p == partition)) {
+                    continue;
                 }
-            });
+                let Some(next) = ps.next_offset else { continue };
+                if ps.saved_offset == Some(next) {
+                    continue;
+                }
+                let saved = tripline_state::encode_parts(topic, *partition, next, &ps.engine)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| blocking(|| store.save(topic, *partition, &bytes)));
+                match saved {
+                    Ok(()) => {
+                        ps.saved_offset = Some(next);
+                        self.summary.checkpoints += 1;
+                        if let Err(e) =
+                            tpl.add_partition_offset(topic, *partition, Offset::Offset(next))
+                        {
+                            errors.push(e.to_string());
+                        }
+                    }
+                    // Not saved: its offsets stay unstored, so a restart
+                    // re-reads from the previous checkpoint. Nothing is lost.
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        for e in errors {
+            self.warn("checkpoint_failed", "checkpoint", &e);
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.store_offsets(&tpl) {
+                self.warn(error_kind(&e), "store_offset", &e);
+            }
         }
     }
 
     fn revoke(&mut self, parts: &[Tp]) {
+        self.checkpoint(Some(parts));
         for (topic, partition) in parts {
             if let Some(by_part) = self.engines.get_mut(topic) {
-                if let Some(ps) = by_part.remove(partition) {
-                    self.state_store.persist(topic, *partition, &ps.engine);
-                }
+                by_part.remove(partition);
                 if by_part.is_empty() {
                     self.engines.remove(topic);
                 }
@@ -500,11 +633,10 @@ impl Pipeline {
     }
 
     fn release_all(&mut self) {
-        for (topic, by_part) in self.engines.drain() {
-            for (partition, ps) in by_part {
-                self.state_store.persist(&topic, partition, &ps.engine);
-            }
+        if !self.poisoned || self.fatal.is_none() {
+            self.checkpoint(None);
         }
+        self.engines.clear();
     }
 
     /// Engine, dead letters, sink, alerts topic, then offsets. Cancelling this
@@ -521,6 +653,7 @@ impl Pipeline {
         let mut offsets: HashMap<(&str, i32), i64> = HashMap::new();
         let mut processed = 0u64;
         let mut unowned = 0u64;
+        let mut skipped = 0u64;
         for by_part in self.engines.values_mut() {
             for ps in by_part.values_mut() {
                 ps.active = false;
@@ -537,7 +670,13 @@ impl Pipeline {
                 unowned += 1;
                 continue;
             };
+            if m.offset() < ps.skip_below {
+                // Already inside the restored checkpoint's state.
+                skipped += 1;
+                continue;
+            }
             ps.active = true;
+            ps.next_offset = Some(next_offset(m));
             offsets.insert((m.topic(), m.partition()), next_offset(m));
             let payload = m.payload().unwrap_or_default();
             match parse_event(payload) {
@@ -589,8 +728,11 @@ impl Pipeline {
             self.produce_all(&records).await;
         }
 
-        // Everything in the batch is done: store offsets.
-        if !offsets.is_empty() {
+        // Everything in the batch is done: store offsets — unless state is
+        // checkpointed, in which case offsets are stored only up to the last
+        // checkpoint (see `checkpoint`), so they never run ahead of the state.
+        self.summary.skipped_covered += skipped;
+        if !offsets.is_empty() && !self.state_store.enabled() {
             let mut tpl = TopicPartitionList::with_capacity(offsets.len());
             for ((topic, partition), offset) in &offsets {
                 if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))

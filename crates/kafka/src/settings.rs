@@ -165,7 +165,7 @@ pub enum SettingsError {
 
 /// Which client a configuration is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
+pub enum Role {
     Consumer,
     Producer,
 }
@@ -272,7 +272,7 @@ impl KafkaSettings {
 
     /// The librdkafka configuration for one client. User properties come last
     /// so they can tune anything tripline does not reserve.
-    pub(crate) fn client_config(&self, role: Role) -> Result<ClientConfig, SettingsError> {
+    pub fn client_config(&self, role: Role) -> Result<ClientConfig, SettingsError> {
         let problems = self.validate();
         if !problems.is_empty() {
             return Err(SettingsError::Invalid(problems));

@@ -70,8 +70,35 @@ pub struct Payload {
 
 /// Encodes a payload in the checkpoint format.
 pub fn encode(p: &Payload) -> Result<Vec<u8>, CheckpointError> {
-    let body = bincode::serialize(p).map_err(|e| CheckpointError::Decode {
-        path: p.topic.clone(),
+    encode_parts(&p.topic, p.partition, p.next_offset, &p.engine)
+}
+
+/// [`Payload`] by reference: the same bytes, without cloning the engine.
+#[derive(Serialize)]
+struct PayloadRef<'a> {
+    topic: &'a str,
+    partition: i32,
+    next_offset: i64,
+    written_by: &'a str,
+    engine: &'a Engine,
+}
+
+/// Encodes one partition's engine and the first offset it does not cover.
+pub fn encode_parts(
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+    engine: &Engine,
+) -> Result<Vec<u8>, CheckpointError> {
+    let r = PayloadRef {
+        topic,
+        partition,
+        next_offset,
+        written_by: env!("CARGO_PKG_VERSION"),
+        engine,
+    };
+    let body = bincode::serialize(&r).map_err(|e| CheckpointError::Decode {
+        path: topic.to_owned(),
         reason: e.to_string(),
     })?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
@@ -164,15 +191,24 @@ impl DirStore {
     /// Writes a checkpoint atomically: readers see the old or the new one,
     /// never a torn file, even after `kill -9` or power loss.
     pub fn save(&self, p: &Payload) -> Result<(), CheckpointError> {
-        let path = self.path(&p.topic, p.partition);
+        self.save_bytes(&p.topic, p.partition, &encode(p)?)
+    }
+
+    /// Atomically replaces a partition's checkpoint with already-encoded bytes.
+    pub fn save_bytes(
+        &self,
+        topic: &str,
+        partition: i32,
+        bytes: &[u8],
+    ) -> Result<(), CheckpointError> {
+        let path = self.path(topic, partition);
         let io = |source| CheckpointError::Io {
             path: path.display().to_string(),
             source,
         };
-        let bytes = encode(p)?;
         let tmp = path.with_extension("ckpt.tmp");
         let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         drop(f);
         fs::rename(&tmp, &path).map_err(io)?;
@@ -185,8 +221,21 @@ impl DirStore {
     /// The partition's checkpoint, `None` if there is none.
     pub fn load(&self, topic: &str, partition: i32) -> Result<Option<Payload>, CheckpointError> {
         let path = self.path(topic, partition);
+        match self.load_bytes(topic, partition)? {
+            Some(bytes) => decode(&bytes, &path.display().to_string()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The partition's raw checkpoint bytes, `None` if there is none.
+    pub fn load_bytes(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<Vec<u8>>, CheckpointError> {
+        let path = self.path(topic, partition);
         match fs::read(&path) {
-            Ok(bytes) => decode(&bytes, &path.display().to_string()).map(Some),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CheckpointError::Io {
                 path: path.display().to_string(),
