@@ -118,6 +118,11 @@ pub struct Episode {
     pub last_alert: i64,
     pub last_seen: i64,
     pub folded: u64,
+    /// Its end was already announced by [`Engine::advance_to`]: the episode
+    /// stays (so folding still follows this integration's own event time,
+    /// exactly as in a replay) but its resolution is not sent twice.
+    #[serde(default)]
+    pub announced: bool,
 }
 
 /// Everything the engine knows about one integration. Plain data: it
@@ -387,7 +392,7 @@ impl Engine {
         let ids: Vec<Box<str>> = ids.into_iter().cloned().collect();
         for id in ids {
             if let Some(st) = self.integrations.get_mut(&id) {
-                close_episodes(&self.config, &id, st, now_ms, out);
+                close_episodes(&self.config, &id, st, now_ms, out, true);
             }
         }
     }
@@ -453,7 +458,7 @@ impl Cx<'_, '_> {
         if ev.is_auth_error() {
             st.auth_errors += 1;
         }
-        close_episodes(self.cfg, ev.integration_id, st, ts, self.out);
+        close_episodes(self.cfg, ev.integration_id, st, ts, self.out, false);
 
         // Buckets and baselines, on this integration's own watermark.
         let late = ts < st.watermark - self.cfg.lateness_ms();
@@ -1266,8 +1271,24 @@ impl Cx<'_, '_> {
                 return;
             }
         }
-        st.episodes
-            .retain(|e| !(e.kind == f.kind && &*e.subject == f.subject));
+        // A cooldown re-alert replaces the old episode: resolve the old id so
+        // stateful receivers do not keep it open.
+        let out = &mut *self.out;
+        st.episodes.retain(|e| {
+            let same = e.kind == f.kind && &*e.subject == f.subject;
+            if same && !e.announced {
+                out.resolved.push(Resolved {
+                    id: e.alert_id.clone(),
+                    kind: e.kind,
+                    severity: e.severity,
+                    integration_id: ev.integration_id.to_owned(),
+                    last_seen: e.last_seen,
+                    resolved_at: ts,
+                    folded: e.folded,
+                });
+            }
+            !same
+        });
         let mut severity = self.cfg.detectors.severity(f.kind);
         if f.sensitive
             || self
@@ -1292,6 +1313,7 @@ impl Cx<'_, '_> {
             last_alert: ts,
             last_seen: ts,
             folded: 0,
+            announced: false,
         });
         let mut evidence = f.evidence;
         if let Some(d) = self.decl {
@@ -1326,25 +1348,31 @@ fn close_episodes(
     st: &mut IntegrationState,
     now: i64,
     out: &mut Outputs,
+    announce_only: bool,
 ) {
     if st.episodes.is_empty() {
         return;
     }
-    st.episodes.retain(|e| {
+    st.episodes.retain_mut(|e| {
         let (gap, _) = cfg.detectors.fold_ms(e.kind);
         if now - e.last_seen <= gap {
             return true;
         }
-        out.resolved.push(Resolved {
-            id: e.alert_id.clone(),
-            kind: e.kind,
-            severity: e.severity,
-            integration_id: id.to_owned(),
-            last_seen: e.last_seen,
-            resolved_at: e.last_seen + gap,
-            folded: e.folded,
-        });
-        false
+        if !e.announced {
+            out.resolved.push(Resolved {
+                id: e.alert_id.clone(),
+                kind: e.kind,
+                severity: e.severity,
+                integration_id: id.to_owned(),
+                last_seen: e.last_seen,
+                resolved_at: e.last_seen + gap,
+                folded: e.folded,
+            });
+            e.announced = true;
+        }
+        // Only the integration's own events end an episode; a time from
+        // outside (another partition's progress) only announces the end.
+        announce_only
     });
 }
 

@@ -476,3 +476,30 @@ fn hostile_counts_and_times_do_not_overflow() {
     }
     assert_eq!(e.integration("a").unwrap().records, u64::MAX);
 }
+
+#[test]
+fn advancing_time_from_outside_announces_ends_but_folding_follows_the_integration() {
+    // Same events, one engine advanced by another partition's clock between
+    // them, one not: identical alerts (ids), and the end announced once.
+    let mut evs = steady("a", t0(), 8, 1, 1);
+    let at = t0() + 8 * DAY_MS + 3 * 3_600_000;
+    evs.extend((0..300).map(|i| Ev::new(at + i * 100, "a")));
+    evs.extend((0..300).map(|i| Ev::new(at + 5 * MINUTE_MS + i * 100, "a")));
+    let mut plain = Engine::new(EngineConfig::default(), None);
+    let mut advanced = Engine::new(EngineConfig::default(), None);
+    let (mut a, mut b) = (Outputs::default(), Outputs::default());
+    for (i, e) in evs.iter().enumerate() {
+        plain.process(&e.as_event(), &mut a);
+        advanced.process(&e.as_event(), &mut b);
+        if i == evs.len() - 301 {
+            // Another partition is a day ahead.
+            advanced.advance_to(at + DAY_MS, &mut b);
+        }
+    }
+    let ids = |o: &Outputs| o.alerts.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(b.resolved.len(), 1, "{:?}", b.resolved);
+    // The integration's own later traffic ends it without a second resolution.
+    advanced.process(&Ev::new(at + 2 * 3_600_000, "a").as_event(), &mut b);
+    assert_eq!(b.resolved.len(), 1);
+}
