@@ -23,9 +23,10 @@ use crate::Common;
 pub const TOPIC: &str = "crm-access-logs";
 pub const DLQ_TOPIC: &str = "crm-access-logs.dlq";
 pub const ALERTS_TOPIC: &str = "tripline-alerts";
-/// Events per second for the history part: well below what the consumer
-/// sustains, so the mock cluster's bounded log never drops unread messages.
-const HISTORY_RATE: u32 = 15_000;
+/// Events per second for the history part ("as fast as it can"). Flow
+/// control, not this rate, keeps the mock cluster's bounded log from trimming
+/// unread history (see `mock::produce_events_bounded`).
+const HISTORY_RATE: u32 = 200_000;
 const PARTITIONS: i32 = 12;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -55,9 +56,11 @@ pub fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let cluster = mock::start_mock_cluster(1).context("starting the embedded Kafka cluster")?;
     let bootstrap = cluster.bootstrap_servers();
     // librdkafka's mock cluster keeps at most 5 MB per partition and trims
-    // older messages: 12 partitions hold the whole demo even while the
-    // consumer group is still forming.
-    cluster.create_topic(TOPIC, PARTITIONS).context("creating topics")?;
+    // older messages; keys skew the load, so partitions alone do not prevent
+    // that: production below is flow-controlled.
+    cluster
+        .create_topic(TOPIC, PARTITIONS)
+        .context("creating topics")?;
     cluster
         .create_topic(DLQ_TOPIC, 1)
         .context("creating topics")?;
@@ -133,17 +136,21 @@ pub fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let exit_after = args.exit_after;
     let rate = args.rate;
+    let group = settings.kafka.group_id.clone();
     let summary = rt.block_on(async move {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let producer_bootstrap = bootstrap.clone();
         tokio::spawn(async move {
-            // Paced: the embedded cluster keeps a bounded log per partition,
-            // so producing faster than the consumer reads would trim unread
-            // history.
-            if let Err(e) = mock::produce_events_at_pace(&producer_bootstrap, TOPIC, history, HISTORY_RATE).await {
+            // The embedded cluster keeps at most 5 MB per partition and trims
+            // older messages, read or not; the group's first assignment takes
+            // 3 s. So production waits whenever a partition gets too far
+            // ahead of the group's committed offsets.
+            let max_line = history.iter().chain(&live).map(Vec::len).max().unwrap_or(0);
+            let max_unread = mock::safe_unread_for(max_line);
+            if let Err(e) = mock::produce_events_bounded(&producer_bootstrap, TOPIC, history, HISTORY_RATE, &group, max_unread).await {
                 tracing::error!(error = %e, "Producing history failed.");
             }
-            if let Err(e) = mock::produce_events_at_pace(&producer_bootstrap, TOPIC, live, rate).await {
+            if let Err(e) = mock::produce_events_bounded(&producer_bootstrap, TOPIC, live, rate, &group, max_unread).await {
                 tracing::error!(error = %e, "Producing live traffic failed.");
             }
             println!("\n  all simulated traffic produced; still consuming. Ctrl-C stops.");

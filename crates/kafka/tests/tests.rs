@@ -1,8 +1,9 @@
 //! Integration tests of the Kafka source, one module per concern.
 //!
-//! `mock_cluster` uses librdkafka's in-process mock brokers; `tansu` spawns a
+//! `mock_cluster` and `mock_backlog` use librdkafka's in-process mock brokers; `tansu` spawns a
 //! real Kafka-compatible broker process (`~/.cargo/bin/tansu`).
 
 mod common;
+mod mock_backlog;
 mod mock_cluster;
 mod tansu;
