@@ -1,0 +1,529 @@
+//! Kafka benchmark: `tripline run`'s pipeline vs a bare rdkafka consumer on
+//! the same topic, and produce-to-alert latency of injected call spikes.
+//!
+//! ```sh
+//! scripts/bench-kafka.sh                       # Tansu, ~2.0M events
+//! cargo run --release --example kafka_bench -- --broker mock --days 4
+//! ```
+//!
+//! 1. Starts a broker (Tansu in memory, or librdkafka's mock cluster), creates
+//!    the input (12 partitions), alerts and DLQ topics.
+//! 2. Simulates traffic (seed 1, 36 days x 30 integrations = ~2.0M events) and
+//!    produces all of it, keyed by `integration_id`.
+//! 3. Floor: a bare `BaseConsumer` (own group) reads the topic from the start
+//!    and only counts messages.
+//! 4. The real pipeline (`tripline_kafka::run`, the code behind `tripline
+//!    run`: per-partition engines, DLQ, alerts topic, offset store) consumes
+//!    the same topic in a fresh group. Rates are first message to N-th.
+//! 5. While it works through the backlog, a call spike (a burst for one busy
+//!    integration, event time after all history) is injected every second;
+//!    after it caught up, more spikes are injected one at a time. Latency =
+//!    wall clock from producing the burst's first event to the `call_spike`
+//!    alert arriving on the alerts topic (read by a separate consumer).
+//!
+//! Prints one summary; BENCHMARKS.md records it.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use tripline_engine::{Alert, AlertKind, EngineConfig};
+use tripline_kafka::{KafkaSettings, NoopSink, Observer};
+
+const INPUT: &str = "bench-input";
+const ALERTS: &str = "bench-alerts";
+const DLQ: &str = "bench-dlq";
+const PARTITIONS: i32 = 12;
+/// Event-time gap between injected spikes: each gets its own buckets.
+const SPIKE_GAP_MS: i64 = 10 * 60_000;
+
+struct Args {
+    broker: String,
+    seed: u64,
+    days: u32,
+    integrations: u32,
+    spikes_under_load: usize,
+    spikes_idle: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        broker: "tansu".into(),
+        seed: 1,
+        days: 36,
+        integrations: 30,
+        spikes_under_load: 8,
+        spikes_idle: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().with_context(|| format!("{k} needs a value"))?;
+        match k.as_str() {
+            "--broker" => a.broker = v,
+            "--seed" => a.seed = v.parse()?,
+            "--days" => a.days = v.parse()?,
+            "--integrations" => a.integrations = v.parse()?,
+            "--spikes-under-load" => a.spikes_under_load = v.parse()?,
+            "--spikes-idle" => a.spikes_idle = v.parse()?,
+            _ => bail!("unknown argument {k}"),
+        }
+    }
+    Ok(a)
+}
+
+enum Broker {
+    Tansu(Child),
+    // Held so the cluster lives as long as the run.
+    Mock(#[allow(dead_code)] tripline_kafka::mock::MockKafka),
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Tansu(c) = self {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_broker(kind: &str) -> anyhow::Result<(Broker, String)> {
+    match kind {
+        "mock" => {
+            let m = tripline_kafka::mock::start_mock_cluster(1)?;
+            let bs = m.bootstrap_servers();
+            m.create_topic(INPUT, PARTITIONS)?;
+            m.create_topic(ALERTS, 1)?;
+            m.create_topic(DLQ, 1)?;
+            Ok((Broker::Mock(m), bs))
+        }
+        "tansu" => {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let bin =
+                PathBuf::from(std::env::var_os("HOME").context("HOME")?).join(".cargo/bin/tansu");
+            let child = Command::new(bin)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting tansu")?;
+            let broker = Broker::Tansu(child);
+            let bs = format!("127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(&bs).is_err() {
+                if Instant::now() > deadline {
+                    bail!("tansu did not listen on {bs}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok((broker, bs))
+        }
+        other => bail!("--broker {other}: tansu or mock"),
+    }
+}
+
+async fn create_topics(bs: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bs).create()?;
+    let topics = [
+        NewTopic::new(INPUT, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(ALERTS, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(DLQ, 1, TopicReplication::Fixed(1)),
+    ];
+    for r in admin.create_topics(&topics, &AdminOptions::new()).await? {
+        if let Err((t, e)) = r {
+            bail!("creating {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn producer(bs: &str) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "120000")
+        .create()?)
+}
+
+/// Produces every line keyed by its integration, waiting for all acks.
+async fn produce_all(p: &FutureProducer, lines: &[Vec<u8>]) -> anyhow::Result<()> {
+    let mut inflight = Vec::with_capacity(50_000);
+    for line in lines {
+        let mut rec = FutureRecord::<[u8], [u8]>::to(INPUT).payload(&line[..]);
+        if let Some(k) = tripline_kafka::mock::integration_key(line) {
+            rec = rec.key(k);
+        }
+        loop {
+            match p.send_result(rec) {
+                Ok(d) => {
+                    inflight.push(d);
+                    break;
+                }
+                Err((e, r)) => {
+                    // Local queue full: let acknowledgements drain.
+                    if inflight.is_empty() {
+                        bail!("produce: {e}");
+                    }
+                    rec = r;
+                    for d in inflight.drain(..) {
+                        d.await?.map_err(|(e, _)| e)?;
+                    }
+                }
+            }
+        }
+        if inflight.len() >= 50_000 {
+            for d in inflight.drain(..) {
+                d.await?.map_err(|(e, _)| e)?;
+            }
+        }
+    }
+    for d in inflight.drain(..) {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// The floor: a consumer that only reads. Seconds from its first message to
+/// its `n`-th.
+fn bare_consume(bs: &str, n: u64) -> anyhow::Result<f64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", "bench-bare")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    c.subscribe(&[INPUT])?;
+    let mut got = 0u64;
+    let mut bytes = 0usize;
+    let mut first: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while got < n {
+        if Instant::now() > deadline {
+            bail!("bare consumer read only {got} of {n}");
+        }
+        if let Some(r) = c.poll(Duration::from_millis(100)) {
+            let m = r?;
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            got += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    Ok(first.map_or(0.0, |f| f.elapsed().as_secs_f64()))
+}
+
+/// Counts what the pipeline took in; remembers when.
+#[derive(Default)]
+struct Counting {
+    received: AtomicU64,
+    first: Mutex<Option<Instant>>,
+    reached: Mutex<Option<Instant>>,
+    target: AtomicU64,
+}
+
+impl Observer for Counting {
+    fn events_received(&self, n: u64) {
+        if let Ok(mut f) = self.first.lock() {
+            f.get_or_insert_with(Instant::now);
+        }
+        let total = self.received.fetch_add(n, Ordering::Relaxed) + n;
+        if total >= self.target.load(Ordering::Relaxed) {
+            if let Ok(mut r) = self.reached.lock() {
+                r.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+}
+
+/// Reads the alerts topic on its own thread: (integration, detected_at, when).
+fn alert_reader(
+    bs: &str,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(
+    Arc<Mutex<Vec<(String, i64, Instant)>>>,
+    std::thread::JoinHandle<()>,
+)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", "bench-alert-reader")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "latest")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    c.subscribe(&[ALERTS])?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&seen);
+    let h = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(20)) {
+                let now = Instant::now();
+                if let Some(a) = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<Alert>(p).ok())
+                {
+                    if a.kind == AlertKind::CallSpike {
+                        out.lock()
+                            .unwrap()
+                            .push((a.integration_id, a.detected_at, now));
+                    }
+                }
+            }
+        }
+    });
+    Ok((seen, h))
+}
+
+/// A burst for `template`'s integration: `n` copies at event time
+/// `t0 .. t0 + 40 s`, inside one minute bucket.
+fn burst(template: &[u8], t0: i64, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let v: serde_json::Value = serde_json::from_slice(template)?;
+    (0..n)
+        .map(|j| {
+            let mut e = v.clone();
+            e["ts"] = serde_json::json!(t0 + (j as i64 * 40_000) / n as i64);
+            Ok(serde_json::to_vec(&e)?)
+        })
+        .collect()
+}
+
+struct Spike {
+    integration: String,
+    t0: i64,
+    lines: Vec<Vec<u8>>,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Produces `s` and waits (up to `timeout`) for its call_spike alert.
+async fn inject(
+    p: &FutureProducer,
+    s: &Spike,
+    seen: &Mutex<Vec<(String, i64, Instant)>>,
+) -> anyhow::Result<Instant> {
+    let started = Instant::now();
+    for line in &s.lines {
+        let rec = FutureRecord::<[u8], [u8]>::to(INPUT)
+            .payload(&line[..])
+            .key(s.integration.as_bytes());
+        p.send_result(rec).map_err(|(e, _)| e)?;
+    }
+    let _ = seen;
+    Ok(started)
+}
+
+fn latency_of(
+    s: &Spike,
+    started: Instant,
+    seen: &Mutex<Vec<(String, i64, Instant)>>,
+) -> Option<f64> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .find(|(id, at, _)| *id == s.integration && *at >= s.t0)
+        .map(|(_, _, when)| when.duration_since(started).as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let (broker, bs) = start_broker(&a.broker)?;
+    if a.broker == "tansu" {
+        create_topics(&bs).await?;
+    }
+
+    let cfg = tripline_sim::SimConfig {
+        seed: a.seed,
+        days: a.days,
+        integrations: a.integrations,
+        ..Default::default()
+    };
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let (_truth, registry_toml) = tripline_sim::generate(&cfg, |l| lines.push(l.to_vec()))?;
+    let registry = tripline_ingest::parse_registry(&registry_toml, "simulated registry")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let n = lines.len() as u64;
+
+    // Busiest integrations (they have baselines) and their last event.
+    let mut per: HashMap<String, (u64, Vec<u8>)> = HashMap::new();
+    let mut last_ts = 0i64;
+    for l in &lines {
+        if let Ok(r) = tripline_ingest::parse_event(l) {
+            last_ts = last_ts.max(r.ts_ms());
+            if let Some(k) = tripline_kafka::mock::integration_key(l) {
+                let e = per
+                    .entry(String::from_utf8_lossy(k).into_owned())
+                    .or_insert((0, Vec::new()));
+                e.0 += 1;
+                e.1.clone_from(l);
+            }
+        }
+    }
+    let mut busiest: Vec<(String, u64, Vec<u8>)> =
+        per.into_iter().map(|(k, (c, l))| (k, c, l)).collect();
+    busiest.sort_by(|x, y| y.1.cmp(&x.1));
+    let total_spikes = a.spikes_under_load + a.spikes_idle;
+    let base = (last_ts / 60_000 + 2) * 60_000;
+    let mut spikes = Vec::new();
+    for i in 0..total_spikes {
+        let (id, count, template) = &busiest[i % busiest.len()];
+        // Ten times the integration's average calls per minute, at least 300.
+        let per_min = *count as f64 / (f64::from(a.days) * 1440.0);
+        let size = ((per_min * 10.0) as usize).max(300);
+        let t0 = base + i as i64 * SPIKE_GAP_MS;
+        spikes.push(Spike {
+            integration: id.clone(),
+            t0,
+            lines: burst(template, t0, size)?,
+        });
+    }
+
+    println!("kafka_bench: broker {} at {bs}", a.broker);
+    println!(
+        "  {n} events ({} days x {} integrations, seed {}), {PARTITIONS} partitions",
+        a.days, a.integrations, a.seed
+    );
+    let p = producer(&bs)?;
+    let t = Instant::now();
+    produce_all(&p, &lines).await?;
+    let produce_s = t.elapsed().as_secs_f64();
+    println!(
+        "  produced in {produce_s:.1} s ({:.0} events/s)",
+        n as f64 / produce_s
+    );
+    drop(lines);
+    if a.broker == "mock" {
+        // The mock keeps 5 MB per partition and trims the rest, read or not.
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create()?;
+        for part in 0..PARTITIONS {
+            let (low, _) = c.fetch_watermarks(INPUT, part, Duration::from_secs(10))?;
+            if low > 0 {
+                bail!("the mock cluster trimmed {low} unread events of partition {part}: use fewer --days");
+            }
+        }
+    }
+
+    let bs2 = bs.clone();
+    let bare_s = tokio::task::spawn_blocking(move || bare_consume(&bs2, n)).await??;
+    let bare_rate = n as f64 / bare_s;
+    println!("  bare consumer: {n} in {bare_s:.2} s = {bare_rate:.0} events/s");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (seen, reader) = alert_reader(&bs, Arc::clone(&stop))?;
+    let obs = Arc::new(Counting::default());
+    obs.target.store(n, Ordering::Relaxed);
+    let settings = KafkaSettings {
+        brokers: bs.clone(),
+        group_id: "bench-tripline".into(),
+        topics: vec![INPUT.into()],
+        dlq_topic: Some(DLQ.into()),
+        alerts_topic: Some(ALERTS.into()),
+        ..KafkaSettings::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(tripline_kafka::run(
+        settings,
+        EngineConfig::default(),
+        Some(registry),
+        Arc::new(NoopSink),
+        obs.clone() as Arc<dyn Observer>,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // Spikes under load: one per second once the backlog is being read.
+    let mut under = Vec::new();
+    let mut next = 0usize;
+    while obs.received.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while obs.reached.lock().unwrap().is_none() {
+        if next < a.spikes_under_load {
+            let started = inject(&p, &spikes[next], &seen).await?;
+            under.push((next, started));
+            next += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let first = obs.first.lock().unwrap().context("no first batch")?;
+    let reached = obs.reached.lock().unwrap().context("never reached")?;
+    let trip_s = reached.duration_since(first).as_secs_f64();
+    let trip_rate = n as f64 / trip_s;
+    println!("  tripline pipeline: {n} in {trip_s:.2} s = {trip_rate:.0} events/s");
+    println!("  ratio tripline / bare: {:.2}", trip_rate / bare_rate);
+
+    // Wait for the under-load spikes, then inject idle ones one at a time.
+    let wait_all = |list: &[(usize, Instant)]| {
+        list.iter()
+            .all(|(i, st)| latency_of(&spikes[*i], *st, &seen).is_some())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !wait_all(&under) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut idle = Vec::new();
+    for i in a.spikes_under_load..total_spikes {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = inject(&p, &spikes[i], &seen).await?;
+        idle.push((i, started));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while latency_of(&spikes[i], started, &seen).is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let report = |name: &str, list: &[(usize, Instant)]| {
+        let mut ms: Vec<f64> = list
+            .iter()
+            .filter_map(|(i, st)| latency_of(&spikes[*i], *st, &seen))
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "  spike -> alert latency, {name}: {} of {} alerted; p50 {:.0} ms, p99 {:.0} ms (max {:.0} ms)",
+            ms.len(),
+            list.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(f64::NAN)
+        );
+    };
+    report("injected while the backlog was consumed", &under);
+    report("injected after catch-up (idle)", &idle);
+
+    let _ = stop_tx.send(());
+    let summary = run.await??;
+    println!(
+        "  tripline summary: received {}, processed {}, rejected {}, alerts {}",
+        summary.received, summary.processed, summary.rejected, summary.alerts
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    drop(broker);
+    Ok(())
+}
