@@ -204,7 +204,12 @@ pub fn load_with_env(
 }
 
 /// Paths whose children are free-form maps or tagged lists.
-const FREE_FORM: [&str; 4] = ["kafka.properties", "outputs", "checkpoint.dir", "checkpoint.changelog_topic"];
+const FREE_FORM: [&str; 4] = [
+    "kafka.properties",
+    "outputs",
+    "checkpoint.dir",
+    "checkpoint.changelog_topic",
+];
 
 fn strip_unknown_keys(
     v: &mut serde_json::Value,
@@ -278,7 +283,10 @@ impl Settings {
             ));
         }
         if self.checkpoint.interval_seconds == 0 || self.checkpoint.interval_seconds > 86_400 {
-            p.push(format!("checkpoint.interval_seconds = {}: must be 1..=86400", self.checkpoint.interval_seconds));
+            p.push(format!(
+                "checkpoint.interval_seconds = {}: must be 1..=86400",
+                self.checkpoint.interval_seconds
+            ));
         }
         if self.checkpoint.dir.is_some() && self.checkpoint.changelog_topic.is_some() {
             p.push("checkpoint: set dir or changelog_topic, not both".into());

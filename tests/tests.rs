@@ -6,5 +6,6 @@ mod audit;
 mod cli;
 mod e2e_alerting;
 mod e2e_kafka;
+mod e2e_state;
 mod eval;
 mod support;

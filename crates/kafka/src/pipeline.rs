@@ -26,7 +26,9 @@ use tokio::time::Instant;
 use tripline_engine::{Engine, EngineConfig, EngineStats, Outputs, Registry};
 use tripline_ingest::{parse_event, RejectReason};
 
-use crate::consumer::{commit_sync, next_offset, poll_loop, Ctx, Item, Tp, TriplineConsumer};
+use crate::consumer::{
+    commit_sync, next_offset, poll_loop, Ctx, Item, Tp, TriplineConsumer, CHUNK,
+};
 use crate::hooks::{AlertSink, DeadLetterOutcome, NoStateStore, Observer, RunSummary, StateStore};
 use crate::settings::{KafkaSettings, Role};
 use crate::util::{error_kind, Health, LogLimiter, WARN_INTERVAL};
@@ -105,7 +107,7 @@ pub async fn run_with_state_store(
     health.set(false);
     let logs = Arc::new(LogLimiter::new(WARN_INTERVAL));
     // Room for two batches: one being processed, one being fetched.
-    let (tx, rx) = mpsc::channel(settings.batch_max_events.saturating_mul(2).max(16));
+    let (tx, rx) = mpsc::channel((settings.batch_max_events.saturating_mul(2) / CHUNK).max(4));
     let ctx = Ctx {
         tx,
         observer: Arc::clone(&observer),
@@ -114,6 +116,7 @@ pub async fn run_with_state_store(
         closing: AtomicBool::new(false),
         revoke_wait: settings.shutdown_deadline(),
         assigned: Default::default(),
+        pending: Default::default(),
     };
     let consumer: TriplineConsumer = consumer_config
         .create_with_context(ctx)
@@ -294,10 +297,11 @@ struct Stopper<F: Future<Output = ()>> {
 }
 
 impl<F: Future<Output = ()>> Stopper<F> {
-    /// Resolves once, when shutdown is requested; never again after that.
+    /// Resolves when shutdown is requested, and at once if it already was
+    /// (a signal that arrived mid-batch must still stop the main loop).
     async fn requested(&mut self) {
         if self.requested_at.is_some() {
-            return std::future::pending().await;
+            return;
         }
         self.shutdown.as_mut().await;
         let now = Instant::now();
@@ -392,20 +396,40 @@ impl Pipeline {
         let wait = self.settings.batch_max_wait();
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(max);
         let mut batch_deadline: Option<Instant> = None;
+        // Checkpoints are due on a timer too, not only between messages: the
+        // tail of a stream that has gone quiet must be saved (and its offsets
+        // committed) without waiting for the next message.
+        let period = if self.state_store.enabled() {
+            self.state_store.interval()
+        } else {
+            Duration::from_secs(3600)
+        };
+        let mut checkpoint_tick = tokio::time::interval_at(Instant::now() + period, period);
+        checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = batch_deadline;
             tokio::select! {
                 biased;
                 () = stopper.requested() => return,
+                _ = checkpoint_tick.tick(), if self.state_store.enabled() => {
+                    batch_deadline = None;
+                    self.flush(&mut batch, stopper).await;
+                    self.checkpoint(None);
+                }
                 item = rx.recv() => match item {
-                    Some(Item::Message(m)) => {
+                    Some(Item::Messages(ms)) => {
                         if batch.is_empty() {
                             batch_deadline = Some(Instant::now() + wait);
                         }
-                        batch.push(m);
-                        if batch.len() >= max {
+                        for m in ms {
+                            batch.push(m);
+                            if batch.len() >= max {
+                                self.flush(&mut batch, stopper).await;
+                                batch_deadline = Some(Instant::now() + wait);
+                            }
+                        }
+                        if batch.is_empty() {
                             batch_deadline = None;
-                            self.flush(&mut batch, stopper).await;
                         }
                     }
                     Some(Item::Assigned(parts)) => {
@@ -455,10 +479,12 @@ impl Pipeline {
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(max);
         while !self.poisoned {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Item::Message(m))) => {
-                    batch.push(m);
-                    if batch.len() >= max {
-                        self.flush(&mut batch, stopper).await;
+                Ok(Some(Item::Messages(ms))) => {
+                    for m in ms {
+                        batch.push(m);
+                        if batch.len() >= max {
+                            self.flush(&mut batch, stopper).await;
+                        }
                     }
                 }
                 Ok(Some(Item::Assigned(parts))) => {
