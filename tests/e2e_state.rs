@@ -49,7 +49,7 @@ fn processed(run: &Run) -> Result<f64, String> {
 fn alert_ids(bootstrap: &str, topic: &str) -> Vec<String> {
     kafka::read_to_end(bootstrap, topic)
         .iter()
-        .filter_map(|m| m_payload(m))
+        .filter_map(m_payload)
         .collect()
 }
 
