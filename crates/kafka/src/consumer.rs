@@ -28,9 +28,7 @@ pub(crate) type Tp = (String, i32);
 
 /// What the poll thread hands the processing task, in librdkafka's order.
 pub(crate) enum Item {
-    /// Consecutive messages, at most [`CHUNK`]: one channel operation (and at
-    /// most one wake-up of the processing task) per chunk, not per message.
-    Messages(Vec<OwnedMessage>),
+    Message(OwnedMessage),
     Assigned(Vec<Tp>),
     /// Partitions about to be released. The poll thread waits (bounded) on
     /// the sender until the processing task has stored their offsets.
@@ -41,11 +39,6 @@ pub(crate) enum Item {
 
 /// Poll timeout: how quickly the thread notices a stop request.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// Most messages handed over at once, so the poll thread and the processing
-/// task do not wake each other once per message. (Measured: no throughput
-/// change on the mock cluster, where the bottleneck lies elsewhere; kept
-/// because it costs nothing and bounds channel traffic.)
-pub(crate) const CHUNK: usize = 256;
 
 pub(crate) struct Ctx {
     pub(crate) tx: mpsc::Sender<Item>,
@@ -58,10 +51,6 @@ pub(crate) struct Ctx {
     /// How long a revoke waits for the in-flight batch.
     pub(crate) revoke_wait: Duration,
     pub(crate) assigned: Mutex<BTreeSet<Tp>>,
-    /// Messages polled but not yet handed over. Rebalance callbacks (which
-    /// run inside `poll`) hand them over first, so the channel keeps
-    /// librdkafka's order.
-    pub(crate) pending: Mutex<Vec<OwnedMessage>>,
 }
 
 fn tps(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -84,22 +73,6 @@ impl Ctx {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<OwnedMessage>> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    /// Sends the pending chunk, if any. `Err` once the processing task is gone.
-    fn hand_over(&self) -> Result<(), ()> {
-        let chunk = std::mem::take(&mut *self.lock_pending());
-        if chunk.is_empty() || self.closing.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        self.tx.blocking_send(Item::Messages(chunk)).map_err(|_| ())
     }
 }
 
@@ -166,7 +139,6 @@ impl ConsumerContext for Ctx {
                 let parts = tps(tpl);
                 tracing::info!(partitions = ?parts, "Partitions revoked; finishing in-flight work.");
                 if !self.closing.load(Ordering::Acquire) {
-                    let _ = self.hand_over();
                     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
                     if self
                         .tx
@@ -201,7 +173,6 @@ impl ConsumerContext for Ctx {
             self.lock_assigned().extend(parts.iter().cloned());
             if !self.closing.load(Ordering::Acquire) {
                 // Only fails when the processing task is gone (shutting down).
-                let _ = self.hand_over();
                 let _ = self.tx.blocking_send(Item::Assigned(parts));
             }
             self.health.set(true);
@@ -218,33 +189,17 @@ impl ConsumerContext for Ctx {
 
 pub(crate) type TriplineConsumer = BaseConsumer<Ctx>;
 
-/// Polls until `stop` is set, forwarding messages in chunks: a chunk is
-/// handed over when it is full or when nothing more is ready right now, so a
-/// quiet topic's messages still go out at once. Runs on its own thread.
+/// Polls until `stop` is set, forwarding messages. Runs on its own thread.
 pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) {
     let ctx = Arc::clone(consumer.context());
     while !stop.load(Ordering::Acquire) {
-        let timeout = if ctx.lock_pending().is_empty() {
-            POLL_TIMEOUT
-        } else {
-            Duration::ZERO
-        };
-        match consumer.poll(timeout) {
-            None => {
-                if ctx.hand_over().is_err() {
-                    break;
-                }
-            }
+        match consumer.poll(POLL_TIMEOUT) {
+            None => {}
             Some(Ok(m)) => {
                 ctx.health.set(true);
                 let owned = m.detach();
                 drop(m);
-                let full = {
-                    let mut pending = ctx.lock_pending();
-                    pending.push(owned);
-                    pending.len() >= CHUNK
-                };
-                if full && ctx.hand_over().is_err() {
+                if ctx.tx.blocking_send(Item::Message(owned)).is_err() {
                     break;
                 }
             }
@@ -256,7 +211,6 @@ pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) 
             }
         }
     }
-    let _ = ctx.hand_over();
     let _ = ctx.tx.blocking_send(Item::Stopped);
 }
 

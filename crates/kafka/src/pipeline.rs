@@ -26,9 +26,7 @@ use tokio::time::Instant;
 use tripline_engine::{Engine, EngineConfig, EngineStats, Outputs, Registry};
 use tripline_ingest::{parse_event, RejectReason};
 
-use crate::consumer::{
-    commit_sync, next_offset, poll_loop, Ctx, Item, Tp, TriplineConsumer, CHUNK,
-};
+use crate::consumer::{commit_sync, next_offset, poll_loop, Ctx, Item, Tp, TriplineConsumer};
 use crate::hooks::{AlertSink, DeadLetterOutcome, NoStateStore, Observer, RunSummary, StateStore};
 use crate::settings::{KafkaSettings, Role};
 use crate::util::{error_kind, Health, LogLimiter, WARN_INTERVAL};
@@ -107,7 +105,7 @@ pub async fn run_with_state_store(
     health.set(false);
     let logs = Arc::new(LogLimiter::new(WARN_INTERVAL));
     // Room for two batches: one being processed, one being fetched.
-    let (tx, rx) = mpsc::channel((settings.batch_max_events.saturating_mul(2) / CHUNK).max(4));
+    let (tx, rx) = mpsc::channel(settings.batch_max_events.saturating_mul(2).max(16));
     let ctx = Ctx {
         tx,
         observer: Arc::clone(&observer),
@@ -116,7 +114,6 @@ pub async fn run_with_state_store(
         closing: AtomicBool::new(false),
         revoke_wait: settings.shutdown_deadline(),
         assigned: Default::default(),
-        pending: Default::default(),
     };
     let consumer: TriplineConsumer = consumer_config
         .create_with_context(ctx)
@@ -417,19 +414,14 @@ impl Pipeline {
                     self.checkpoint(None);
                 }
                 item = rx.recv() => match item {
-                    Some(Item::Messages(ms)) => {
+                    Some(Item::Message(m)) => {
                         if batch.is_empty() {
                             batch_deadline = Some(Instant::now() + wait);
                         }
-                        for m in ms {
-                            batch.push(m);
-                            if batch.len() >= max {
-                                self.flush(&mut batch, stopper).await;
-                                batch_deadline = Some(Instant::now() + wait);
-                            }
-                        }
-                        if batch.is_empty() {
+                        batch.push(m);
+                        if batch.len() >= max {
                             batch_deadline = None;
+                            self.flush(&mut batch, stopper).await;
                         }
                     }
                     Some(Item::Assigned(parts)) => {
@@ -479,12 +471,10 @@ impl Pipeline {
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(max);
         while !self.poisoned {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Item::Messages(ms))) => {
-                    for m in ms {
-                        batch.push(m);
-                        if batch.len() >= max {
-                            self.flush(&mut batch, stopper).await;
-                        }
+                Ok(Some(Item::Message(m))) => {
+                    batch.push(m);
+                    if batch.len() >= max {
+                        self.flush(&mut batch, stopper).await;
                     }
                 }
                 Ok(Some(Item::Assigned(parts))) => {
