@@ -43,7 +43,6 @@ use tripline_kafka::{KafkaSettings, NoopSink, Observer};
 const INPUT: &str = "bench-input";
 const ALERTS: &str = "bench-alerts";
 const DLQ: &str = "bench-dlq";
-const PARTITIONS: i32 = 12;
 /// Event-time gap between injected spikes: each gets its own buckets.
 const SPIKE_GAP_MS: i64 = 10 * 60_000;
 
@@ -54,6 +53,12 @@ struct Args {
     integrations: u32,
     spikes_under_load: usize,
     spikes_idle: usize,
+    partitions: i32,
+    /// Produce history without keys (random partitions): lets the mock
+    /// cluster, which keeps 5 MB per partition, hold a 2M backlog over many
+    /// partitions. Engines then see each integration split across partitions
+    /// (detection differs; the per-event work does not).
+    keyed: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -64,6 +69,8 @@ fn args() -> anyhow::Result<Args> {
         integrations: 30,
         spikes_under_load: 8,
         spikes_idle: 8,
+        partitions: 12,
+        keyed: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -75,6 +82,8 @@ fn args() -> anyhow::Result<Args> {
             "--integrations" => a.integrations = v.parse()?,
             "--spikes-under-load" => a.spikes_under_load = v.parse()?,
             "--spikes-idle" => a.spikes_idle = v.parse()?,
+            "--partitions" => a.partitions = v.parse()?,
+            "--keys" => a.keyed = v != "none",
             _ => bail!("unknown argument {k}"),
         }
     }
@@ -96,12 +105,12 @@ impl Drop for Broker {
     }
 }
 
-fn start_broker(kind: &str) -> anyhow::Result<(Broker, String)> {
+fn start_broker(kind: &str, partitions: i32) -> anyhow::Result<(Broker, String)> {
     match kind {
         "mock" => {
             let m = tripline_kafka::mock::start_mock_cluster(1)?;
             let bs = m.bootstrap_servers();
-            m.create_topic(INPUT, PARTITIONS)?;
+            m.create_topic(INPUT, partitions)?;
             m.create_topic(ALERTS, 1)?;
             m.create_topic(DLQ, 1)?;
             Ok((Broker::Mock(m), bs))
@@ -139,11 +148,11 @@ fn start_broker(kind: &str) -> anyhow::Result<(Broker, String)> {
     }
 }
 
-async fn create_topics(bs: &str) -> anyhow::Result<()> {
+async fn create_topics(bs: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bs).create()?;
     let topics = [
-        NewTopic::new(INPUT, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(INPUT, partitions, TopicReplication::Fixed(1)),
         NewTopic::new(ALERTS, 1, TopicReplication::Fixed(1)),
         NewTopic::new(DLQ, 1, TopicReplication::Fixed(1)),
     ];
@@ -166,11 +175,21 @@ fn producer(bs: &str) -> anyhow::Result<FutureProducer> {
 }
 
 /// Produces every line keyed by its integration, waiting for all acks.
-async fn produce_all(p: &FutureProducer, lines: &[Vec<u8>]) -> anyhow::Result<()> {
+/// Unkeyed: round-robin over `partitions` (librdkafka's sticky partitioner
+/// would pile keyless messages onto few partitions).
+async fn produce_all(
+    p: &FutureProducer,
+    lines: &[Vec<u8>],
+    keyed: bool,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let mut inflight = Vec::with_capacity(50_000);
-    for line in lines {
+    for (i, line) in lines.iter().enumerate() {
         let mut rec = FutureRecord::<[u8], [u8]>::to(INPUT).payload(&line[..]);
-        if let Some(k) = tripline_kafka::mock::integration_key(line) {
+        if !keyed {
+            rec = rec.partition((i % partitions.max(1) as usize) as i32);
+        }
+        if let Some(k) = tripline_kafka::mock::integration_key(line).filter(|_| keyed) {
             rec = rec.key(k);
         }
         loop {
@@ -353,9 +372,9 @@ fn latency_of(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
-    let (broker, bs) = start_broker(&a.broker)?;
+    let (broker, bs) = start_broker(&a.broker, a.partitions)?;
     if a.broker == "tansu" {
-        create_topics(&bs).await?;
+        create_topics(&bs, a.partitions).await?;
     }
 
     let cfg = tripline_sim::SimConfig {
@@ -406,12 +425,20 @@ async fn main() -> anyhow::Result<()> {
 
     println!("kafka_bench: broker {} at {bs}", a.broker);
     println!(
-        "  {n} events ({} days x {} integrations, seed {}), {PARTITIONS} partitions",
-        a.days, a.integrations, a.seed
+        "  {n} events ({} days x {} integrations, seed {}), {} partitions, {}",
+        a.days,
+        a.integrations,
+        a.seed,
+        a.partitions,
+        if a.keyed {
+            "keyed by integration"
+        } else {
+            "unkeyed (random partitions)"
+        }
     );
     let p = producer(&bs)?;
     let t = Instant::now();
-    produce_all(&p, &lines).await?;
+    produce_all(&p, &lines, a.keyed, a.partitions).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
         "  produced in {produce_s:.1} s ({:.0} events/s)",
@@ -421,7 +448,7 @@ async fn main() -> anyhow::Result<()> {
     if a.broker == "mock" {
         // The mock keeps 5 MB per partition and trims the rest, read or not.
         let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create()?;
-        for part in 0..PARTITIONS {
+        for part in 0..a.partitions {
             let (low, _) = c.fetch_watermarks(INPUT, part, Duration::from_secs(10))?;
             if low > 0 {
                 bail!("the mock cluster trimmed {low} unread events of partition {part}: use fewer --days");
