@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! scripts/bench-kafka.sh                       # Tansu, ~2.0M events
-//! cargo run --release --example kafka_bench -- --broker mock --days 4
+//! cargo run --release --example kafka_bench -- --broker mock --partitions 256 --keys none
 //! ```
 //!
 //! 1. Starts a broker (Tansu in memory, or librdkafka's mock cluster), creates

@@ -5,8 +5,9 @@
 # the tripline Kafka pipeline, and injects call spikes to time produce -> alert.
 #
 #   scripts/bench-kafka.sh                 # Tansu (~/.cargo/bin/tansu, in memory)
-#   scripts/bench-kafka.sh --broker mock   # librdkafka's mock cluster (see BENCHMARKS.md:
-#                                          # it keeps 5 MB per partition, so use --days 4)
+#   scripts/bench-kafka.sh --broker mock --partitions 256 --keys none
+#       librdkafka's mock cluster keeps 5 MB per partition, so 2M keyed events
+#       do not fit; see BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --example kafka_bench
