@@ -275,14 +275,14 @@ impl Observer for Counting {
     }
 }
 
-/// Reads the alerts topic on its own thread: (integration, detected_at, when).
+/// Alerts seen so far: (integration, detected_at, when it was read).
+type Seen = Arc<Mutex<Vec<(String, i64, Instant)>>>;
+
+/// Reads the alerts topic on its own thread.
 fn alert_reader(
     bs: &str,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<(
-    Arc<Mutex<Vec<(String, i64, Instant)>>>,
-    std::thread::JoinHandle<()>,
-)> {
+) -> anyhow::Result<(Seen, std::thread::JoinHandle<()>)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bs)
         .set("group.id", "bench-alert-reader")
@@ -406,7 +406,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut busiest: Vec<(String, u64, Vec<u8>)> =
         per.into_iter().map(|(k, (c, l))| (k, c, l)).collect();
-    busiest.sort_by(|x, y| y.1.cmp(&x.1));
+    busiest.sort_by_key(|x| std::cmp::Reverse(x.1));
     let total_spikes = a.spikes_under_load + a.spikes_idle;
     let base = (last_ts / 60_000 + 2) * 60_000;
     let mut spikes = Vec::new();
@@ -516,12 +516,17 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut idle = Vec::new();
-    for i in a.spikes_under_load..total_spikes {
+    for (i, spike) in spikes
+        .iter()
+        .enumerate()
+        .take(total_spikes)
+        .skip(a.spikes_under_load)
+    {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let started = inject(&p, &spikes[i], &seen).await?;
+        let started = inject(&p, spike, &seen).await?;
         idle.push((i, started));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while latency_of(&spikes[i], started, &seen).is_none() && Instant::now() < deadline {
+        while latency_of(spike, started, &seen).is_none() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

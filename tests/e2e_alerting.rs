@@ -142,7 +142,9 @@ impl Demo {
     /// The final line's alert count, once the demo stopped.
     fn summary_alerts(&self) -> Option<u64> {
         let out = self.stdout();
-        let line = out.lines().find(|l| l.starts_with("tripline demo stopped:"))?;
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("tripline demo stopped:"))?;
         let before = line.split(" alerts (").next()?;
         before.rsplit(' ').next()?.parse().ok()
     }
@@ -419,7 +421,10 @@ url_env = "E2E_ORACLE_URL"
         .into_iter()
         .filter(|a| a["status"]["state"] == "active")
         .collect();
-    assert!(active.is_empty(), "still active in Alertmanager: {active:?}");
+    assert!(
+        active.is_empty(),
+        "still active in Alertmanager: {active:?}"
+    );
     eprintln!(
         "alertmanager e2e: {} alerts ({} resolved by tripline, {} by TTL); demo ran {:.1}s, \
          all resolved {:.1}s after it stopped; total {:.1}s",
@@ -461,7 +466,9 @@ async fn prometheus_scrapes_tripline_and_promtool_is_clean() {
         "Prometheus: tripline_alerts_total has series, and some alert fired",
         Duration::from_secs(45),
         || async {
-            let r = prom.query(r#"tripline_alerts_total{job="tripline"}"#).await?;
+            let r = prom
+                .query(r#"tripline_alerts_total{job="tripline"}"#)
+                .await?;
             let fired: f64 = r
                 .iter()
                 .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
@@ -572,7 +579,9 @@ max_backoff_ms = 1000
         Duration::from_secs(60),
         || async {
             let f = prom
-                .scalar(r#"sum(tripline_output_deliveries_total{job="tripline",outcome="failure"})"#)
+                .scalar(
+                    r#"sum(tripline_output_deliveries_total{job="tripline",outcome="failure"})"#,
+                )
                 .await?;
             let r = prom
                 .scalar(r#"sum(tripline_output_retries_total{job="tripline"})"#)
@@ -646,7 +655,10 @@ max_backoff_ms = 1000
 "#;
     let mut demo = Demo::start(
         config,
-        &[("E2E_HOOK_URL", &rx.url("/hook")), ("E2E_HOOK_HMAC_KEY", KEY)],
+        &[
+            ("E2E_HOOK_URL", &rx.url("/hook")),
+            ("E2E_HOOK_HMAC_KEY", KEY),
+        ],
         60,
     )
     .await;
@@ -719,7 +731,10 @@ max_backoff_ms = 1000
     );
     for r in webhook_bodies(&rx, "resolved") {
         let id = r["id"].as_str().unwrap_or_default();
-        assert!(by_id.contains_key(id), "resolution of an unknown alert {id}");
+        assert!(
+            by_id.contains_key(id),
+            "resolution of an unknown alert {id}"
+        );
         assert_eq!(r["status"], "resolved");
     }
     assert!(

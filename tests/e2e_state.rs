@@ -175,11 +175,11 @@ fn a_corrupt_checkpoint_is_refused_with_a_clear_message_or_started_cold_when_ask
     .unwrap();
     let ckpt = dir.path().join("ckpt");
     let store = tripline_state::DirStore::open(&ckpt).unwrap();
-    std::fs::write(
-        store.path(&c.topic, 0),
-        b"TRLNCKPT\x01\x00garbage that is not a checkpoint",
-    )
-    .unwrap();
+    // The right magic and version, then garbage: a torn or corrupted file.
+    let mut torn = b"TRLNCKPT".to_vec();
+    torn.extend_from_slice(&tripline_state::FORMAT_VERSION.to_le_bytes());
+    torn.extend_from_slice(b"garbage that is not a checkpoint");
+    std::fs::write(store.path(&c.topic, 0), torn).unwrap();
 
     let fail = format!(
         "\n[checkpoint]\ndir = \"{}\"\non_corrupt = \"fail\"\n",
@@ -337,4 +337,192 @@ fn two_instances_one_stops_the_survivor_restores_its_partitions_and_keeps_detect
         bb.log()
     );
     bb.stop(Duration::from_secs(15));
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn api(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = if method == "POST" {
+            c.post(url)
+        } else {
+            c.get(url)
+        };
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        match r.send().await {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            ),
+            // Not listening yet: the caller's `eventually` retries.
+            Err(e) => (0, e.to_string()),
+        }
+    })
+}
+
+fn kinds_for(bootstrap: &str, topic: &str) -> Vec<(String, String)> {
+    use rdkafka::Message;
+    kafka::read_to_end(bootstrap, topic)
+        .iter()
+        .filter_map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(m.payload()?).ok()?;
+            Some((
+                v["kind"].as_str()?.to_owned(),
+                v["resource"].as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn the_api_needs_its_token_and_feedback_changes_what_fires_and_survives_a_restart() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let c = conf(&b);
+    kafka::create_topic(&b, &c.topic, 1);
+    kafka::create_topic(&b, &c.alerts_topic, 1);
+    kafka::create_topic(&b, &c.dlq_topic, 1);
+    let registry = dir.path().join("registry.toml");
+    std::fs::write(&registry, "[[integrations]]\nid = \"crm-sync\"\nowner = \"ops@acme.example\"\ngranted = [\"contacts:read\"]\n").unwrap();
+    let token = "s3cr3t-api-token-for-tests";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let ckpt = dir.path().join("ckpt");
+    let section = format!(
+        "\n[checkpoint]\ndir = \"{}\"\ninterval_seconds = 1\n",
+        ckpt.display()
+    );
+    let start_run = || {
+        let (config, http) = config_with(dir.path(), &c, &section);
+        let text = std::fs::read_to_string(&config).unwrap().replacen(
+            "[http]\n",
+            &format!("[http]\napi_token_file = \"{}\"\n", token_file.display()),
+            1,
+        );
+        std::fs::write(&config, text).unwrap();
+        (Run::start(&config, &registry, &http), http)
+    };
+    let ev = |ts: &str, resource: &str| {
+        Record::keyed_by_integration(format!(
+            r#"{{"ts":"{ts}","integration_id":"crm-sync","resource":"{resource}","method":"GET","status":200}}"#
+        ))
+    };
+    let (mut run, http) = start_run();
+    kafka::produce_unbatched(&b, &c.topic, &[ev("2026-11-29T10:00:00Z", "deals")]);
+    eventually(
+        "the first scope violation",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            run.assert_running();
+            let k = kinds_for(&b, &c.alerts_topic);
+            if k.contains(&("scope_violation".into(), "deals".into())) {
+                Ok(())
+            } else {
+                Err(format!("{k:?}"))
+            }
+        },
+    );
+    let base = format!("http://{http}/api/v1");
+    assert_eq!(
+        api("GET", &format!("{base}/integrations"), None, None).0,
+        401
+    );
+    assert_eq!(
+        api("GET", &format!("{base}/integrations"), Some("wrong"), None).0,
+        401
+    );
+    let (code, body) = api("GET", &format!("{base}/integrations"), Some(token), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("crm-sync") && !body.contains(token), "{body}");
+    assert_eq!(
+        tripline::http_get(&http, "/metrics").map(|r| r.0),
+        Ok(200),
+        "metrics stay open"
+    );
+
+    let (code, body) = api(
+        "POST",
+        &format!("{base}/feedback"),
+        Some(token),
+        Some(serde_json::json!({
+            "integration_id": "crm-sync",
+            "action": {"type": "accept_data_type", "resource": "notes", "action": "read"},
+            "expires_at": "2027-01-01T00:00:00Z",
+            "created_at": "2026-11-29T10:00:00Z",
+            "author": "oncall@acme.example",
+            "reason": "notes sync approved in CHG-1234"
+        })),
+    );
+    assert!(code == 200 || code == 201, "{code}: {body}");
+    kafka::produce_unbatched(
+        &b,
+        &c.topic,
+        &[
+            ev("2026-11-29T10:05:00Z", "notes"),
+            ev("2026-11-29T10:06:00Z", "invoices"),
+        ],
+    );
+    eventually(
+        "the invoices violation (after the accepted notes call)",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            run.assert_running();
+            let k = kinds_for(&b, &c.alerts_topic);
+            if k.contains(&("scope_violation".into(), "invoices".into())) {
+                Ok(())
+            } else {
+                Err(format!("{k:?}"))
+            }
+        },
+    );
+    let k = kinds_for(&b, &c.alerts_topic);
+    assert!(
+        !k.iter().any(|(_, r)| r == "notes"),
+        "accepted data type must not alert: {k:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // one checkpoint interval: state saved on its timer
+    run.stop(Duration::from_secs(15));
+
+    // After a restart the decision is still there (restored from the checkpoint).
+    let (mut again, http2) = start_run();
+    let trail = eventually(
+        "the restarted API answers",
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || {
+            again.assert_running();
+            let (code, body) = api(
+                "GET",
+                &format!("http://{http2}/api/v1/feedback"),
+                Some(token),
+                None,
+            );
+            if code == 200 && body.contains("CHG-1234") {
+                Ok(body)
+            } else {
+                Err(format!("{code}: {body}"))
+            }
+        },
+    );
+    assert!(trail.contains("oncall@acme.example"));
+    again.stop(Duration::from_secs(15));
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; shared loading of config and registry.
 
+pub mod api;
 pub mod audit;
 pub mod demo;
 pub mod replay;

@@ -28,6 +28,8 @@ use crate::Common;
 /// Most integrations remembered for the anomaly-score gauge (only the top-K of
 /// them are exported; this bounds the memory of choosing them).
 const MAX_SCORED_INTEGRATIONS: usize = 10_000;
+/// Recent alerts kept for `GET /api/v1/alerts`.
+const ALERT_LOG_CAPACITY: usize = 1000;
 
 pub fn main(common: &Common) -> anyhow::Result<ExitCode> {
     let (settings, registry) = super::load(common)?;
@@ -94,6 +96,37 @@ pub async fn serve(
         .parse()
         .context("http.listen_addr")?;
 
+    // The audit API: answered by the partition engines through the Kafka
+    // loop's control channel; off (404) unless a bearer token is configured.
+    let mut problems = Vec::new();
+    let token = tripline_output::secret::resolve(
+        "http.api_token",
+        settings.http.api_token_env.as_deref(),
+        settings.http.api_token_file.as_deref(),
+        false,
+        &ProcessEnv,
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
+    }
+    let (control, control_rx) = tripline_kafka::control_channel();
+    let alert_log = Arc::new(tripline_audit::api::AlertLog::new(ALERT_LOG_CAPACITY));
+    let live = Arc::new(super::api::LiveEngines {
+        control,
+        defaults: tripline_audit::api::AuditDefaults::default(),
+        empty: Arc::new(tripline_engine::Engine::new(
+            settings.engine_config(),
+            registry.clone(),
+        )),
+    });
+    let api = tripline_audit::api::router(tripline_audit::api::ApiState {
+        token,
+        inventory: live.clone(),
+        feedback: live,
+        alerts: Arc::clone(&alert_log),
+    });
+
     // One shutdown signal fans out to the Kafka loop; the admin server stops
     // last, after the outputs are flushed.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -104,7 +137,7 @@ pub async fn serve(
             metrics: Arc::clone(&metrics),
             readiness: readiness.clone(),
         },
-        None,
+        Some(api),
         async move {
             let _ = admin_stop_rx.await;
         },
@@ -120,6 +153,7 @@ pub async fn serve(
         dispatcher.clone(),
         Arc::clone(&metrics),
         tap,
+        alert_log,
     ));
     let observer = Arc::new(MetricsObserver {
         metrics: Arc::clone(&metrics),
@@ -133,13 +167,14 @@ pub async fn serve(
         let _ = stop.wait_for(|s| *s).await;
     };
     let state_store = state_store(&settings).await?;
-    let summary = tripline_kafka::run_with_state_store(
+    let summary = tripline_kafka::run_with_control(
         kafka,
         settings.engine_config(),
         registry,
         sink,
         observer,
         state_store,
+        Some(control_rx),
         kafka_stop,
     )
     .await?;
@@ -188,16 +223,24 @@ pub struct DispatchSink {
     dispatcher: Dispatcher,
     metrics: Arc<Metrics>,
     tap: Option<AlertTap>,
+    /// Recent alerts for the API.
+    log: Arc<tripline_audit::api::AlertLog>,
     /// Open anomalies by integration: the score of each, for the top-K gauge.
     scores: Mutex<HashMap<String, HashMap<String, f64>>>,
 }
 
 impl DispatchSink {
-    pub fn new(dispatcher: Dispatcher, metrics: Arc<Metrics>, tap: Option<AlertTap>) -> Self {
+    pub fn new(
+        dispatcher: Dispatcher,
+        metrics: Arc<Metrics>,
+        tap: Option<AlertTap>,
+        log: Arc<tripline_audit::api::AlertLog>,
+    ) -> Self {
         DispatchSink {
             dispatcher,
             metrics,
             tap,
+            log,
             scores: Mutex::new(HashMap::new()),
         }
     }
@@ -210,6 +253,7 @@ impl AlertSink for DispatchSink {
         }
         for a in &out.alerts {
             self.metrics.alert(a);
+            self.log.push(a);
             if let Some(tap) = &self.tap {
                 tap(a);
             }

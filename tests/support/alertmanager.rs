@@ -38,7 +38,10 @@ impl Alertmanager {
             let log = dir.path().join(format!("alertmanager-{attempt}.log"));
             let child = Command::new(ALERTMANAGER)
                 .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.path={}", dir.path().join("data").display()))
+                .arg(format!(
+                    "--storage.path={}",
+                    dir.path().join("data").display()
+                ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--cluster.listen-address=")
                 .stdin(Stdio::null())

@@ -125,7 +125,10 @@ impl Receiver {
     }
 
     pub fn accepted(&self) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.accepted()).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.accepted())
+            .collect()
     }
 }
 
@@ -327,7 +330,10 @@ pub fn verify_signature(key: &[u8], req: &Request) -> Result<(), String> {
         .unwrap()
         .as_secs();
     if now.abs_diff(ts_n) > 300 {
-        return Err(format!("timestamp {ts} is {}s from now", now.abs_diff(ts_n)));
+        return Err(format!(
+            "timestamp {ts} is {}s from now",
+            now.abs_diff(ts_n)
+        ));
     }
     let mut msg = ts.as_bytes().to_vec();
     msg.push(b'.');

@@ -10,8 +10,8 @@
 // End-to-end alerting (tests/e2e_alerting.rs): Prometheus, Alertmanager, HTTP receivers.
 pub mod alertmanager;
 pub mod http;
-pub mod prometheus;
 pub mod kafka;
+pub mod prometheus;
 pub mod tansu;
 pub mod tripline;
 

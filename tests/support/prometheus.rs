@@ -92,11 +92,7 @@ impl Prometheus {
 
     /// An instant query: the `data.result` array, or why not.
     pub async fn query(&self, expr: &str) -> Result<Vec<serde_json::Value>, String> {
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            self.url(),
-            urlencode(expr)
-        );
+        let url = format!("{}/api/v1/query?query={}", self.url(), urlencode(expr));
         let (status, body) = get(&url).await?;
         let v: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| format!("{status} {e}: {body}"))?;

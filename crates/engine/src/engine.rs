@@ -280,6 +280,31 @@ impl Engine {
         &self.feedback
     }
 
+    /// A read-only union of several engines — one per partition, so their
+    /// integrations are disjoint — for inventory and audit across
+    /// partitions. Feedback comes from the engine with the longest trail
+    /// (feedback is applied to every partition's engine).
+    pub fn merged(parts: &[&Engine]) -> Option<Engine> {
+        let first = parts.first()?;
+        let mut m = Engine::new(first.config.clone(), first.registry.clone());
+        for p in parts {
+            for (k, v) in &p.integrations {
+                m.integrations.insert(k.clone(), v.clone());
+            }
+            let s = &p.stats;
+            m.stats.events += s.events;
+            m.stats.late_events += s.late_events;
+            m.stats.evicted_integrations += s.evicted_integrations;
+            m.stats.alerts += s.alerts;
+            m.stats.folded += s.folded;
+            m.stats.max_event_time_ms = m.stats.max_event_time_ms.max(s.max_event_time_ms);
+            if p.feedback.trail().count() > m.feedback.trail().count() {
+                m.feedback = p.feedback.clone();
+            }
+        }
+        Some(m)
+    }
+
     /// Gives a deserialized (checkpointed) engine the running config and registry.
     pub fn resume(mut self, config: EngineConfig, registry: Option<Registry>) -> Self {
         self.config = config;

@@ -89,6 +89,73 @@ pub async fn run_with_state_store(
     state_store: Arc<dyn StateStore>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
+    run_with_control(
+        settings,
+        engine_config,
+        registry,
+        sink,
+        observer,
+        state_store,
+        None,
+        shutdown,
+    )
+    .await
+}
+
+/// A request to look at (or change) the partition engines from outside the
+/// loop — the HTTP API's inventory, audit and feedback. It runs on the
+/// processing task between batches, so engines need no locks.
+pub type EngineVisit = Box<dyn FnOnce(&mut [&mut Engine]) + Send>;
+
+/// Where [`EngineVisit`]s are sent. Bounded: a flood of API calls is refused
+/// ([`ControlHandle::visit`] returns `None`), it never delays processing.
+#[derive(Clone, Debug)]
+pub struct ControlHandle {
+    tx: mpsc::Sender<EngineVisit>,
+}
+
+/// The receiving end, passed to [`run_with_control`].
+pub struct ControlReceiver {
+    rx: mpsc::Receiver<EngineVisit>,
+}
+
+/// A control channel for [`run_with_control`].
+pub fn control_channel() -> (ControlHandle, ControlReceiver) {
+    let (tx, rx) = mpsc::channel(64);
+    (ControlHandle { tx }, ControlReceiver { rx })
+}
+
+impl ControlHandle {
+    /// Runs `f` over every assigned partition's engine and returns its
+    /// result, or `None` if the loop is busy, gone, or slower than `timeout`.
+    /// Blocking: call it from a blocking thread, never from async code.
+    pub fn visit<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&mut [&mut Engine]) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let job: EngineVisit = Box::new(move |engines| {
+            let _ = reply.send(f(engines));
+        });
+        self.tx.try_send(job).ok()?;
+        answer.recv_timeout(timeout).ok()
+    }
+}
+
+/// [`run_with_state_store`] plus an optional control channel.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with_control(
+    settings: KafkaSettings,
+    engine_config: EngineConfig,
+    registry: Option<Registry>,
+    sink: Arc<dyn AlertSink>,
+    observer: Arc<dyn Observer>,
+    state_store: Arc<dyn StateStore>,
+    control: Option<ControlReceiver>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunSummary> {
+    let mut control = control.map(|c| c.rx);
     let consumer_config = settings.client_config(Role::Consumer)?;
     let producer: Option<FutureProducer> =
         if settings.dlq_topic().is_some() || settings.alerts_topic().is_some() {
@@ -170,7 +237,7 @@ pub async fn run_with_state_store(
         total: p.settings.shutdown_deadline(),
     };
     let mut rx = rx;
-    p.main_loop(&mut rx, &mut stopper).await;
+    p.main_loop(&mut rx, &mut stopper, &mut control).await;
 
     // Shutdown: stop fetching, finish what was already fetched.
     let requested_at = stopper.requested_at.unwrap_or_else(Instant::now);
@@ -234,6 +301,14 @@ pub async fn run_with_state_store(
         "Kafka source stopped."
     );
     Ok(s)
+}
+
+/// The next control request, or never when there is no control channel.
+async fn recv_opt(control: &mut Option<mpsc::Receiver<EngineVisit>>) -> Option<EngineVisit> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs blocking I/O (checkpoint files, changelog reads) without stalling
@@ -388,6 +463,7 @@ impl Pipeline {
         &mut self,
         rx: &mut mpsc::Receiver<Item>,
         stopper: &mut Stopper<F>,
+        control: &mut Option<mpsc::Receiver<EngineVisit>>,
     ) {
         let max = self.settings.batch_max_events;
         let wait = self.settings.batch_max_wait();
@@ -408,6 +484,16 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 () = stopper.requested() => return,
+                Some(job) = recv_opt(control) => {
+                    let mut engines: Vec<&mut Engine> =
+                        self.engines.values_mut().flat_map(|b| b.values_mut().map(|ps| &mut ps.engine)).collect();
+                    job(&mut engines);
+                    // A visit may have changed state (feedback) without
+                    // moving offsets: make the next checkpoint save it.
+                    for ps in self.engines.values_mut().flat_map(|b| b.values_mut()) {
+                        ps.saved_offset = None;
+                    }
+                }
                 _ = checkpoint_tick.tick(), if self.state_store.enabled() => {
                     batch_deadline = None;
                     self.flush(&mut batch, stopper).await;

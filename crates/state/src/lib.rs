@@ -13,7 +13,8 @@
 //! version u16 LE   FORMAT_VERSION
 //! length  u64 LE   payload bytes
 //! sha256  32 bytes of the payload
-//! payload bincode(Payload)
+//! payload MessagePack(Payload)  (self-describing: tagged enums and
+//!                                 flattened fields round-trip)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -27,7 +28,8 @@ use tripline_engine::Engine;
 
 const MAGIC: &[u8; 8] = b"TRLNCKPT";
 /// Bumped on any incompatible change of [`Payload`] or the engine state.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2: MessagePack payload (version 1 used bincode).
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 8 + 2 + 8 + 32;
 
 /// Why a checkpoint cannot be used.
@@ -97,7 +99,7 @@ pub fn encode_parts(
         written_by: env!("CARGO_PKG_VERSION"),
         engine,
     };
-    let body = bincode::serialize(&r).map_err(|e| CheckpointError::Decode {
+    let body = rmp_serde::to_vec(&r).map_err(|e| CheckpointError::Decode {
         path: topic.to_owned(),
         reason: e.to_string(),
     })?;
@@ -149,7 +151,7 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Payload, CheckpointError> {
     if Sha256::digest(body).as_slice() != &bytes[18..50] {
         return Err(CheckpointError::Checksum { path });
     }
-    bincode::deserialize(body).map_err(|e| CheckpointError::Decode {
+    rmp_serde::from_slice(body).map_err(|e| CheckpointError::Decode {
         path,
         reason: e.to_string(),
     })
@@ -256,6 +258,19 @@ mod tests {
 
     fn engine() -> Engine {
         let mut e = Engine::new(EngineConfig::default(), None);
+        // Feedback state has tagged enums and flattened fields: it must
+        // survive the checkpoint format too.
+        let fb: tripline_engine::Feedback = serde_json::from_value(serde_json::json!({
+            "integration_id": "a",
+            "action": {"type": "accept_data_type", "resource": "notes", "action": "read"},
+            "expires_at": "2027-01-01T00:00:00Z",
+            "created_at": "2026-11-29T00:00:00Z",
+            "author": "me",
+            "reason": "test",
+            "alert_id": null
+        }))
+        .expect("feedback json");
+        e.apply_feedback(&fb).expect("feedback applies");
         let mut out = Outputs::default();
         for i in 0..5_000i64 {
             let mut ev = Event::new(
@@ -276,7 +291,7 @@ mod tests {
             topic: "crm-access-logs".into(),
             partition: 2,
             next_offset: 5_000,
-            written_by: "test".into(),
+            written_by: env!("CARGO_PKG_VERSION").into(),
             engine: engine(),
         }
     }
@@ -285,7 +300,9 @@ mod tests {
     fn round_trips_exactly() {
         let p = payload();
         let bytes = encode(&p).unwrap();
-        assert_eq!(decode(&bytes, "x").unwrap(), p);
+        let back = decode(&bytes, "x").unwrap();
+        assert_eq!(back.engine.feedback().trail().count(), 1);
+        assert_eq!(back, p);
     }
 
     #[test]
