@@ -55,6 +55,11 @@ enum Command {
     Run {
         #[command(flatten)]
         common: Common,
+        /// Seed a new deployment: partitions without a checkpoint learn from
+        /// the retained topic from this RFC 3339 time, alerts suppressed,
+        /// then go live (same as `kafka.seed_from`).
+        #[arg(long)]
+        seed_from: Option<String>,
     },
     /// Everything on an embedded Kafka cluster with simulated traffic.
     Demo(commands::demo::DemoArgs),
@@ -91,7 +96,7 @@ fn main() -> ExitCode {
             files,
             parse_only,
         } => commands::replay::main(&common, &files, parse_only),
-        Command::Run { common } => commands::run::main(&common),
+        Command::Run { common, seed_from } => commands::run::main(&common, seed_from),
         Command::Demo(args) => commands::demo::main(&args),
         Command::Audit(args) => commands::audit::main(&args),
         Command::CheckConfig { common } => commands::check_config(&common),

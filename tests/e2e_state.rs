@@ -526,3 +526,92 @@ fn the_api_needs_its_token_and_feedback_changes_what_fires_and_survives_a_restar
     assert!(trail.contains("oncall@acme.example"));
     again.stop(Duration::from_secs(15));
 }
+
+#[test]
+fn seeding_from_the_retained_topic_learns_silently_then_goes_live() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let c = conf(&b);
+    kafka::create_topic(&b, &c.topic, 1);
+    kafka::create_topic(&b, &c.alerts_topic, 1);
+    kafka::create_topic(&b, &c.dlq_topic, 1);
+    let registry = dir.path().join("registry.toml");
+    std::fs::write(
+        &registry,
+        "[[integrations]]\nid = \"app-a\"\ngranted = [\"contacts:read\"]\n",
+    )
+    .unwrap();
+    let start = 1_792_972_800_000i64; // Monday 2026-10-26
+    let mut history = traffic(&["app-a"], start, 9);
+    // History that would alert live: an unregistered integration.
+    let shadow = |ts: i64| {
+        Record::keyed_by_integration(format!(
+            r#"{{"ts":{ts},"integration_id":"shadow","resource":"deals","method":"GET","status":200}}"#
+        ))
+    };
+    history.push(shadow(start + 3 * 86_400_000));
+    let landed = kafka::produce_unbatched(&b, &c.topic, &history);
+    let ends = kafka::ends(&landed);
+    let (config, http) = config_with(dir.path(), &c, "");
+    let mut run = tripline::command()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--registry")
+        .arg(&registry)
+        .args(["--seed-from", "2026-10-26T00:00:00Z"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(
+        "the history is consumed",
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        || kafka::all_committed(&b, &c.group, &c.topic, &ends),
+    );
+    let (_, body) = tripline::http_get(&http, "/metrics").unwrap();
+    assert!(
+        tripline::metric(
+            &body,
+            "tripline_alerts_total{kind=\"unknown_integration\",severity=\"warning\"}"
+        )
+        .unwrap_or(0.0)
+            == 0.0
+    );
+    assert!(
+        kafka::read_to_end(&b, &c.alerts_topic).is_empty(),
+        "no alert while seeding"
+    );
+
+    // Live: a spike at an hour the seeded baseline knows is quiet, and the
+    // shadow integration again.
+    let mut live = burst(&["app-a"], start + 9 * 86_400_000 + 3 * 3_600_000);
+    live.push(shadow(start + 9 * 86_400_000 + 3 * 3_600_000 + 50_000));
+    kafka::produce_unbatched(&b, &c.topic, &live);
+    let kinds = eventually(
+        "live alerts",
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || {
+            let k: BTreeSet<String> = kinds_for(&b, &c.alerts_topic)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            if k.contains("call_spike") && k.contains("unknown_integration") {
+                Ok(k)
+            } else {
+                Err(format!("{k:?}"))
+            }
+        },
+    );
+    assert!(
+        kinds.contains("call_spike"),
+        "the seeded baseline detects without a learning-period silence"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let _ = run.wait();
+}

@@ -31,8 +31,16 @@ const MAX_SCORED_INTEGRATIONS: usize = 10_000;
 /// Recent alerts kept for `GET /api/v1/alerts`.
 const ALERT_LOG_CAPACITY: usize = 1000;
 
-pub fn main(common: &Common) -> anyhow::Result<ExitCode> {
-    let (settings, registry) = super::load(common)?;
+pub fn main(common: &Common, seed_from: Option<String>) -> anyhow::Result<ExitCode> {
+    let (mut settings, registry) = super::load(common)?;
+    if let Some(t) = seed_from {
+        if tripline_engine::time::parse_rfc3339(&t).is_none() {
+            return Err(
+                super::ConfigProblem(format!("--seed-from {t:?} is not an RFC 3339 time")).into(),
+            );
+        }
+        settings.kafka.seed_from = Some(t);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tripline")

@@ -179,4 +179,6 @@ pub struct RunSummary {
     pub skipped_covered: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
+    /// Events learned from while seeding (their alerts suppressed).
+    pub seeded: u64,
 }

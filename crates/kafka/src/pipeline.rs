@@ -210,6 +210,10 @@ pub async fn run_with_control(
         "Kafka source started."
     );
 
+    let seed_from_ms = settings
+        .seed_from
+        .as_deref()
+        .and_then(tripline_engine::time::parse_rfc3339);
     let mut p = Pipeline {
         dlq_topic: settings.dlq_topic().map(str::to_owned),
         alerts_topic: settings.alerts_topic().map(str::to_owned),
@@ -229,6 +233,7 @@ pub async fn run_with_control(
         poisoned: false,
         fatal: None,
         last_checkpoint: Instant::now(),
+        seed_from_ms,
     };
     let mut stopper = Stopper {
         shutdown: Box::pin(shutdown),
@@ -413,6 +418,9 @@ struct PartState {
     next_offset: Option<i64>,
     /// `next_offset` covered by the last checkpoint written.
     saved_offset: Option<i64>,
+    /// Seeding: messages below this offset train the engine with their
+    /// alerts suppressed (-1: live).
+    seed_until: i64,
 }
 
 /// A record to produce and wait for.
@@ -449,6 +457,8 @@ struct Pipeline {
     fatal: Option<String>,
     /// When checkpoints were last written.
     last_checkpoint: Instant,
+    /// `kafka.seed_from`, parsed.
+    seed_from_ms: Option<i64>,
 }
 
 impl Pipeline {
@@ -630,6 +640,25 @@ impl Pipeline {
             };
             let late_reported = engine.stats().late_events;
             let saved = (skip_below >= 0).then_some(skip_below);
+            // A partition with no state and a seed time learns from what the
+            // topic retains, up to where it ends now, before going live.
+            let seed_until = match (self.seed_from_ms, skip_below) {
+                (Some(_), -1) => {
+                    let consumer = Arc::clone(&self.consumer);
+                    let (t, p) = (topic.clone(), partition);
+                    match blocking(|| consumer.fetch_watermarks(&t, p, Duration::from_secs(10))) {
+                        Ok((_, high)) => {
+                            tracing::info!(topic = %topic, partition, until_offset = high, "Seeding: learning from the retained topic with alerts suppressed.");
+                            high
+                        }
+                        Err(e) => {
+                            self.warn(error_kind(&e), "seed", &e);
+                            -1
+                        }
+                    }
+                }
+                _ => -1,
+            };
             self.engines.entry(topic.clone()).or_default().insert(
                 partition,
                 PartState {
@@ -639,6 +668,7 @@ impl Pipeline {
                     skip_below,
                     next_offset: saved,
                     saved_offset: saved,
+                    seed_until,
                 },
             );
         }
@@ -756,6 +786,7 @@ impl Pipeline {
         let mut processed = 0u64;
         let mut unowned = 0u64;
         let mut skipped = 0u64;
+        let mut seeded = 0u64;
         for by_part in self.engines.values_mut() {
             for ps in by_part.values_mut() {
                 ps.active = false;
@@ -784,6 +815,18 @@ impl Pipeline {
             match parse_event(payload) {
                 Ok(raw) => {
                     let ev = raw.event();
+                    if m.offset() < ps.seed_until {
+                        // Seeding: learn, say nothing; older than the seed
+                        // time is not history this deployment wants.
+                        if self.seed_from_ms.is_some_and(|t| ev.ts_ms >= t) {
+                            let mark = (self.out.alerts.len(), self.out.resolved.len());
+                            ps.engine.process(&ev, &mut self.out);
+                            self.out.alerts.truncate(mark.0);
+                            self.out.resolved.truncate(mark.1);
+                            seeded += 1;
+                        }
+                        continue;
+                    }
                     ps.engine.process(&ev, &mut self.out);
                     processed += 1;
                     #[allow(clippy::cast_precision_loss)]
@@ -834,6 +877,7 @@ impl Pipeline {
         // checkpointed, in which case offsets are stored only up to the last
         // checkpoint (see `checkpoint`), so they never run ahead of the state.
         self.summary.skipped_covered += skipped;
+        self.summary.seeded += seeded;
         if !offsets.is_empty() && !self.state_store.enabled() {
             let mut tpl = TopicPartitionList::with_capacity(offsets.len());
             for ((topic, partition), offset) in &offsets {

@@ -87,6 +87,11 @@ pub struct KafkaSettings {
     pub shutdown_deadline_ms: u64,
     /// How often consumer lag is reported.
     pub lag_interval_ms: u64,
+    /// Seeding a new deployment (RFC 3339): a partition with no checkpoint
+    /// first learns from the retained topic — events from this time on, up to
+    /// the end of the partition when it was assigned — with alerts suppressed,
+    /// then goes live. Unset: no seeding.
+    pub seed_from: Option<String>,
 }
 
 impl Default for KafkaSettings {
@@ -103,6 +108,7 @@ impl Default for KafkaSettings {
             commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
             shutdown_deadline_ms: DEFAULT_SHUTDOWN_DEADLINE_MS,
             lag_interval_ms: DEFAULT_LAG_INTERVAL_MS,
+            seed_from: None,
         }
     }
 }
@@ -174,6 +180,11 @@ impl KafkaSettings {
     /// Every problem with the values, not just the first.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if let Some(t) = &self.seed_from {
+            if tripline_engine::time::parse_rfc3339(t).is_none() {
+                p.push(format!("kafka.seed_from = {t:?} is not an RFC 3339 time"));
+            }
+        }
         if self.brokers.trim().is_empty() {
             p.push("kafka.brokers must not be empty".to_owned());
         }
