@@ -193,7 +193,10 @@ def config_toml():
                 fail(f"output {o['name']}: inline secret {k}; use {k}_env or {k}_file")
     assert cfg["shutdown"]["deadline_seconds"] == 10
     if "checkpoint" in cfg:
-        assert cfg["checkpoint"]["dir"].startswith("/var/lib/tripline"), "checkpoint dir must be on the writable volume"
+        ck = cfg["checkpoint"]
+        assert ("dir" in ck) != ("changelog_topic" in ck), "checkpoint: exactly one of dir / changelog_topic"
+        if "dir" in ck:
+            assert ck["dir"].startswith("/var/lib/tripline"), "checkpoint dir must be on the writable volume"
     print("config.toml ok; outputs:", sorted(names))
 
 def registry_toml():
