@@ -51,7 +51,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # --- tests -------------------------------------------------------------------
 log "cargo test --workspace"
-cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+# One test at a time per binary: the end-to-end tests run real brokers and
+# services, and CPU starvation causes consumer-group churn (see issue notes:
+# a rare loss under load-induced rebalances is still being chased).
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-1}"
 
 log "deploy tests (promtool, amtool, kubernetes-validate, dashboard)"
 bash scripts/deploy-tests.sh

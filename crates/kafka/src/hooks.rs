@@ -181,4 +181,7 @@ pub struct RunSummary {
     pub checkpoints: u64,
     /// Events learned from while seeding (their alerts suppressed).
     pub seeded: u64,
+    /// Messages skipped because their partition was not assigned to this
+    /// consumer when they were processed (fetched before a revoke).
+    pub unowned: u64,
 }

@@ -42,6 +42,9 @@ pub const HEADER_SOURCE_PARTITION: &str = "tripline-source-partition";
 /// Dead-letter header: its offset, in decimal.
 pub const HEADER_SOURCE_OFFSET: &str = "tripline-source-offset";
 
+/// Engine stats (memory, tracked integrations, late events) are reported at
+/// most this often: computing them walks every integration.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Reject details are parser messages; cap them so a header stays small.
 const MAX_DETAIL_BYTES: usize = 512;
 /// First wait before producing a failed record again...
@@ -234,6 +237,7 @@ pub async fn run_with_control(
         fatal: None,
         last_checkpoint: Instant::now(),
         seed_from_ms,
+        last_stats: Instant::now(),
     };
     let mut stopper = Stopper {
         shutdown: Box::pin(shutdown),
@@ -459,6 +463,8 @@ struct Pipeline {
     last_checkpoint: Instant,
     /// `kafka.seed_from`, parsed.
     seed_from_ms: Option<i64>,
+    /// When engine stats were last reported.
+    last_stats: Instant,
 }
 
 impl Pipeline {
@@ -761,7 +767,11 @@ impl Pipeline {
                 }
             }
         }
-        self.report_engine_stats();
+        // The engine-stats walk is O(integrations): at most once a second.
+        if self.last_stats.elapsed() >= STATS_INTERVAL {
+            self.last_stats = Instant::now();
+            self.report_engine_stats();
+        }
     }
 
     fn release_all(&mut self) {
@@ -877,6 +887,7 @@ impl Pipeline {
         // checkpointed, in which case offsets are stored only up to the last
         // checkpoint (see `checkpoint`), so they never run ahead of the state.
         self.summary.skipped_covered += skipped;
+        self.summary.unowned += unowned;
         self.summary.seeded += seeded;
         if !offsets.is_empty() && !self.state_store.enabled() {
             let mut tpl = TopicPartitionList::with_capacity(offsets.len());

@@ -263,8 +263,9 @@ async fn restart_with_the_same_group_loses_nothing() {
     let missing: Vec<_> = want.difference(&seen()).take(10).cloned().collect();
     assert!(
         missing.is_empty(),
-        "missing {} events, e.g. {missing:?}; run1 processed {} (alerts {}), run2 processed {} (alerts {}), rejected {}",
+        "missing {} events, e.g. {missing:?}; run1 unowned {}; run1 processed {} (alerts {}), run2 processed {} (alerts {}), rejected {}",
         want.len() - seen().len(),
+        s1.unowned,
         obs1.processed(),
         sink1.alerts.lock().unwrap().len(),
         obs2.processed(),
