@@ -499,7 +499,13 @@ impl Pipeline {
             let deadline = batch_deadline;
             tokio::select! {
                 biased;
-                () = stopper.requested() => return,
+                () = stopper.requested() => {
+                    // Messages already taken from the channel must be
+                    // processed before the drain takes later ones: otherwise
+                    // the drain stores offsets past them and they are lost.
+                    self.flush(&mut batch, stopper).await;
+                    return;
+                }
                 Some(job) = recv_opt(control) => {
                     let mut engines: Vec<&mut Engine> =
                         self.engines.values_mut().flat_map(|b| b.values_mut().map(|ps| &mut ps.engine)).collect();

@@ -213,6 +213,14 @@ async fn restart_with_the_same_group_loses_nothing() {
     let obs1 = Arc::new(CollectingObserver::default());
     let mut s = settings(&bs, &topic, &group, &dlq);
     s.batch_max_events = 10;
+    if std::env::var_os("TRIPLINE_KAFKA_DEBUG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_test_writer()
+            .try_init();
+        s.properties
+            .insert("debug".into(), "consumer,cgrp,fetch".into());
+    }
     // The mock group coordinator delays the rebalance after a member leaves by
     // session timeout - 1 s (a real broker rebalances at once); keep it short.
     s.properties
