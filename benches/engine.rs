@@ -81,5 +81,34 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A flood from one unregistered integration (a shadow tool hammering the
+/// CRM): every event repeats an open `unknown_integration` episode and folds.
+fn flood(c: &mut Criterion) {
+    let reg = tripline_ingest::parse_registry("[[integrations]]\nid = \"known\"\n", "bench")
+        .expect("registry");
+    let t0 = 1_792_972_800_000i64;
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(100_000));
+    g.sample_size(10);
+    g.bench_function("flood_unregistered", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(EngineConfig::default(), Some(reg.clone()));
+            let mut out = Outputs::default();
+            for i in 0..100_000i64 {
+                let ev = tripline_engine::Event::new(
+                    t0 + i * 10,
+                    "shadow-tool",
+                    "contacts",
+                    tripline_engine::Action::Read,
+                );
+                engine.process(&ev, &mut out);
+                out.clear();
+            }
+            engine.stats().folded
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, flood);
 criterion_main!(benches);

@@ -1035,7 +1035,9 @@ impl Cx<'_, '_> {
     // ---- registry detectors -------------------------------------------
 
     fn unknown_integration(&mut self, st: &mut IntegrationState, ev: &Event<'_>) {
-        if !self.cfg.detectors.unknown_integration.enabled {
+        if !self.cfg.detectors.unknown_integration.enabled
+            || self.try_fold(st, ev, AlertKind::UnknownIntegration, &[], 0.8)
+        {
             return;
         }
         let dt = format!("{}:{}", ev.resource, ev.action.as_str());
@@ -1067,7 +1069,16 @@ impl Cx<'_, '_> {
     }
 
     fn scope_violation(&mut self, st: &mut IntegrationState, ev: &Event<'_>, d: &IntegrationDecl) {
-        if !self.cfg.detectors.scope_violation.enabled || d.is_granted(ev.resource, ev.action) {
+        if !self.cfg.detectors.scope_violation.enabled
+            || d.is_granted(ev.resource, ev.action)
+            || self.try_fold(
+                st,
+                ev,
+                AlertKind::ScopeViolation,
+                &[ev.resource, ":", ev.action.as_str()],
+                0.9,
+            )
+        {
             return;
         }
         let dt = format!("{}:{}", ev.resource, ev.action.as_str());
@@ -1102,7 +1113,10 @@ impl Cx<'_, '_> {
 
     fn off_hours(&mut self, st: &mut IntegrationState, ev: &Event<'_>, d: &IntegrationDecl) {
         let Some(h) = &d.active_hours else { return };
-        if !self.cfg.detectors.off_hours.enabled || h.contains(ev.ts_ms) {
+        if !self.cfg.detectors.off_hours.enabled
+            || h.contains(ev.ts_ms)
+            || self.try_fold(st, ev, AlertKind::OffHours, &[], 0.6)
+        {
             return;
         }
         let local =
@@ -1209,7 +1223,9 @@ impl Cx<'_, '_> {
         id: &str,
         at: i64,
     ) {
-        if !self.cfg.detectors.revoked_credential.enabled {
+        if !self.cfg.detectors.revoked_credential.enabled
+            || self.try_fold(st, ev, AlertKind::RevokedCredential, &[what, ":", id], 0.95)
+        {
             return;
         }
         let ago = (ev.ts_ms - at) as f64 / DAY_MS as f64;
@@ -1267,6 +1283,49 @@ impl Cx<'_, '_> {
     }
 
     /// Emits a finding as a new alert, or folds it into its open episode.
+    /// The cheap part of [`Cx::fire`], run before a finding is built: if
+    /// feedback makes it expected, or it repeats an open episode within the
+    /// cooldown, handle it here — so a flood of one ongoing violation costs
+    /// no allocation per event. `subject` is given in parts (compared without
+    /// concatenating). Returns whether the event was handled.
+    fn try_fold(
+        &mut self,
+        st: &mut IntegrationState,
+        ev: &Event<'_>,
+        kind: AlertKind,
+        subject: &[&str],
+        score: f64,
+    ) -> bool {
+        let ts = ev.ts_ms;
+        if !self.feedback.is_empty()
+            && self.feedback.suppresses(
+                ev.integration_id,
+                kind,
+                ev.resource,
+                ev.action,
+                ev.source_ip,
+                ts,
+            )
+        {
+            return true;
+        }
+        let (_gap, cooldown) = self.cfg.detectors.fold_ms(kind);
+        match st
+            .episodes
+            .iter_mut()
+            .find(|e| e.kind == kind && subject_is(&e.subject, subject))
+        {
+            Some(e) if ts - e.last_alert < cooldown => {
+                e.last_seen = e.last_seen.max(ts);
+                e.folded += 1;
+                e.score = e.score.max(score);
+                self.stats.folded += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn fire(&mut self, st: &mut IntegrationState, ev: &Event<'_>, f: Finding<'_>) {
         let ts = ev.ts_ms;
         // Analyst feedback made this expected (until its event-time expiry).
@@ -1399,6 +1458,18 @@ fn close_episodes(
         // outside (another partition's progress) only announces the end.
         announce_only
     });
+}
+
+/// Whether `s` equals the concatenation of `parts`.
+fn subject_is(s: &str, parts: &[&str]) -> bool {
+    let mut rest = s;
+    for p in parts {
+        match rest.strip_prefix(p) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// Records a use of a key or principal; returns its previous (last use, max gap).
