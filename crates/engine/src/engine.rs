@@ -615,8 +615,10 @@ impl Cx<'_, '_> {
         if !mature {
             return;
         }
-        let b = b.clone();
+        // `examine(s)` only changes series `s`'s check state, so each series
+        // can read the live bucket (no per-event copy of it).
         for s in 0..SERIES {
+            let b = &st.buckets[idx];
             let bytes_hit = s == RECORDS && b.bytes >= b.bytes_check_at;
             if b.counts[s] >= b.check_at[s] || bytes_hit {
                 self.examine(st, idx, s, ev);
