@@ -24,12 +24,12 @@ pub struct LiveEngines {
 }
 
 impl LiveEngines {
+    /// A read-only union of the partition engines: a clone of all their
+    /// state, so only the views that need every integration use it
+    /// (`/integrations`, `/audit`).
     fn merged(&self) -> Engine {
         self.control
-            .visit(VISIT_TIMEOUT, |engines| {
-                let refs: Vec<&Engine> = engines.iter().map(|e| &**e).collect();
-                Engine::merged(&refs)
-            })
+            .visit(VISIT_TIMEOUT, Engine::merged)
             .flatten()
             .unwrap_or_else(|| (*self.empty).clone())
     }
@@ -40,8 +40,20 @@ impl InventoryView for LiveEngines {
         inventory::summaries(&self.merged())
     }
 
+    /// From the one engine that tracks it (or any, for a declared but
+    /// unseen integration): no clone of the rest.
     fn integration(&self, id: &str) -> Option<IntegrationDetail> {
-        inventory::detail(&self.merged(), id)
+        let key = id.to_owned();
+        let empty = Arc::clone(&self.empty);
+        self.control
+            .visit(VISIT_TIMEOUT, move |engines| {
+                let owner = engines
+                    .iter()
+                    .find(|e| e.integration(&key).is_some())
+                    .or(engines.first());
+                inventory::detail(owner.copied().unwrap_or(&empty), &key)
+            })
+            .unwrap_or_else(|| inventory::detail(&self.empty, id))
     }
 
     fn audit(&self, as_of_ms: i64) -> AuditReport {
@@ -56,8 +68,16 @@ impl InventoryView for LiveEngines {
     }
 
     fn latest_event_ms(&self) -> Option<i64> {
-        let s = self.merged().stats();
-        (s.events > 0).then_some(s.max_event_time_ms)
+        self.control
+            .visit(VISIT_TIMEOUT, |engines| {
+                engines
+                    .iter()
+                    .map(|e| e.stats())
+                    .filter(|s| s.events > 0)
+                    .map(|s| s.max_event_time_ms)
+                    .max()
+            })
+            .flatten()
     }
 }
 
@@ -71,7 +91,7 @@ impl FeedbackApplier for LiveEngines {
             .registry()
             .is_some_and(|r| r.integration(&fb.integration_id).is_some());
         self.control
-            .visit(VISIT_TIMEOUT, move |engines| {
+            .visit_mut(VISIT_TIMEOUT, move |engines| {
                 let known = known_decl
                     || engines
                         .iter()
@@ -92,7 +112,17 @@ impl FeedbackApplier for LiveEngines {
             .unwrap_or_else(|| Err("the processing loop is busy; try again".to_owned()))
     }
 
+    /// Feedback is applied to every partition engine, so the longest trail
+    /// is the whole trail.
     fn trail(&self) -> Vec<FeedbackRecord> {
-        self.merged().feedback().trail().cloned().collect()
+        self.control
+            .visit(VISIT_TIMEOUT, |engines| {
+                engines
+                    .iter()
+                    .max_by_key(|e| e.feedback().trail().count())
+                    .map(|e| e.feedback().trail().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| self.empty.feedback().trail().cloned().collect())
     }
 }

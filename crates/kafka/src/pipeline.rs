@@ -105,10 +105,18 @@ pub async fn run_with_state_store(
     .await
 }
 
+/// The work of an [`EngineVisit`], run over every assigned partition's engine.
+type VisitJob = Box<dyn FnOnce(&mut [&mut Engine]) + Send>;
+
 /// A request to look at (or change) the partition engines from outside the
 /// loop — the HTTP API's inventory, audit and feedback. It runs on the
 /// processing task between batches, so engines need no locks.
-pub type EngineVisit = Box<dyn FnOnce(&mut [&mut Engine]) + Send>;
+pub struct EngineVisit {
+    job: VisitJob,
+    /// Whether the job may change engine state (feedback): the next
+    /// checkpoint must then save every partition even if no offset moved.
+    mutates: bool,
+}
 
 /// Where [`EngineVisit`]s are sent. Bounded: a flood of API calls is refused
 /// ([`ControlHandle::visit`] returns `None`), it never delays processing.
@@ -135,13 +143,35 @@ impl ControlHandle {
     pub fn visit<T: Send + 'static>(
         &self,
         timeout: Duration,
+        f: impl FnOnce(&[&Engine]) -> T + Send + 'static,
+    ) -> Option<T> {
+        self.send(timeout, false, move |engines| {
+            let refs: Vec<&Engine> = engines.iter().map(|e| &**e).collect();
+            f(&refs)
+        })
+    }
+
+    /// [`ControlHandle::visit`] for a job that changes engine state; the
+    /// change is saved by the next checkpoint.
+    pub fn visit_mut<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&mut [&mut Engine]) -> T + Send + 'static,
+    ) -> Option<T> {
+        self.send(timeout, true, f)
+    }
+
+    fn send<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        mutates: bool,
         f: impl FnOnce(&mut [&mut Engine]) -> T + Send + 'static,
     ) -> Option<T> {
         let (reply, answer) = std::sync::mpsc::channel();
-        let job: EngineVisit = Box::new(move |engines| {
+        let job = Box::new(move |engines: &mut [&mut Engine]| {
             let _ = reply.send(f(engines));
         });
-        self.tx.try_send(job).ok()?;
+        self.tx.try_send(EngineVisit { job, mutates }).ok()?;
         answer.recv_timeout(timeout).ok()
     }
 }
@@ -506,14 +536,16 @@ impl Pipeline {
                     self.flush(&mut batch, stopper).await;
                     return;
                 }
-                Some(job) = recv_opt(control) => {
+                Some(visit) = recv_opt(control) => {
                     let mut engines: Vec<&mut Engine> =
                         self.engines.values_mut().flat_map(|b| b.values_mut().map(|ps| &mut ps.engine)).collect();
-                    job(&mut engines);
-                    // A visit may have changed state (feedback) without
-                    // moving offsets: make the next checkpoint save it.
-                    for ps in self.engines.values_mut().flat_map(|b| b.values_mut()) {
-                        ps.saved_offset = None;
+                    (visit.job)(&mut engines);
+                    if visit.mutates {
+                        // State changed (feedback) without moving offsets:
+                        // make the next checkpoint save it.
+                        for ps in self.engines.values_mut().flat_map(|b| b.values_mut()) {
+                            ps.saved_offset = None;
+                        }
                     }
                 }
                 _ = checkpoint_tick.tick(), if self.state_store.enabled() => {
