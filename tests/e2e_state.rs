@@ -576,9 +576,8 @@ fn seeding_from_the_retained_topic_learns_silently_then_goes_live() {
         tripline::metric(
             &body,
             "tripline_alerts_total{kind=\"unknown_integration\",severity=\"warning\"}"
-        )
-        .unwrap_or(0.0)
-            == 0.0
+        ) == Some(0.0),
+        "the alert counter exists (pre-created at 0) and stayed 0 while seeding"
     );
     assert!(
         kafka::read_to_end(&b, &c.alerts_topic).is_empty(),
