@@ -5,10 +5,7 @@
 //! Alertmanager then sends exactly one firing and (at most) one resolved
 //! notification per alert, which is what the tests count.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use super::http::{eventually, free_port, get, require_binary, KillOnDrop};
+use super::http::{get, require_binary, start_ready, KillOnDrop};
 
 pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
@@ -33,53 +30,20 @@ impl Alertmanager {
             ),
         )
         .unwrap();
-        for attempt in 0..5 {
-            let port = free_port();
-            let log = dir.path().join(format!("alertmanager-{attempt}.log"));
-            let child = Command::new(ALERTMANAGER)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--cluster.listen-address=")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {ALERTMANAGER}: {e}"));
-            let mut process = KillOnDrop {
-                child,
-                name: "alertmanager",
-                log,
-            };
-            let ready = eventually("Alertmanager /-/ready", Duration::from_secs(30), || {
-                let exited = matches!(process.child.try_wait(), Ok(Some(_)));
-                async move {
-                    if exited {
-                        return Ok(false);
-                    }
-                    match get(&format!("http://127.0.0.1:{port}/-/ready")).await {
-                        Ok((200, _)) => Ok(true),
-                        other => Err(format!("{other:?}")),
-                    }
-                }
-            })
-            .await;
-            if ready {
-                return Alertmanager {
-                    port,
-                    process,
-                    _dir: dir,
-                };
-            }
-            eprintln!(
-                "alertmanager exited on port {port}, retrying: {}",
-                process.log_tail(2000)
-            );
+        let (port, process) = start_ready(ALERTMANAGER, "alertmanager", dir.path(), |port| {
+            vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.path={}", dir.path().join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--cluster.listen-address=".to_owned(),
+            ]
+        })
+        .await;
+        Alertmanager {
+            port,
+            process,
+            _dir: dir,
         }
-        panic!("Alertmanager did not start after 5 attempts");
     }
 
     pub fn url(&self) -> String {

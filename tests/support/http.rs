@@ -365,3 +365,47 @@ fn hmac_sha256_matches_rfc_4231() {
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
     );
 }
+
+/// Starts `binary` on a free loopback port (`args` gets the port) and waits
+/// for its `/-/ready`; a port taken between `free_port()` and the bind makes
+/// the service exit, so it retries with a fresh port (5 attempts).
+pub async fn start_ready(
+    binary: &str,
+    name: &'static str,
+    dir: &std::path::Path,
+    args: impl Fn(u16) -> Vec<String>,
+) -> (u16, KillOnDrop) {
+    for attempt in 0..5 {
+        let port = free_port();
+        let log = dir.join(format!("{name}-{attempt}.log"));
+        let child = std::process::Command::new(binary)
+            .args(args(port))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        let mut process = KillOnDrop { child, name, log };
+        let ready = eventually(&format!("{name} /-/ready"), Duration::from_secs(30), || {
+            let exited = matches!(process.child.try_wait(), Ok(Some(_)));
+            async move {
+                if exited {
+                    return Ok(false);
+                }
+                match get(&format!("http://127.0.0.1:{port}/-/ready")).await {
+                    Ok((200, _)) => Ok(true),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await;
+        if ready {
+            return (port, process);
+        }
+        eprintln!(
+            "{name} exited on port {port}, retrying: {}",
+            process.log_tail(2000)
+        );
+    }
+    panic!("{name} did not start after 5 attempts");
+}

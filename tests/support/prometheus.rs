@@ -1,10 +1,7 @@
 //! A real Prometheus (`/usr/bin/prometheus`) scraping given targets every
 //! second as `job="tripline"` (the job the dashboard selects), killed on drop.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use super::http::{eventually, free_port, get, require_binary, KillOnDrop};
+use super::http::{get, require_binary, start_ready, KillOnDrop};
 
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 pub const PROMTOOL: &str = "/usr/bin/promtool";
@@ -31,55 +28,20 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        // A port taken between free_port() and the bind makes Prometheus exit:
-        // retry with a fresh port.
-        for attempt in 0..5 {
-            let port = free_port();
-            let log = dir.path().join(format!("prometheus-{attempt}.log"));
-            let child = Command::new(PROMETHEUS)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--log.level=warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {PROMETHEUS}: {e}"));
-            let mut process = KillOnDrop {
-                child,
-                name: "prometheus",
-                log,
-            };
-            let ready = eventually("Prometheus /-/ready", Duration::from_secs(30), || {
-                let exited = matches!(process.child.try_wait(), Ok(Some(_)));
-                async move {
-                    if exited {
-                        return Ok(false);
-                    }
-                    match get(&format!("http://127.0.0.1:{port}/-/ready")).await {
-                        Ok((200, _)) => Ok(true),
-                        other => Err(format!("{other:?}")),
-                    }
-                }
-            })
-            .await;
-            if ready {
-                return Prometheus {
-                    port,
-                    process,
-                    _dir: dir,
-                };
-            }
-            eprintln!(
-                "prometheus exited on port {port}, retrying: {}",
-                process.log_tail(2000)
-            );
+        let (port, process) = start_ready(PROMETHEUS, "prometheus", dir.path(), |port| {
+            vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--log.level=warn".to_owned(),
+            ]
+        })
+        .await;
+        Prometheus {
+            port,
+            process,
+            _dir: dir,
         }
-        panic!("Prometheus did not start after 5 attempts");
     }
 
     pub fn url(&self) -> String {
