@@ -41,9 +41,9 @@ pub use hooks::{
     RunSummary, StateStore,
 };
 pub use pipeline::{
-    control_channel, run, run_with_control, run_with_state_store, ControlHandle, ControlReceiver,
-    EngineVisit, HEADER_REJECT_DETAIL, HEADER_REJECT_REASON, HEADER_SOURCE_OFFSET,
-    HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+    control_channel, run, run_with_control, ControlHandle, ControlReceiver, EngineVisit,
+    HEADER_REJECT_DETAIL, HEADER_REJECT_REASON, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
 };
 pub use settings::{KafkaSettings, SettingsError};
 pub use util::WARN_INTERVAL;

@@ -55,8 +55,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const COMMIT_RESERVE_MAX: Duration = Duration::from_secs(2);
 
 /// Runs the Kafka source until `shutdown` resolves, then drains and commits
-/// within `settings.shutdown_deadline_ms`. Equivalent to
-/// [`run_with_state_store`] with [`NoStateStore`].
+/// within `settings.shutdown_deadline_ms`: [`run_with_control`] with no
+/// checkpoints ([`NoStateStore`]) and no control channel.
 ///
 /// Returns an error only for problems that retrying cannot fix (invalid
 /// settings, a client librdkafka refuses to create). Broker outages are
@@ -69,36 +69,14 @@ pub async fn run(
     observer: Arc<dyn Observer>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
-    run_with_state_store(
-        settings,
-        engine_config,
-        registry,
-        sink,
-        observer,
-        Arc::new(NoStateStore),
-        shutdown,
-    )
-    .await
-}
-
-/// [`run`] with a [`StateStore`] consulted when partitions are assigned and
-/// released.
-pub async fn run_with_state_store(
-    settings: KafkaSettings,
-    engine_config: EngineConfig,
-    registry: Option<Registry>,
-    sink: Arc<dyn AlertSink>,
-    observer: Arc<dyn Observer>,
-    state_store: Arc<dyn StateStore>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<RunSummary> {
+    let store = Arc::new(NoStateStore);
     run_with_control(
         settings,
         engine_config,
         registry,
         sink,
         observer,
-        state_store,
+        store,
         None,
         shutdown,
     )
@@ -176,7 +154,9 @@ impl ControlHandle {
     }
 }
 
-/// [`run_with_state_store`] plus an optional control channel.
+/// The Kafka source with a [`StateStore`] (checkpoints: restored on
+/// assignment, written on a timer, on revoke and at shutdown) and an optional
+/// control channel (the HTTP API's view of the engines).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_with_control(
     settings: KafkaSettings,
