@@ -164,10 +164,15 @@ async fn alertmanager_notifies_each_alert_once_then_resolves() {
     for (status, id, labels) in notified(&rx) {
         assert_eq!(status, "firing");
         let want = if id == "am-1" { &a1 } else { &a2 };
-        assert_eq!(labels["alertname"], want.kind.as_str(), "{labels}");
+        assert_eq!(
+            labels["alertname"],
+            tripline_output::outputs::links::alertname(want.kind),
+            "{labels}"
+        );
+        assert_eq!(labels["kind"], want.kind.as_str(), "{labels}");
         assert_eq!(labels["severity"], want.severity.as_str(), "{labels}");
         assert_eq!(
-            labels["integration"],
+            labels["integration_id"],
             want.integration_id.as_str(),
             "{labels}"
         );
