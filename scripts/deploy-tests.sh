@@ -244,7 +244,8 @@ def consistency():
     ports = {p["name"]: p["containerPort"] for p in t["ports"]}
     assert ports.get("metrics") == 9464
     assert t["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert t["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # No readiness probe: it would couple the gateway's Service membership to tripline.
+    assert "readinessProbe" not in t, "tripline must not have a readinessProbe (docs/operations.md#sidecar-readiness)"
     for pr in ("livenessProbe", "readinessProbe", "startupProbe"):
         if pr in t:
             assert t[pr]["httpGet"]["port"] in ("metrics", 9464), pr
@@ -506,7 +507,8 @@ if [ -n "$TRIPLINE_BIN" ]; then
     envs=$(python3 -c "
 import tomllib
 c = tomllib.load(open('deploy/kubernetes/config/config.toml', 'rb'))
-print(' '.join(sorted({v + ('=https://placeholder.invalid/x' if 'url' in k else '=placeholder') for o in c.get('outputs', []) for k, v in o.items() if k.endswith('_env')})))")
+ph = lambda k: '=https://placeholder.invalid/x' if 'url' in k else ('=whsec_' + 'A' * 43 + '=' if 'signing_secret' in k else '=placeholder')
+print(' '.join(sorted({v + ph(k) for o in c.get('outputs', []) for k, v in o.items() if k.endswith('_env')})))")
     # shellcheck disable=SC2086
     env $envs "$TRIPLINE_BIN" check-config --config deploy/kubernetes/config/config.toml --registry deploy/kubernetes/config/registry.toml
   }
