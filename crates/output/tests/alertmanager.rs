@@ -286,7 +286,7 @@ async fn shipped_alertmanager_first_profile_pages_once_per_incident() {
             "/etc/alertmanager/secrets/",
             &format!("{}/", secrets.display()),
         )
-        .replace("group_wait: 30s", "group_wait: 3s")
+        .replace("group_wait: 30s", "group_wait: 2s")
         .replace("group_interval: 5m", "group_interval: 2s");
     let am = Alertmanager::start_with(dir, &am_config);
     let client = reqwest::Client::new();
@@ -336,19 +336,33 @@ async fn shipped_alertmanager_first_profile_pages_once_per_incident() {
         ],
     );
 
-    let spike = alert(
+    // Live alerts. Alertmanager flushes a new group at once (no group_wait)
+    // when an alert's startsAt is older than group_wait, as in a backlog
+    // replay; a detection time ahead of the wall clock is clamped to the
+    // time of the push, so the group waits however loaded the machine is.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 600_000;
+    let live = |id: &str, integration: &str, kind: AlertKind, severity: Severity| {
+        let mut a = alert(id, integration, kind, severity);
+        a.detected_at = soon;
+        a
+    };
+    let spike = live(
         "inc-1",
         "mailchimp-sync",
         AlertKind::CallSpike,
         Severity::Critical,
     );
-    let volume = alert(
+    let volume = live(
         "inc-2",
         "mailchimp-sync",
         AlertKind::VolumeSpike,
         Severity::Critical,
     );
-    let warn = alert("w-1", "hubspot-etl", AlertKind::OffHours, Severity::Warning);
+    let warn = live("w-1", "hubspot-etl", AlertKind::OffHours, Severity::Warning);
     d.submit(&[spike.clone(), volume.clone(), warn.clone()], &[]);
 
     let pd = |action: &str| -> Vec<serde_json::Value> {
