@@ -66,7 +66,7 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// Consumer group. Replicas sharing it split the partitions between them.
     pub group_id: String,
-    /// Topics carrying access-log events (`shared/spec/events.md`), keyed by
+    /// Topics carrying access-log events (`docs/specs/events.md`), keyed by
     /// `integration_id` so that one integration's events stay in order.
     pub topics: Vec<String>,
     /// Where rejected messages go, untouched, with the reason in headers.
