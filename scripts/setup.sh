@@ -63,6 +63,9 @@ if [ "$want_test" = 1 ]; then
   need_cmd amtool prometheus-alertmanager
   need_cmd curl curl
   need_cmd bc bc
+  # The tests signal the processes they start (kill); minimal images lack procps.
+  need_cmd kill procps
+  need_cmd pkill procps
   python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
 fi
 
