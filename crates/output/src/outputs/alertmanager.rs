@@ -143,15 +143,21 @@ pub(crate) fn description(a: &Alert) -> String {
     s
 }
 
+/// How long alerts live in Alertmanager and how many are re-pushed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub repush_interval: Duration,
+    pub ttl: Duration,
+    pub max_open: usize,
+}
+
 impl Alertmanager {
     pub(crate) fn new(
         endpoint: SecretUrl,
         bearer: Option<HeaderValue>,
         labels: BTreeMap<String, String>,
         generator_url: Option<String>,
-        repush_interval: Duration,
-        ttl: Duration,
-        max_open: usize,
+        timing: Timing,
         links: Links,
     ) -> Self {
         Alertmanager {
@@ -159,9 +165,9 @@ impl Alertmanager {
             bearer,
             labels,
             generator_url,
-            repush_interval,
-            ttl,
-            max_open,
+            repush_interval: timing.repush_interval,
+            ttl: timing.ttl,
+            max_open: timing.max_open,
             links,
         }
     }
@@ -371,9 +377,11 @@ mod tests {
             None,
             labels,
             None,
-            Duration::from_secs(60),
-            Duration::from_secs(300),
-            10,
+            Timing {
+                repush_interval: Duration::from_secs(60),
+                ttl: Duration::from_secs(300),
+                max_open: 10,
+            },
             Links::new(
                 "https://docs.example/ops.md",
                 Some("https://grafana.example/d/t?var-integration={integration_id}"),

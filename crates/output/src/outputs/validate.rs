@@ -208,9 +208,11 @@ pub fn validate_outputs(
                         bearer,
                         c.labels.clone(),
                         c.generator_url.clone(),
-                        Duration::from_secs(c.repush_interval_seconds.max(1)),
-                        Duration::from_secs(c.alert_ttl_seconds),
-                        c.max_open_alerts.max(1),
+                        alertmanager::Timing {
+                            repush_interval: Duration::from_secs(c.repush_interval_seconds.max(1)),
+                            ttl: Duration::from_secs(c.alert_ttl_seconds),
+                            max_open: c.max_open_alerts.max(1),
+                        },
                         links.clone(),
                     ))
                 })
