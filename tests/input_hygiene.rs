@@ -15,8 +15,7 @@ fn tripline() -> Command {
     c
 }
 
-const EVENT: &str =
-    r#"{"ts":"2026-11-29T14:03:12.345Z","integration_id":"a","resource":"contacts","method":"GET","status":200}"#;
+const EVENT: &str = r#"{"ts":"2026-11-29T14:03:12.345Z","integration_id":"a","resource":"contacts","method":"GET","status":200}"#;
 
 /// Peak resident memory of a process, in KiB (`VmHWM`).
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -52,17 +51,19 @@ fn replay_skips_an_oversize_line_without_buffering_it() {
     writeln!(stdin, "{EVENT}").unwrap();
     drop(stdin);
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{stderr}");
     assert!(
         peak < 256 * 1024,
         "peak RSS {peak} KiB while a 1 GiB line was read"
     );
-    assert!(
-        stderr.contains("3 lines, 2 events, 1 rejected"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("3 lines, 2 events, 1 rejected"), "{stderr}");
     assert!(stderr.contains("rejected too_large        1"), "{stderr}");
 }
 

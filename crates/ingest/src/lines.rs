@@ -116,7 +116,10 @@ mod tests {
         let l = read_bounded_line(&mut r, &mut buf, 64 * 1024).unwrap();
         assert_eq!(l, Line::Oversize { len: 256 << 20 });
         assert!(buf.capacity() <= 2 * 64 * 1024, "{}", buf.capacity());
-        assert_eq!(read_bounded_line(&mut r, &mut buf, 64 * 1024).unwrap(), Line::Ok);
+        assert_eq!(
+            read_bounded_line(&mut r, &mut buf, 64 * 1024).unwrap(),
+            Line::Ok
+        );
         assert_eq!(buf, b"ok");
     }
 }
