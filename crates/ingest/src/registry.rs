@@ -40,8 +40,8 @@ pub fn load_registry(path: &Path) -> Result<Registry, RegistryError> {
     parse_registry(&text, &path.display().to_string())
 }
 
-/// Work done locating lines and looking ids up, so a test can assert that
-/// loading is linear without timing anything.
+// Work done locating lines, so a test can assert that loading is linear
+// without timing anything.
 #[cfg(test)]
 thread_local!(static WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
 #[inline]
