@@ -18,16 +18,17 @@
 //! Caveat shared with `tripline run`: caps that count across integrations
 //! (`max_integrations` eviction) apply per engine.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use anyhow::Context;
 use tripline_engine::{Engine, Outputs};
-use tripline_ingest::parse_event;
+use tripline_ingest::lines::{read_bounded_line, Line};
+use tripline_ingest::{parse_event, Reject};
 
-use super::replay::{trim_line, ReplayStats, MAX_REJECT_LOGS};
+use super::replay::{trim_line, ReplayStats, LINE_LIMIT, MAX_REJECT_LOGS};
 
 /// Input is handed out in blocks of about this many bytes (whole lines).
 const BLOCK_BYTES: usize = 1 << 20;
@@ -41,7 +42,10 @@ struct Block {
     name: Arc<str>,
     /// Line number of the block's first line in its input.
     first_line: u64,
+    /// The lines, each ended by `\n`.
     data: Vec<u8>,
+    /// Lines too long to hold (empty in `data`): (index, length), in order.
+    oversize: Vec<(u32, u64)>,
 }
 
 /// One worker's alerts for one block: JSON lines, each tagged with the
@@ -156,57 +160,50 @@ pub fn replay_sharded(
     })
 }
 
-/// Cuts each input into blocks of whole lines and gives every block to
-/// every worker.
+/// Cuts each input into blocks of whole lines (read with the same bounded
+/// line reader as one-thread replay) and gives every block to every worker.
 fn read_blocks(
     inputs: Vec<(String, Box<dyn Read + Send>)>,
     txs: &[SyncSender<Arc<Block>>],
 ) -> anyhow::Result<()> {
-    for (name, mut input) in inputs {
+    let mut line = Vec::with_capacity(4096);
+    for (name, input) in inputs {
         let name: Arc<str> = Arc::from(name.as_str());
+        let mut reader = BufReader::with_capacity(1 << 20, input);
         let mut next_line = 1u64;
-        let mut carry: Vec<u8> = Vec::new();
-        loop {
-            let mut data = std::mem::take(&mut carry);
-            let mut eof = false;
-            while data.len() < BLOCK_BYTES {
-                let want = (BLOCK_BYTES - data.len()) as u64;
-                let got = (&mut input)
-                    .take(want)
-                    .read_to_end(&mut data)
-                    .with_context(|| format!("reading {name}"))?;
-                if got == 0 {
-                    eof = true;
-                    break;
-                }
-            }
-            if !eof {
-                match data.iter().rposition(|b| *b == b'\n') {
-                    Some(p) => carry = data.split_off(p + 1),
-                    None => {
-                        // One line longer than a block: keep reading it.
-                        carry = data;
-                        continue;
+        let mut eof = false;
+        while !eof {
+            let mut block = Block {
+                name: Arc::clone(&name),
+                first_line: next_line,
+                data: Vec::with_capacity(BLOCK_BYTES + LINE_LIMIT),
+                oversize: Vec::new(),
+            };
+            let mut idx = 0u32;
+            while block.data.len() < BLOCK_BYTES {
+                match read_bounded_line(&mut reader, &mut line, LINE_LIMIT)
+                    .with_context(|| format!("reading {name}"))?
+                {
+                    Line::Eof => {
+                        eof = true;
+                        break;
                     }
+                    Line::Ok => block.data.extend_from_slice(&line),
+                    Line::Oversize { len } => block.oversize.push((idx, len)),
                 }
+                block.data.push(b'\n');
+                idx += 1;
             }
-            let lines = data.iter().filter(|b| **b == b'\n').count() as u64;
-            if !data.is_empty() {
-                let block = Arc::new(Block {
-                    name: Arc::clone(&name),
-                    first_line: next_line,
-                    data,
-                });
-                for tx in txs {
-                    if tx.send(Arc::clone(&block)).is_err() {
-                        // A worker failed; its error is reported by join.
-                        return Ok(());
-                    }
-                }
-            }
-            next_line += lines;
-            if eof {
+            next_line += u64::from(idx);
+            if idx == 0 {
                 break;
+            }
+            let block = Arc::new(block);
+            for tx in txs {
+                if tx.send(Arc::clone(&block)).is_err() {
+                    // A worker failed; its error is reported by join.
+                    return Ok(());
+                }
             }
         }
     }
@@ -254,16 +251,28 @@ struct Worker<'a> {
 impl Worker<'_> {
     fn block(&mut self, block: &Block) -> anyhow::Result<BlockOut> {
         let mut o = BlockOut::default();
+        let mut oversize = block.oversize.iter().peekable();
         for (idx, line) in block.data.split(|b| *b == b'\n').enumerate() {
             let text = trim_line(line);
-            if text.is_empty() {
+            let too_long = match oversize.peek() {
+                Some(&&(i, len)) if i as usize == idx => {
+                    oversize.next();
+                    Some(len)
+                }
+                _ => None,
+            };
+            if text.is_empty() && too_long.is_none() {
                 continue;
             }
-            let key = quick_key(text);
+            let key = if too_long.is_some() { None } else { quick_key(text) };
             if key.is_some_and(|k| shard(k, self.n) != self.me) {
                 continue;
             }
-            match parse_event(text) {
+            let parsed = match too_long {
+                Some(len) => Err(Reject::too_large(len)),
+                None => parse_event(text),
+            };
+            match parsed {
                 Ok(raw) => {
                     let ev = raw.event();
                     let owner = shard(ev.integration_id.as_bytes(), self.n);

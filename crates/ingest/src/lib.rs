@@ -5,11 +5,14 @@
 //! - [`event`]: one JSON object → validated, borrowed [`tripline_engine::Event`],
 //!   or a [`Reject`] with a bounded [`RejectReason`]. Allocation-free for
 //!   ordinary (unescaped) input.
+//! - [`lines`]: bounded JSONL line reading (an oversize line is skipped, never
+//!   buffered whole).
 //! - [`registry`]: TOML → [`tripline_engine::Registry`], reporting every problem
 //!   with its line.
 #![forbid(unsafe_code)]
 
 pub mod event;
+pub mod lines;
 pub mod registry;
 
 pub use event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
