@@ -122,14 +122,19 @@ fn replay_threads_output_is_byte_identical_to_one_thread() {
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap();
     let mut extra = String::new();
-    for (i, id) in ["esc\"aped-1", "plain-new", "esc\"aped-2"].iter().enumerate() {
+    for (i, id) in ["esc\"aped-1", "plain-new", "esc\"aped-2"]
+        .iter()
+        .enumerate()
+    {
         let mut v = last.clone();
         v["integration_id"] = serde_json::Value::from(*id);
         v["principal"] = serde_json::Value::from(format!("p-extra-{i}"));
         extra.push_str(&v.to_string());
         extra.push('\n');
         // The same event with the key repeated, and a broken line.
-        let dup = v.to_string().replacen('{', r#"{"integration_id":"decoy","#, 1);
+        let dup = v
+            .to_string()
+            .replacen('{', r#"{"integration_id":"decoy","#, 1);
         extra.push_str(&dup);
         extra.push_str("\n{\"ts\":\n");
     }
@@ -149,21 +154,36 @@ fn replay_threads_output_is_byte_identical_to_one_thread() {
         ])
     };
     let one = args("1");
-    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&one.stdout).contains("esc\\\"aped-1"),
         "the escaped id raised its own alert"
     );
     let summary = |o: &Output| {
         let e = String::from_utf8_lossy(&o.stderr).into_owned();
-        let line = e.lines().find(|l| l.contains("tripline replay:")).unwrap().to_owned();
+        let line = e
+            .lines()
+            .find(|l| l.contains("tripline replay:"))
+            .unwrap()
+            .to_owned();
         // Everything but the timing.
         line.split(';').next().unwrap().to_owned()
     };
     for t in ["2", "3", "7"] {
         let many = args(t);
-        assert!(many.status.success(), "{}", String::from_utf8_lossy(&many.stderr));
-        assert_eq!(one.stdout, many.stdout, "--threads {t} differs from --threads 1");
+        assert!(
+            many.status.success(),
+            "{}",
+            String::from_utf8_lossy(&many.stderr)
+        );
+        assert_eq!(
+            one.stdout, many.stdout,
+            "--threads {t} differs from --threads 1"
+        );
         assert_eq!(summary(&one), summary(&many), "--threads {t}");
     }
 }

@@ -83,7 +83,12 @@ pub fn main(
             super::replay_sharded::replay_sharded(&make, inputs, threads, &mut out, &mut stats)?;
         out.flush().context("writing alerts to stdout")?;
         let secs = started.elapsed().as_secs_f64();
-        print_summary(&stats, totals.late_events, totals.tracked_integrations, secs);
+        print_summary(
+            &stats,
+            totals.late_events,
+            totals.tracked_integrations,
+            secs,
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let mut engine = Engine::new(settings.engine_config(), registry);

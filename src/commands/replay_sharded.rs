@@ -264,7 +264,11 @@ impl Worker<'_> {
             if text.is_empty() && too_long.is_none() {
                 continue;
             }
-            let key = if too_long.is_some() { None } else { quick_key(text) };
+            let key = if too_long.is_some() {
+                None
+            } else {
+                quick_key(text)
+            };
             if key.is_some_and(|k| shard(k, self.n) != self.me) {
                 continue;
             }

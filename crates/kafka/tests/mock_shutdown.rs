@@ -43,9 +43,7 @@ async fn an_abandoned_batch_is_not_checkpointed_and_its_dead_letter_is_produced_
     cluster
         .topic_error(&dlq, RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
         .unwrap();
-    let mut lines: Vec<Vec<u8>> = (0..VALID)
-        .map(|i| event(i, "app-1").into_bytes())
-        .collect();
+    let mut lines: Vec<Vec<u8>> = (0..VALID).map(|i| event(i, "app-1").into_bytes()).collect();
     lines.insert(50, b"not json at all".to_vec());
     produce_lines(&bs, &topic, &lines, integration_key)
         .await
