@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod logging;
 mod settings;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ const EXIT_CONFIG: u8 = 64;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -33,7 +36,7 @@ pub struct Common {
     /// TRIPLINE__SECTION__KEY env vars override both.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Integration registry (TOML, shared/spec/registry.md).
+    /// Integration registry (TOML, `docs/specs/registry.md`).
     #[arg(long, global = true)]
     pub registry: Option<PathBuf>,
 }
@@ -89,7 +92,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Err(e) = logging::init(&cli.log) {
+        eprintln!("tripline: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let result = match cli.command {
         Command::Replay {
             common,
@@ -118,19 +124,5 @@ fn main() -> ExitCode {
             eprintln!("tripline: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRIPLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("TRIPLINE_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
     }
 }

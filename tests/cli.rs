@@ -201,3 +201,107 @@ fn unusable_inputs_fail_with_one_clear_message() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// `tripline demo` with output on a pipe, as `tripline demo 2>&1 | cat` sees
+/// it: the environment's logging variables removed, then `extra` set.
+fn demo_on_a_pipe(args: &[&str], extra: &[(&str, &str)]) -> String {
+    let mut c = tripline();
+    for k in [
+        "TRIPLINE_LOG",
+        "RUST_LOG",
+        "TRIPLINE_LOG_FORMAT",
+        "NO_COLOR",
+    ] {
+        c.env_remove(k);
+    }
+    let out = c
+        .env("TRIPLINE__HTTP__LISTEN_ADDR", "127.0.0.1:0")
+        .envs(extra.iter().copied())
+        .args([
+            "demo",
+            "--days",
+            "9",
+            "--integrations",
+            "3",
+            "--rate",
+            "5000",
+        ])
+        .args(["--exit-after", "1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tripline demo");
+    assert!(out.status.success(), "demo failed: {out:?}");
+    let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
+    all.push_str(&String::from_utf8_lossy(&out.stderr));
+    all
+}
+
+#[test]
+fn demo_logs_on_a_pipe_carry_no_escape_bytes() {
+    let all = demo_on_a_pipe(&[], &[]);
+    assert!(all.contains(" INFO "), "the default level is info: {all}");
+    assert!(
+        !all.contains('\u{1b}'),
+        "an escape byte reached a pipe: {all:?}"
+    );
+}
+
+#[test]
+fn demo_honours_rust_log_as_the_fallback_filter() {
+    let all = demo_on_a_pipe(&[], &[("RUST_LOG", "warn")]);
+    assert!(all.contains("tripline demo"), "the demo ran: {all}");
+    assert!(
+        !all.contains("INFO"),
+        "RUST_LOG=warn printed an INFO line: {all}"
+    );
+    // TRIPLINE_LOG wins over RUST_LOG, and --log-level over both.
+    let all = demo_on_a_pipe(&[], &[("RUST_LOG", "warn"), ("TRIPLINE_LOG", "info")]);
+    assert!(
+        all.contains(" INFO "),
+        "TRIPLINE_LOG=info beats RUST_LOG: {all}"
+    );
+    let all = demo_on_a_pipe(&["--log-level", "warn"], &[("TRIPLINE_LOG", "info")]);
+    assert!(
+        !all.contains("INFO"),
+        "--log-level beats TRIPLINE_LOG: {all}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_stderr_line() {
+    let mut c = tripline();
+    c.env_remove("TRIPLINE_LOG");
+    let out = c
+        .env("TRIPLINE__HTTP__LISTEN_ADDR", "127.0.0.1:0")
+        .args(["--log-format", "json", "--log-level", "info"])
+        .args([
+            "demo",
+            "--days",
+            "9",
+            "--integrations",
+            "3",
+            "--rate",
+            "5000",
+        ])
+        .args(["--exit-after", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tripline demo");
+    assert!(out.status.success(), "demo failed: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines at info");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some(), "no level field: {l}");
+    }
+}
+
+#[test]
+fn an_invalid_log_level_flag_is_a_usage_error() {
+    let out = run(&["--log-level", "x=[", "check-config"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log-level"));
+}

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tripline_engine::{AlertKind, Engine, Outputs};
-use tripline_ingest::{parse_event, RejectReason};
+use tripline_ingest::lines::{read_bounded_line, Line};
+use tripline_ingest::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
 
 use crate::Common;
 
@@ -78,17 +79,17 @@ pub fn replay_reader(
     let mut outputs = Outputs::default();
     let mut lineno = 0u64;
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        let read = read_bounded_line(&mut input, &mut line, LINE_LIMIT)?;
+        if read == Line::Eof {
             break;
         }
         lineno += 1;
         let text = trim_line(&line);
-        if text.is_empty() {
+        if text.is_empty() && read == Line::Ok {
             continue;
         }
         stats.lines += 1;
-        match parse_event(text) {
+        match parsed(read, text) {
             Ok(raw) => {
                 stats.events += 1;
                 engine.process(&raw.event(), &mut outputs);
@@ -121,19 +122,30 @@ pub fn replay_reader(
 fn parse_floor(mut input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Result<()> {
     let mut line = Vec::with_capacity(4096);
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        let read = read_bounded_line(&mut input, &mut line, LINE_LIMIT)?;
+        if read == Line::Eof {
             return Ok(());
         }
         let text = trim_line(&line);
-        if text.is_empty() {
+        if text.is_empty() && read == Line::Ok {
             continue;
         }
         stats.lines += 1;
-        match parse_event(text) {
+        match parsed(read, text) {
             Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
             Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
         }
+    }
+}
+
+/// The most of one line ever held: an event's limit plus a `\r`.
+const LINE_LIMIT: usize = MAX_EVENT_BYTES + 1;
+
+/// A line that was too long to hold is `too_large` without being parsed.
+fn parsed(read: Line, text: &[u8]) -> Result<RawEvent<'_>, Reject> {
+    match read {
+        Line::Oversize { len } => Err(Reject::too_large(len)),
+        _ => parse_event(text),
     }
 }
 

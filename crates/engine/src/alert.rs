@@ -1,4 +1,4 @@
-//! Alerts, per `shared/spec/alerts.md`.
+//! Alerts, per `docs/specs/alerts.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -115,6 +115,8 @@ pub enum EvidenceValue {
     Null,
     Bool(bool),
     Int(i64),
+    /// Only for unsigned values above `i64::MAX` (e.g. `records` near 2^64).
+    UInt(u64),
     Num(f64),
     Str(String),
     List(Vec<String>),
@@ -142,7 +144,7 @@ impl From<i64> for EvidenceValue {
 }
 impl From<u64> for EvidenceValue {
     fn from(v: u64) -> Self {
-        EvidenceValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
+        i64::try_from(v).map_or(EvidenceValue::UInt(v), EvidenceValue::Int)
     }
 }
 impl From<bool> for EvidenceValue {
@@ -255,4 +257,21 @@ pub fn alert_id(parts: &[&str]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `records = 2^64-1` in an event must show as itself in evidence, not as
+    /// i64::MAX (issue 16).
+    #[test]
+    fn large_unsigned_evidence_is_exact() {
+        let v = EvidenceValue::from(u64::MAX);
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, "18446744073709551615");
+        let back: EvidenceValue = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(EvidenceValue::from(7u64), EvidenceValue::Int(7));
+    }
 }

@@ -1,15 +1,18 @@
 //! Edge parsing for tripline: the JSON access-log event of
-//! `shared/spec/events.md` and the TOML registry of `shared/spec/registry.md`.
+//! `docs/specs/events.md` and the TOML registry of `docs/specs/registry.md`.
 //!
 //! # Layout
 //! - [`event`]: one JSON object → validated, borrowed [`tripline_engine::Event`],
 //!   or a [`Reject`] with a bounded [`RejectReason`]. Allocation-free for
 //!   ordinary (unescaped) input.
+//! - [`lines`]: bounded JSONL line reading (an oversize line is skipped, never
+//!   buffered whole).
 //! - [`registry`]: TOML → [`tripline_engine::Registry`], reporting every problem
 //!   with its line.
 #![forbid(unsafe_code)]
 
 pub mod event;
+pub mod lines;
 pub mod registry;
 
 pub use event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};

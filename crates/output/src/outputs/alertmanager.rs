@@ -96,6 +96,7 @@ fn evidence_text(v: &EvidenceValue) -> String {
         EvidenceValue::Null => "null".to_owned(),
         EvidenceValue::Bool(b) => b.to_string(),
         EvidenceValue::Int(i) => i.to_string(),
+        EvidenceValue::UInt(u) => u.to_string(),
         EvidenceValue::Num(n) => fmt_num(*n),
         EvidenceValue::Str(s) => s.clone(),
         EvidenceValue::List(l) => l.join(","),
