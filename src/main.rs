@@ -53,6 +53,10 @@ enum Command {
         /// (no detection, no output). See BENCHMARKS.md.
         #[arg(long, hide = true)]
         parse_only: bool,
+        /// Engines to spread the integrations over (default: one per CPU
+        /// core). Output is byte-identical for any value.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
     },
     /// Run the Kafka sidecar service until SIGTERM/SIGINT.
     Run {
@@ -101,7 +105,8 @@ fn main() -> ExitCode {
             common,
             files,
             parse_only,
-        } => commands::replay::main(&common, &files, parse_only),
+            threads,
+        } => commands::replay::main(&common, &files, parse_only, threads.map(usize::from)),
         Command::Run { common, seed_from } => commands::run::main(&common, seed_from),
         Command::Demo(args) => commands::demo::main(&args),
         Command::Audit(args) => commands::audit::main(&args),

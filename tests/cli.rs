@@ -105,6 +105,89 @@ fn replay_is_byte_identical_across_runs_and_reports_rejects() {
     assert!(stderr.contains("events/s"), "{stderr}");
 }
 
+/// `replay --threads N` shards integrations over N engines; its stdout is
+/// byte-identical to one engine's, including for lines the sharding scan
+/// cannot place (escaped ids, a repeated key) and rejected lines.
+#[test]
+fn replay_threads_output_is_byte_identical_to_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path());
+    let reg = dir.path().join("registry.toml");
+    let all = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    // A prefix keeps the test quick in a debug build.
+    let text: String = all.lines().take(20_000).flat_map(|l| [l, "\n"]).collect();
+    let last: serde_json::Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    let mut extra = String::new();
+    for (i, id) in ["esc\"aped-1", "plain-new", "esc\"aped-2"]
+        .iter()
+        .enumerate()
+    {
+        let mut v = last.clone();
+        v["integration_id"] = serde_json::Value::from(*id);
+        v["principal"] = serde_json::Value::from(format!("p-extra-{i}"));
+        extra.push_str(&v.to_string());
+        extra.push('\n');
+        // The same event with the key repeated, and a broken line.
+        let dup = v
+            .to_string()
+            .replacen('{', r#"{"integration_id":"decoy","#, 1);
+        extra.push_str(&dup);
+        extra.push_str("\n{\"ts\":\n");
+    }
+    // A line too long to hold.
+    extra.push_str(&"x".repeat(2 << 20));
+    extra.push('\n');
+    let ev = dir.path().join("mixed.jsonl");
+    std::fs::write(&ev, format!("{text}{extra}{text}")).unwrap();
+    let args = |t: &str| {
+        run(&[
+            "replay",
+            "--threads",
+            t,
+            "--registry",
+            reg.to_str().unwrap(),
+            ev.to_str().unwrap(),
+        ])
+    };
+    let one = args("1");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&one.stdout).contains("esc\\\"aped-1"),
+        "the escaped id raised its own alert"
+    );
+    let summary = |o: &Output| {
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        let line = e
+            .lines()
+            .find(|l| l.contains("tripline replay:"))
+            .unwrap()
+            .to_owned();
+        // Everything but the timing.
+        line.split(';').next().unwrap().to_owned()
+    };
+    for t in ["2", "3", "7"] {
+        let many = args(t);
+        assert!(
+            many.status.success(),
+            "{}",
+            String::from_utf8_lossy(&many.stderr)
+        );
+        assert_eq!(
+            one.stdout, many.stdout,
+            "--threads {t} differs from --threads 1"
+        );
+        assert_eq!(summary(&one), summary(&many), "--threads {t}");
+    }
+}
+
 #[test]
 fn replay_reads_stdin_and_keeps_going_past_bad_lines() {
     let input = concat!(

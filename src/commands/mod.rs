@@ -4,6 +4,7 @@ pub mod api;
 pub mod audit;
 pub mod demo;
 pub mod replay;
+pub mod replay_sharded;
 pub mod run;
 
 use std::path::Path;

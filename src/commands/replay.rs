@@ -18,7 +18,9 @@ use crate::Common;
 
 /// At most this many rejected lines are described individually on stderr;
 /// the rest are only counted (bad input is counted and rate-limited).
-const MAX_REJECT_LOGS: u64 = 10;
+pub(crate) const MAX_REJECT_LOGS: u64 = 10;
+/// Upper bound on `--threads`.
+const MAX_THREADS: usize = 256;
 
 /// What a replay saw, for the summary and tests.
 #[derive(Debug, Default)]
@@ -30,11 +32,31 @@ pub struct ReplayStats {
     pub resolved: u64,
 }
 
-pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Result<ExitCode> {
+impl ReplayStats {
+    /// Adds another shard's counts (`replay --threads`).
+    pub fn merge(&mut self, o: ReplayStats) {
+        self.lines += o.lines;
+        self.events += o.events;
+        for (k, v) in o.rejected {
+            *self.rejected.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in o.alerts {
+            *self.alerts.entry(k).or_insert(0) += v;
+        }
+        self.resolved += o.resolved;
+    }
+}
+
+pub fn main(
+    common: &Common,
+    files: &[PathBuf],
+    parse_only: bool,
+    threads: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let (settings, registry) = super::load(common)?;
     // Open every file up front: an unreadable file is a clear error before
     // any output, not a half-done replay.
-    let mut inputs: Vec<(String, Box<dyn Read>)> = Vec::new();
+    let mut inputs: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
     if files.is_empty() || files.iter().any(|f| f == Path::new("-")) && files.len() == 1 {
         inputs.push(("<stdin>".into(), Box::new(io::stdin())));
     } else {
@@ -47,11 +69,29 @@ pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Res
             inputs.push((f.display().to_string(), Box::new(h)));
         }
     }
-    let mut engine = Engine::new(settings.engine_config(), registry);
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, MAX_THREADS);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let started = Instant::now();
     let mut stats = ReplayStats::default();
+    if threads > 1 && !parse_only {
+        let config = settings.engine_config();
+        let make = || Engine::new(config.clone(), registry.clone());
+        let totals =
+            super::replay_sharded::replay_sharded(&make, inputs, threads, &mut out, &mut stats)?;
+        out.flush().context("writing alerts to stdout")?;
+        let secs = started.elapsed().as_secs_f64();
+        print_summary(
+            &stats,
+            totals.late_events,
+            totals.tracked_integrations,
+            secs,
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut engine = Engine::new(settings.engine_config(), registry);
     for (name, input) in inputs {
         let reader = BufReader::with_capacity(1 << 20, input);
         if parse_only {
@@ -63,7 +103,8 @@ pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Res
     }
     out.flush().context("writing alerts to stdout")?;
     let secs = started.elapsed().as_secs_f64();
-    print_summary(&stats, &engine, secs);
+    let es = engine.stats();
+    print_summary(&stats, es.late_events, es.tracked_integrations, secs);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -139,7 +180,7 @@ fn parse_floor(mut input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Resu
 }
 
 /// The most of one line ever held: an event's limit plus a `\r`.
-const LINE_LIMIT: usize = MAX_EVENT_BYTES + 1;
+pub(crate) const LINE_LIMIT: usize = MAX_EVENT_BYTES + 1;
 
 /// A line that was too long to hold is `too_large` without being parsed.
 fn parsed(read: Line, text: &[u8]) -> Result<RawEvent<'_>, Reject> {
@@ -149,7 +190,7 @@ fn parsed(read: Line, text: &[u8]) -> Result<RawEvent<'_>, Reject> {
     }
 }
 
-fn trim_line(line: &[u8]) -> &[u8] {
+pub(crate) fn trim_line(line: &[u8]) -> &[u8] {
     let mut end = line.len();
     while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
         end -= 1;
@@ -161,18 +202,17 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[start..end]
 }
 
-fn print_summary(stats: &ReplayStats, engine: &Engine, secs: f64) {
-    let es = engine.stats();
+fn print_summary(stats: &ReplayStats, late_events: u64, tracked: usize, secs: f64) {
     let rejected: u64 = stats.rejected.values().sum();
     let mut s = format!(
         "tripline replay: {} lines, {} events, {} rejected, {} late, {} alerts, {} resolved, {} integrations tracked; {:.2}s ({:.0} events/s)\n",
         stats.lines,
         stats.events,
         rejected,
-        es.late_events,
+        late_events,
         stats.alerts.values().sum::<u64>(),
         stats.resolved,
-        es.tracked_integrations,
+        tracked,
         secs,
         stats.lines as f64 / secs.max(1e-9)
     );

@@ -3,7 +3,8 @@
 //!
 //! A firing alert is `{"routing_key", "event_action": "trigger", "dedup_key":
 //! <alert id>, "payload": {summary, source, severity, timestamp, component,
-//! group, class, custom_details}, "client": "tripline"}`; a resolution is
+//! group, class, custom_details}, "client": "tripline", "links": [runbook,
+//! dashboard]}`; a resolution is
 //! `{"routing_key", "event_action": "resolve", "dedup_key": <alert id>}`.
 //! The dedup key is the alert id, so a replayed alert updates the same
 //! PagerDuty incident instead of opening a second one.
@@ -14,6 +15,7 @@ use tripline_engine::text::{safe, Safe};
 use tripline_engine::time::format_rfc3339;
 use tripline_engine::{Alert, Severity};
 
+use super::links::{alertname, Links};
 use super::{EncodeError, Notification, SecretUrl, WireRequest};
 use crate::secret::Secret;
 
@@ -26,6 +28,13 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 pub struct PagerDuty {
     url: SecretUrl,
     routing_key: Secret,
+    links: Links,
+}
+
+#[derive(Serialize)]
+struct Link {
+    href: String,
+    text: &'static str,
 }
 
 #[derive(Serialize)]
@@ -37,6 +46,8 @@ struct Event<'a> {
     payload: Option<Payload<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<Link>,
 }
 
 #[derive(Serialize)]
@@ -48,7 +59,15 @@ struct Payload<'a> {
     component: &'a str,
     group: &'a str,
     class: &'static str,
-    custom_details: &'a Alert,
+    custom_details: Details<'a>,
+}
+
+/// `custom_details`: the alert object plus the shared label contract.
+#[derive(Serialize)]
+struct Details<'a> {
+    alertname: &'static str,
+    #[serde(flatten)]
+    alert: &'a Alert,
 }
 
 /// PagerDuty's severities are critical, error, warning and info.
@@ -61,8 +80,12 @@ fn pd_severity(s: Severity) -> &'static str {
 }
 
 impl PagerDuty {
-    pub(crate) fn new(url: SecretUrl, routing_key: Secret) -> Self {
-        PagerDuty { url, routing_key }
+    pub(crate) fn new(url: SecretUrl, routing_key: Secret, links: Links) -> Self {
+        PagerDuty {
+            url,
+            routing_key,
+            links,
+        }
     }
 
     pub(crate) fn encode(&self, n: &Notification) -> Result<WireRequest, EncodeError> {
@@ -79,9 +102,21 @@ impl PagerDuty {
                     component: a.resource.as_deref().unwrap_or("api"),
                     group: &a.integration_id,
                     class: a.kind.as_str(),
-                    custom_details: a,
+                    custom_details: Details {
+                        alertname: alertname(a.kind),
+                        alert: a,
+                    },
                 }),
                 client: Some("tripline"),
+                links: std::iter::once(Link {
+                    href: self.links.runbook(a.kind),
+                    text: "runbook",
+                })
+                .chain(self.links.dashboard(&a.integration_id).map(|href| Link {
+                    href,
+                    text: "dashboard",
+                }))
+                .collect(),
             },
             Notification::Resolved(r) => Event {
                 routing_key: self.routing_key.expose(),
@@ -89,6 +124,7 @@ impl PagerDuty {
                 dedup_key: &r.id,
                 payload: None,
                 client: None,
+                links: Vec::new(),
             },
         };
         let mut headers = HeaderMap::new();
@@ -112,6 +148,7 @@ mod tests {
         let pd = PagerDuty::new(
             SecretUrl(reqwest::Url::parse("http://127.0.0.1/v2/enqueue").unwrap()),
             Secret::new("rk"),
+            Links::default(),
         );
         let id = "x\u{1b}[2J\r\u{8}\0\u{202e}\nmailchimp\u{200b}-sync";
         let a = Alert {
@@ -145,6 +182,7 @@ mod tests {
         let pd = PagerDuty::new(
             SecretUrl(reqwest::Url::parse("http://127.0.0.1/v2/enqueue").unwrap()),
             Secret::new("rk"),
+            Links::new("https://docs.example/ops.md", None),
         );
         let a = Alert {
             id: "id1".into(),
@@ -176,6 +214,14 @@ mod tests {
             1024
         );
         assert_eq!(v["payload"]["custom_details"]["kind"], "error_burst");
+        assert_eq!(
+            v["payload"]["custom_details"]["alertname"],
+            "TriplineErrorBurst"
+        );
+        assert_eq!(
+            v["links"],
+            serde_json::json!([{"href": "https://docs.example/ops.md#kind-error_burst", "text": "runbook"}])
+        );
         let r = Resolved {
             id: "id1".into(),
             kind: AlertKind::ErrorBurst,
