@@ -343,7 +343,7 @@ impl Settings {
             ));
         }
         let rf = self.checkpoint.changelog_replication_factor;
-        if rf == 0 || rf < -1 || rf > 32 {
+        if rf == 0 || !(-1..=32).contains(&rf) {
             p.push(format!(
                 "checkpoint.changelog_replication_factor = {rf}: must be -1 (broker default) or 1..=32"
             ));
