@@ -10,3 +10,4 @@ mod e2e_state;
 mod eval;
 mod input_hygiene;
 mod support;
+mod text_safety;

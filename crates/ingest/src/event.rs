@@ -399,6 +399,24 @@ mod tests {
         assert_eq!(exp.event().action, Action::Export);
     }
 
+    /// serde's messages quote input (`invalid type: string "…"`); a detail
+    /// reaches logs and the DLQ, so it must carry no raw controls. (A
+    /// regression guard: serde quotes with `Debug`, which already escapes.)
+    #[test]
+    fn reject_details_never_carry_raw_controls() {
+        let rej = parse_event(
+            br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":"\u001b[2J\u202e\n"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(rej.reason, RejectReason::InvalidField);
+        assert!(
+            !tripline_engine::text::has_invisible(&rej.detail),
+            "{:?}",
+            rej.detail
+        );
+        assert!(rej.detail.contains("\\u{1b}[2J"), "{}", rej.detail);
+    }
+
     #[test]
     fn a_leading_byte_order_mark_is_ignored() {
         let with_bom = format!("\u{feff}{SPEC_EXAMPLE}");

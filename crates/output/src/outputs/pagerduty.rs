@@ -11,6 +11,7 @@
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde::Serialize;
+use tripline_engine::text::{safe, Safe};
 use tripline_engine::time::format_rfc3339;
 use tripline_engine::{Alert, Severity};
 
@@ -52,7 +53,7 @@ struct Event<'a> {
 #[derive(Serialize)]
 struct Payload<'a> {
     summary: String,
-    source: &'a str,
+    source: String,
     severity: &'static str,
     timestamp: String,
     component: &'a str,
@@ -94,8 +95,8 @@ impl PagerDuty {
                 event_action: "trigger",
                 dedup_key: &a.id,
                 payload: Some(Payload {
-                    summary: a.summary.chars().take(MAX_SUMMARY_CHARS).collect(),
-                    source: &a.integration_id,
+                    summary: Safe::new(&a.summary, MAX_SUMMARY_CHARS).to_string(),
+                    source: safe(&a.integration_id).to_string(),
                     severity: pd_severity(a.severity),
                     timestamp: format_rfc3339(a.detected_at),
                     component: a.resource.as_deref().unwrap_or("api"),
@@ -141,6 +142,40 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use tripline_engine::{AlertKind, Resolved};
+
+    #[test]
+    fn hostile_text_arrives_escaped() {
+        let pd = PagerDuty::new(
+            SecretUrl(reqwest::Url::parse("http://127.0.0.1/v2/enqueue").unwrap()),
+            Secret::new("rk"),
+            Links::default(),
+        );
+        let id = "x\u{1b}[2J\r\u{8}\0\u{202e}\nmailchimp\u{200b}-sync";
+        let a = Alert {
+            id: "id1".into(),
+            kind: AlertKind::UnknownIntegration,
+            severity: Severity::Warning,
+            integration_id: id.into(),
+            key_id: None,
+            resource: None,
+            detected_at: 0,
+            window_start: 0,
+            window_end: 0,
+            observed: None,
+            expected: None,
+            score: 1.0,
+            summary: format!("unregistered integration {id}"),
+            evidence: Default::default(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&pd.encode(&Notification::Firing(Arc::new(a))).unwrap().body)
+                .unwrap();
+        for field in ["summary", "source"] {
+            let t = v["payload"][field].as_str().unwrap();
+            assert!(!tripline_engine::text::has_invisible(t), "{field}: {t:?}");
+            assert!(t.contains("\\u{200b}"), "{field}: {t}");
+        }
+    }
 
     #[test]
     fn trigger_and_resolve_shapes() {

@@ -11,6 +11,7 @@
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde_json::json;
+use tripline_engine::text::Safe;
 use tripline_engine::time::format_rfc3339;
 use tripline_engine::{Alert, Resolved, Severity};
 
@@ -32,9 +33,12 @@ pub struct Slack {
     links: Links,
 }
 
-/// Slack's mrkdwn control characters.
+/// Slack's mrkdwn control characters, after input strings' controls, bidi
+/// and invisible characters are rendered as `\u{…}` ([`Safe`]).
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    Safe::new(s, MAX_SECTION_CHARS)
+        .to_string()
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
@@ -193,6 +197,46 @@ impl Slack {
 mod tests {
     use super::*;
     use tripline_engine::AlertKind;
+
+    #[test]
+    fn hostile_text_arrives_escaped() {
+        let s = Slack::new(
+            SecretUrl(reqwest::Url::parse("http://127.0.0.1/hook").unwrap()),
+            true,
+            Links::default(),
+        );
+        let id = "x\u{1b}[2J\u{1b}]0;t\u{7}\r\u{8}\0\u{202e}\nmailchimp\u{200b}-sync";
+        let a = Alert {
+            id: "id".into(),
+            kind: AlertKind::UnknownIntegration,
+            severity: Severity::Warning,
+            integration_id: id.into(),
+            key_id: None,
+            resource: Some("contacts".into()),
+            detected_at: 0,
+            window_start: 0,
+            window_end: 0,
+            observed: None,
+            expected: None,
+            score: 1.0,
+            summary: format!("unregistered integration {id} is calling"),
+            evidence: Default::default(),
+        };
+        let req = s
+            .encode(&Notification::Firing(std::sync::Arc::new(a)))
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let mut texts = vec![v["text"].as_str().unwrap().to_owned()];
+        for b in v["blocks"].as_array().into_iter().flatten() {
+            texts.push(b.to_string());
+        }
+        for t in &texts {
+            let t = t.replace("\\n", "");
+            assert!(!tripline_engine::text::has_invisible(&t), "{t:?}");
+        }
+        assert!(texts[0].contains("\\u{1b}[2J"), "{}", texts[0]);
+    }
 
     #[test]
     fn message_is_readable_and_only_configured_links() {
