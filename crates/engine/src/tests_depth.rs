@@ -42,9 +42,17 @@ fn even(from: i64, to: i64, per_hour: f64) -> Vec<Call> {
 
 /// The defaults with the sustained statistic on calls switched on.
 fn with_calls() -> EngineConfig {
-    let mut c = EngineConfig::default();
-    c.detectors.sustained.calls = true;
-    c
+    use crate::config::{DetectorsConfig, SustainedConfig};
+    EngineConfig {
+        detectors: DetectorsConfig {
+            sustained: SustainedConfig {
+                calls: true,
+                ..SustainedConfig::default()
+            },
+            ..DetectorsConfig::default()
+        },
+        ..EngineConfig::default()
+    }
 }
 
 fn run(e: &mut Engine, id: &str, calls: &mut [Call]) -> Vec<Alert> {
