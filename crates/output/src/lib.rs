@@ -39,9 +39,13 @@ pub mod http;
 pub mod metrics;
 pub mod outputs;
 pub mod secret;
+mod serve;
 
 pub use grouping::{GroupingConfig, GroupingStats};
-pub use http::{serve, AdminServer, AdminState, HealthCheck, HttpError, Readiness};
+pub use http::{
+    serve, serve_with_limits, AdminServer, AdminState, HealthCheck, HttpError, HttpLimits,
+    Readiness,
+};
 pub use metrics::{BatchStats, Metrics, MetricsError, DEFAULT_TOP_K};
 pub use outputs::{
     validate_outputs, DeliveryConfig, Dispatcher, DispatcherError, FlushOutcome, Notification,
