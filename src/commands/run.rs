@@ -180,7 +180,11 @@ pub async fn serve(
     config.registry = registry;
     config.sink = sink;
     config.observer = observer;
-    config.state_store = state_store;
+    config.state_store = Arc::new(MeteredStore {
+        inner: state_store,
+        metrics: Arc::clone(&metrics),
+        sizes: std::sync::Mutex::new(std::collections::HashMap::new()),
+    });
     config.control = Some(control_rx);
     let summary = tripline_kafka::run(config, kafka_stop)
         .await
@@ -197,6 +201,45 @@ pub async fn serve(
     let _ = admin_stop_tx.send(());
     let _ = admin.wait().await;
     Ok(summary)
+}
+
+/// A [`tripline_kafka::StateStore`] that reports successful saves to
+/// `tripline_checkpoint_last_success_timestamp_seconds` and
+/// `tripline_checkpoint_size_bytes`.
+struct MeteredStore {
+    inner: Arc<dyn tripline_kafka::StateStore>,
+    metrics: Arc<Metrics>,
+    /// Latest checkpoint size per partition (bounded by the assignment).
+    sizes: std::sync::Mutex<std::collections::HashMap<(String, i32), u64>>,
+}
+
+impl tripline_kafka::StateStore for MeteredStore {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn interval(&self) -> Duration {
+        self.inner.interval()
+    }
+    fn cold_on_corrupt(&self) -> bool {
+        self.inner.cold_on_corrupt()
+    }
+    fn load(&self, topic: &str, partition: i32) -> Result<Option<Vec<u8>>, String> {
+        self.inner.load(topic, partition)
+    }
+    fn save(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), String> {
+        self.inner.save(topic, partition, bytes)?;
+        let total = {
+            let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+            sizes.insert((topic.to_owned(), partition), bytes.len() as u64);
+            sizes.values().sum()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.metrics.checkpoint_saved(now, total);
+        Ok(())
+    }
 }
 
 /// The checkpoint store `[checkpoint]` asks for: a directory, a changelog

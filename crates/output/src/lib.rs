@@ -46,7 +46,7 @@ pub use http::{
     serve, serve_with_limits, AdminServer, AdminState, HealthCheck, HttpError, HttpLimits,
     Readiness,
 };
-pub use metrics::{BatchStats, Metrics, MetricsError, DEFAULT_TOP_K};
+pub use metrics::{BatchStats, BuildInfo, Metrics, MetricsError, DEFAULT_TOP_K};
 pub use outputs::{
     validate_outputs, DeliveryConfig, Dispatcher, DispatcherError, FlushOutcome, Notification,
     OutputConfig, OutputHealth, OutputSettings, OutputStats, OverflowPolicy,
