@@ -153,8 +153,12 @@ pub async fn serve(
     )
     .with_context(|| format!("serving HTTP on {addr}"))?;
     tracing::info!(addr = %admin.local_addr(), "Serving /metrics, /healthz and /readyz.");
+    // When shutdown was requested: every step after it shares one deadline.
+    let requested_at = Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
+    let requested = Arc::clone(&requested_at);
     tokio::spawn(async move {
         shutdown.await;
+        let _ = requested.set(tokio::time::Instant::now());
         let _ = stop_tx.send(true);
     });
 
@@ -170,7 +174,12 @@ pub async fn serve(
     });
     let deadline = Duration::from_secs(settings.shutdown.deadline_seconds);
     let mut kafka = settings.kafka.clone();
-    kafka.shutdown_deadline_ms = kafka.shutdown_deadline_ms.min(deadline.as_millis() as u64);
+    // The Kafka loop gets at most three quarters of the one deadline, so the
+    // outputs keep at least a quarter for the alerts of its last batches.
+    kafka.shutdown_deadline_ms = kafka
+        .shutdown_deadline_ms
+        .min((deadline.as_millis() as u64).saturating_mul(3) / 4)
+        .max(100);
     let mut stop = stop_rx.clone();
     let kafka_stop = async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -189,8 +198,13 @@ pub async fn serve(
     let summary = tripline_kafka::run(config, kafka_stop)
         .await
         .context("the Kafka source")?;
-    // Whatever part of the deadline the Kafka drain did not use goes to the outputs.
-    let flush_deadline = tokio::time::Instant::now() + deadline / 2;
+    // Whatever part of the deadline the Kafka drain did not use goes to the
+    // outputs (not a fresh one).
+    let flush_deadline = requested_at
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now)
+        + deadline;
     let flushed = dispatcher.flush(flush_deadline).await;
     if flushed.abandoned > 0 {
         tracing::warn!(
@@ -258,10 +272,18 @@ async fn state_store(settings: &Settings) -> anyhow::Result<Arc<dyn tripline_kaf
         }));
     }
     if let Some(topic) = &c.changelog_topic {
-        let store =
-            tripline_kafka::ChangelogStore::from_settings(&settings.kafka, topic, interval, cold)
-                .await
-                .context("checkpoint.changelog_topic")?;
+        let store = tripline_kafka::ChangelogStore::from_settings(
+            &settings.kafka,
+            topic,
+            tripline_kafka::ChangelogTopic {
+                replication_factor: c.changelog_replication_factor,
+                min_insync_replicas: c.changelog_min_insync_replicas,
+            },
+            interval,
+            cold,
+        )
+        .await
+        .context("checkpoint.changelog_topic")?;
         return Ok(Arc::new(store));
     }
     Ok(Arc::new(tripline_kafka::NoStateStore))
