@@ -53,8 +53,9 @@ enum Command {
         /// (no detection, no output). See BENCHMARKS.md.
         #[arg(long, hide = true)]
         parse_only: bool,
-        /// Engines to spread the integrations over (default: one per CPU
-        /// core). Output is byte-identical for any value.
+        /// Engines to spread the integrations over (default 1: every worker
+        /// still scans every line, so more threads are not faster yet; see
+        /// BENCHMARKS.md). Output is byte-identical for any value.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
     },

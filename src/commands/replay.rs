@@ -69,9 +69,9 @@ pub fn main(
             inputs.push((f.display().to_string(), Box::new(h)));
         }
     }
-    let threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, MAX_THREADS);
+    // Default 1: the sharded reader still scans every line in every worker,
+    // so more threads are slower today (BENCHMARKS.md, replay --threads).
+    let threads = threads.unwrap_or(1).clamp(1, MAX_THREADS);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let started = Instant::now();
