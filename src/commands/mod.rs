@@ -3,6 +3,7 @@
 pub mod api;
 pub mod audit;
 pub mod demo;
+pub mod normalize;
 pub mod replay;
 pub mod run;
 
@@ -13,7 +14,7 @@ use anyhow::Context;
 use tripline_engine::Registry;
 
 use crate::settings::{self, Settings};
-use crate::Common;
+use crate::{Common, FormatArgs};
 
 /// Configuration or registry that cannot be used: exit 64 with every problem.
 #[derive(Debug)]
@@ -59,6 +60,20 @@ pub fn load(common: &Common) -> anyhow::Result<(Settings, Option<Registry>)> {
             Err(ConfigProblem(format!("{n} problem(s):\n  - {}", problems.join("\n  - "))).into())
         }
     }
+}
+
+/// The input format named by `--format` / `--mapping` (a problem is a
+/// config problem: exit 64 with every problem of the profile).
+pub fn load_format(fmt: &FormatArgs) -> anyhow::Result<tripline_ingest::Format> {
+    tripline_ingest::load_format(fmt.format.as_deref(), fmt.mapping.as_deref()).map_err(|e| {
+        ConfigProblem(format!(
+            "{} problem(s) in mapping `{}`:\n  - {}",
+            e.problems.len(),
+            e.profile,
+            e.problems.join("\n  - ")
+        ))
+        .into()
+    })
 }
 
 pub fn check_config(common: &Common) -> anyhow::Result<ExitCode> {

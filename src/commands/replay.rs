@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tripline_engine::{AlertKind, Engine, Outputs};
-use tripline_ingest::{parse_event, RejectReason};
+use tripline_ingest::{read_events, Format, RejectReason};
 
-use crate::Common;
+use crate::{Common, FormatArgs};
 
 /// At most this many rejected lines are described individually on stderr;
 /// the rest are only counted (bad input is counted and rate-limited).
@@ -25,12 +25,21 @@ pub struct ReplayStats {
     pub lines: u64,
     pub events: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Optional fields a mapping profile dropped (failed cast), in events
+    /// that were still processed.
+    pub dropped_fields: u64,
     pub alerts: BTreeMap<AlertKind, u64>,
     pub resolved: u64,
 }
 
-pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Result<ExitCode> {
+pub fn main(
+    common: &Common,
+    fmt: &FormatArgs,
+    files: &[PathBuf],
+    parse_only: bool,
+) -> anyhow::Result<ExitCode> {
     let (settings, registry) = super::load(common)?;
+    let format = super::load_format(fmt)?;
     // Open every file up front: an unreadable file is a clear error before
     // any output, not a half-done replay.
     let mut inputs: Vec<(String, Box<dyn Read>)> = Vec::new();
@@ -54,9 +63,9 @@ pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Res
     for (name, input) in inputs {
         let reader = BufReader::with_capacity(1 << 20, input);
         if parse_only {
-            parse_floor(reader, &mut stats).with_context(|| format!("reading {name}"))?;
+            parse_floor(&format, reader, &mut stats).with_context(|| format!("reading {name}"))?;
         } else {
-            replay_reader(&mut engine, reader, &name, &mut out, &mut stats)
+            replay_reader(&mut engine, &format, reader, &name, &mut out, &mut stats)
                 .with_context(|| format!("reading {name}"))?;
         }
     }
@@ -66,87 +75,69 @@ pub fn main(common: &Common, files: &[PathBuf], parse_only: bool) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replays one reader; alerts are written to `out` as they are detected.
+/// Replays one reader in `format`; alerts are written to `out` as they
+/// are detected.
 pub fn replay_reader(
     engine: &mut Engine,
-    mut input: impl BufRead,
+    format: &Format,
+    input: impl BufRead,
     name: &str,
     out: &mut impl Write,
     stats: &mut ReplayStats,
 ) -> anyhow::Result<()> {
-    let mut line = Vec::with_capacity(4096);
     let mut outputs = Outputs::default();
-    let mut lineno = 0u64;
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        lineno += 1;
-        let text = trim_line(&line);
-        if text.is_empty() {
-            continue;
-        }
-        stats.lines += 1;
-        match parse_event(text) {
+    let mut write_err: Option<io::Error> = None;
+    let read = read_events(format, input, |lineno, r| {
+        match r {
             Ok(raw) => {
                 stats.events += 1;
+                stats.dropped_fields += u64::from(raw.dropped_fields());
                 engine.process(&raw.event(), &mut outputs);
             }
-            Err(rej) => {
-                let n = stats.rejected.entry(rej.reason.as_str()).or_insert(0);
-                *n += 1;
-                let total: u64 = stats.rejected.values().sum();
-                if total <= MAX_REJECT_LOGS {
-                    tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = %rej.detail, "Rejected event.");
-                } else if total == MAX_REJECT_LOGS + 1 {
-                    tracing::warn!("Further rejected events are counted, not logged.");
-                }
-            }
+            Err(rej) => count_reject(stats, name, lineno, &rej),
         }
         if !outputs.is_empty() {
             for a in outputs.alerts.drain(..) {
                 *stats.alerts.entry(a.kind).or_insert(0) += 1;
-                serde_json::to_writer(&mut *out, &a)?;
-                out.write_all(b"\n")?;
+                if write_err.is_none() {
+                    if let Err(e) = serde_json::to_writer(&mut *out, &a)
+                        .map_err(io::Error::from)
+                        .and_then(|()| out.write_all(b"\n"))
+                    {
+                        write_err = Some(e);
+                    }
+                }
             }
             stats.resolved += outputs.resolved.len() as u64;
             outputs.resolved.clear();
         }
+    })?;
+    stats.lines += read.records;
+    if let Some(e) = write_err {
+        return Err(e.into());
     }
     Ok(())
 }
 
-/// The benchmark floor: the same reading and deserialization, nothing else.
-fn parse_floor(mut input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Result<()> {
-    let mut line = Vec::with_capacity(4096);
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
-        }
-        let text = trim_line(&line);
-        if text.is_empty() {
-            continue;
-        }
-        stats.lines += 1;
-        match parse_event(text) {
-            Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
-            Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
-        }
+/// Counts a reject; the first few are described (escaped) on stderr.
+pub fn count_reject(stats: &mut ReplayStats, name: &str, lineno: u64, rej: &tripline_ingest::Reject) {
+    *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
+    let total: u64 = stats.rejected.values().sum();
+    if total <= MAX_REJECT_LOGS {
+        tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = ?rej.detail, "Rejected event.");
+    } else if total == MAX_REJECT_LOGS + 1 {
+        tracing::warn!("Further rejected events are counted, not logged.");
     }
 }
 
-fn trim_line(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
-        end -= 1;
-    }
-    let mut start = 0;
-    while start < end && line[start].is_ascii_whitespace() {
-        start += 1;
-    }
-    &line[start..end]
+/// The benchmark floor: the same reading and decoding, nothing else.
+fn parse_floor(format: &Format, input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Result<()> {
+    let read = read_events(format, input, |_, r| match r {
+        Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
+        Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
+    })?;
+    stats.lines += read.records;
+    Ok(())
 }
 
 fn print_summary(stats: &ReplayStats, engine: &Engine, secs: f64) {
@@ -164,6 +155,9 @@ fn print_summary(stats: &ReplayStats, engine: &Engine, secs: f64) {
         secs,
         stats.lines as f64 / secs.max(1e-9)
     );
+    if stats.dropped_fields > 0 {
+        s.push_str(&format!("  dropped optional fields  {}\n", stats.dropped_fields));
+    }
     for r in RejectReason::ALL {
         if let Some(n) = stats.rejected.get(r.as_str()) {
             s.push_str(&format!("  rejected {:<16} {n}\n", r.as_str()));

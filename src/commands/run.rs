@@ -31,7 +31,13 @@ const MAX_SCORED_INTEGRATIONS: usize = 10_000;
 /// Recent alerts kept for `GET /api/v1/alerts`.
 const ALERT_LOG_CAPACITY: usize = 1000;
 
-pub fn main(common: &Common, seed_from: Option<String>) -> anyhow::Result<ExitCode> {
+pub fn main(
+    common: &Common,
+    seed_from: Option<String>,
+    seed_files: &[std::path::PathBuf],
+    fmt: &crate::FormatArgs,
+) -> anyhow::Result<ExitCode> {
+    let _ = (seed_files, fmt);
     let (mut settings, registry) = super::load(common)?;
     if let Some(t) = seed_from {
         if tripline_engine::time::parse_rfc3339(&t).is_none() {
