@@ -474,16 +474,13 @@ async fn main() -> anyhow::Result<()> {
         ..KafkaSettings::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(tripline_kafka::run(
-        settings,
-        EngineConfig::default(),
-        Some(registry),
-        Arc::new(NoopSink),
-        obs.clone() as Arc<dyn Observer>,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let mut config = tripline_kafka::RunConfig::new(settings, EngineConfig::default());
+    config.registry = Some(registry);
+    config.sink = Arc::new(NoopSink);
+    config.observer = obs.clone() as Arc<dyn Observer>;
+    let run = tokio::spawn(tripline_kafka::run(config, async move {
+        let _ = stop_rx.await;
+    }));
 
     // Spikes under load: one per second once the backlog is being read.
     let mut under = Vec::new();

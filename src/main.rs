@@ -33,7 +33,7 @@ pub struct Common {
     /// TRIPLINE__SECTION__KEY env vars override both.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Integration registry (TOML, shared/spec/registry.md).
+    /// Integration registry (TOML, `docs/specs/registry.md`).
     #[arg(long, global = true)]
     pub registry: Option<PathBuf>,
 }

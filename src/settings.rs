@@ -43,7 +43,7 @@ pub struct Settings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
-    /// Registry file (`shared/spec/registry.md`); `--registry` overrides it.
+    /// Registry file (`docs/specs/registry.md`); `--registry` overrides it.
     pub path: Option<PathBuf>,
 }
 

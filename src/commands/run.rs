@@ -181,17 +181,15 @@ pub async fn serve(
         let _ = stop.wait_for(|s| *s).await;
     };
     let state_store = state_store(&settings).await?;
-    let summary = tripline_kafka::run_with_control(
-        kafka,
-        settings.engine_config(),
-        registry,
-        sink,
-        observer,
-        state_store,
-        Some(control_rx),
-        kafka_stop,
-    )
-    .await?;
+    let mut config = tripline_kafka::RunConfig::new(kafka, settings.engine_config());
+    config.registry = registry;
+    config.sink = sink;
+    config.observer = observer;
+    config.state_store = state_store;
+    config.control = Some(control_rx);
+    let summary = tripline_kafka::run(config, kafka_stop)
+        .await
+        .context("the Kafka source")?;
     // Whatever part of the deadline the Kafka drain did not use goes to the outputs.
     let flush_deadline = tokio::time::Instant::now() + deadline / 2;
     let flushed = dispatcher.flush(flush_deadline).await;
@@ -225,7 +223,6 @@ async fn state_store(settings: &Settings) -> anyhow::Result<Arc<dyn tripline_kaf
         let store =
             tripline_kafka::ChangelogStore::from_settings(&settings.kafka, topic, interval, cold)
                 .await
-                .map_err(|e| anyhow::anyhow!(e))
                 .context("checkpoint.changelog_topic")?;
         return Ok(Arc::new(store));
     }
@@ -351,5 +348,8 @@ impl Observer for MetricsObserver {
     fn engine_stats(&self, stats: &EngineStats) {
         self.metrics
             .set_engine(stats.tracked_integrations, stats.approx_memory_bytes);
+    }
+    fn partition_revoked(&self, topic: &str, partition: i32) {
+        self.metrics.remove_consumer_lag(topic, partition);
     }
 }

@@ -1,4 +1,4 @@
-//! Alerts, per `shared/spec/alerts.md`.
+//! Alerts, per `docs/specs/alerts.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;

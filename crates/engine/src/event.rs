@@ -1,7 +1,7 @@
 //! The engine's view of one CRM API call.
 //!
 //! This is not the wire format: `tripline-ingest` parses and validates the JSON
-//! of `shared/spec/events.md` and hands the engine a borrowed `Event`, so the hot
+//! of `docs/specs/events.md` and hands the engine a borrowed `Event`, so the hot
 //! path allocates nothing per event.
 
 use std::net::IpAddr;

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`event`]: the borrowed, validated event the engine consumes.
-//! - [`alert`]: alerts and resolutions, per `shared/spec/alerts.md`.
+//! - [`alert`]: alerts and resolutions, per `docs/specs/alerts.md`.
 //! - [`config`]: thresholds, learning period, bucket size, memory bounds.
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.

@@ -1,4 +1,4 @@
-//! The declared-integrations registry (`shared/spec/registry.md`), validated.
+//! The declared-integrations registry (`docs/specs/registry.md`), validated.
 //!
 //! Parsing TOML (with file and line numbers in errors) happens in
 //! `tripline-ingest`; the engine only sees this already-checked model.

@@ -1,5 +1,5 @@
 //! Edge parsing for tripline: the JSON access-log event of
-//! `shared/spec/events.md` and the TOML registry of `shared/spec/registry.md`.
+//! `docs/specs/events.md` and the TOML registry of `docs/specs/registry.md`.
 //!
 //! # Layout
 //! - [`event`]: one JSON object → validated, borrowed [`tripline_engine::Event`],

@@ -53,7 +53,7 @@ impl ChangelogStore {
         group: &str,
         interval: Duration,
         cold_on_corrupt: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::Error> {
         let mut pc = config.clone();
         pc.set("message.max.bytes", "1048576").set("linger.ms", "0");
         for k in [
@@ -69,7 +69,7 @@ impl ChangelogStore {
         }
         let producer: BaseProducer = pc
             .create()
-            .map_err(|e| format!("changelog producer: {e}"))?;
+            .map_err(crate::Error::client("creating the changelog producer"))?;
         Ok(ChangelogStore {
             config,
             producer,
@@ -88,10 +88,8 @@ impl ChangelogStore {
         topic: &str,
         interval: Duration,
         cold_on_corrupt: bool,
-    ) -> Result<Self, String> {
-        let config = settings
-            .client_config(crate::settings::Role::Consumer)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Self, crate::Error> {
+        let config = settings.client_config(crate::settings::Role::Consumer)?;
         let mut ac = config.clone();
         for k in [
             "group.id",

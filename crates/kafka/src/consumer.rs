@@ -1,5 +1,6 @@
 //! The librdkafka side: a `BaseConsumer` polled on its own OS thread, feeding
-//! messages and rebalance notices into one ordered channel.
+//! messages (in chunks, not one by one) and rebalance notices into one
+//! ordered channel.
 //!
 //! Why a thread and not `StreamConsumer`: librdkafka runs rebalance callbacks
 //! on the thread that polls. On revoke we must wait for the processing task to
@@ -15,7 +16,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{BorrowedMessage, OwnedHeaders};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Message, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -26,9 +27,74 @@ use crate::util::{error_kind, is_connectivity, Health, LogLimiter};
 /// A (topic, partition) pair.
 pub(crate) type Tp = (String, i32);
 
+/// One consumed message, copied out of librdkafka's buffer: key and payload
+/// share one allocation, the topic name is shared between messages.
+pub(crate) struct Msg {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    /// Key bytes, then payload bytes.
+    data: Vec<u8>,
+    key_len: Option<usize>,
+    pub(crate) headers: Option<OwnedHeaders>,
+}
+
+impl Msg {
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Msg {
+        let klen = key.map_or(0, <[u8]>::len);
+        let mut data = Vec::with_capacity(klen + payload.len());
+        if let Some(k) = key {
+            data.extend_from_slice(k);
+        }
+        data.extend_from_slice(payload);
+        Msg {
+            topic,
+            partition,
+            offset,
+            data,
+            key_len: key.map(<[u8]>::len),
+            headers,
+        }
+    }
+
+    fn copy(m: &BorrowedMessage<'_>, topic: Arc<str>) -> Msg {
+        use rdkafka::message::Headers as _;
+        let headers = m.headers().filter(|h| h.count() > 0).map(|h| h.detach());
+        Msg::new(
+            topic,
+            m.partition(),
+            m.offset(),
+            m.key(),
+            m.payload().unwrap_or_default(),
+            headers,
+        )
+    }
+
+    pub(crate) fn key(&self) -> Option<&[u8]> {
+        self.key_len.map(|n| &self.data[..n])
+    }
+
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.data[self.key_len.unwrap_or(0)..]
+    }
+
+    /// Offset of the first message after this one, for `store_offsets`.
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.offset.saturating_add(1)
+    }
+}
+
 /// What the poll thread hands the processing task, in librdkafka's order.
 pub(crate) enum Item {
-    Message(OwnedMessage),
+    /// Consecutive messages, in the order librdkafka returned them.
+    Messages(Vec<Msg>),
     Assigned(Vec<Tp>),
     /// Partitions about to be released. The poll thread waits (bounded) on
     /// the sender until the processing task has stored their offsets.
@@ -51,6 +117,11 @@ pub(crate) struct Ctx {
     /// How long a revoke waits for the in-flight batch.
     pub(crate) revoke_wait: Duration,
     pub(crate) assigned: Mutex<BTreeSet<Tp>>,
+    /// Messages polled but not yet handed over (only the poll thread, and
+    /// the rebalance callbacks it runs, touch this).
+    pub(crate) pending: Mutex<Vec<Msg>>,
+    /// Hand messages over in chunks of at most this many.
+    pub(crate) handoff: usize,
 }
 
 fn tps(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -66,6 +137,19 @@ impl Ctx {
         if let Some(suppressed) = self.logs.allow(kind) {
             tracing::warn!(error_type = kind, stage, suppressed, %error, "Kafka error.");
         }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<Msg>> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Sends the messages polled so far; false if the processing task is gone.
+    fn hand_off(&self) -> bool {
+        let chunk = std::mem::take(&mut *self.lock_pending());
+        chunk.is_empty() || self.tx.blocking_send(Item::Messages(chunk)).is_ok()
     }
 
     fn lock_assigned(&self) -> std::sync::MutexGuard<'_, BTreeSet<Tp>> {
@@ -139,6 +223,8 @@ impl ConsumerContext for Ctx {
                 let parts = tps(tpl);
                 tracing::info!(partitions = ?parts, "Partitions revoked; finishing in-flight work.");
                 if !self.closing.load(Ordering::Acquire) {
+                    // Messages fetched before the revoke go first, in order.
+                    self.hand_off();
                     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
                     if self
                         .tx
@@ -173,6 +259,7 @@ impl ConsumerContext for Ctx {
             self.lock_assigned().extend(parts.iter().cloned());
             if !self.closing.load(Ordering::Acquire) {
                 // Only fails when the processing task is gone (shutting down).
+                self.hand_off();
                 let _ = self.tx.blocking_send(Item::Assigned(parts));
             }
             self.health.set(true);
@@ -189,17 +276,43 @@ impl ConsumerContext for Ctx {
 
 pub(crate) type TriplineConsumer = BaseConsumer<Ctx>;
 
-/// Polls until `stop` is set, forwarding messages. Runs on its own thread.
+/// Polls until `stop` is set, forwarding messages in chunks: a chunk is
+/// handed over when it is full or when librdkafka has nothing more ready, so
+/// a quiet topic's messages are not held back. Runs on its own thread.
 pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) {
     let ctx = Arc::clone(consumer.context());
+    let mut topic: Option<Arc<str>> = None;
     while !stop.load(Ordering::Acquire) {
-        match consumer.poll(POLL_TIMEOUT) {
-            None => {}
+        let holding = !ctx.lock_pending().is_empty();
+        let timeout = if holding {
+            Duration::ZERO
+        } else {
+            POLL_TIMEOUT
+        };
+        match consumer.poll(timeout) {
+            None => {
+                if !ctx.hand_off() {
+                    break;
+                }
+            }
             Some(Ok(m)) => {
                 ctx.health.set(true);
-                let owned = m.detach();
+                let t = match &topic {
+                    Some(t) if **t == *m.topic() => Arc::clone(t),
+                    _ => {
+                        let t: Arc<str> = Arc::from(m.topic());
+                        topic = Some(Arc::clone(&t));
+                        t
+                    }
+                };
+                let msg = Msg::copy(&m, t);
                 drop(m);
-                if ctx.tx.blocking_send(Item::Message(owned)).is_err() {
+                let full = {
+                    let mut p = ctx.lock_pending();
+                    p.push(msg);
+                    p.len() >= ctx.handoff
+                };
+                if full && !ctx.hand_off() {
                     break;
                 }
             }
@@ -211,10 +324,6 @@ pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) 
             }
         }
     }
+    ctx.hand_off();
     let _ = ctx.tx.blocking_send(Item::Stopped);
-}
-
-/// Offset of the first message not yet processed, for `store_offsets`.
-pub(crate) fn next_offset(m: &OwnedMessage) -> i64 {
-    m.offset().saturating_add(1)
 }

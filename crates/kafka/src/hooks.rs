@@ -72,8 +72,11 @@ pub trait Observer: Send + Sync {
     fn ready(&self, _ready: bool) {}
     /// An internal error of a bounded `error_type` at a bounded `stage`.
     fn error(&self, _error_type: &'static str, _stage: &'static str) {}
-    /// Engine counters summed over this consumer's partitions, after a batch.
+    /// Engine counters summed over this consumer's partitions, at most once
+    /// a second (computing them walks every integration).
     fn engine_stats(&self, _stats: &EngineStats) {}
+    /// A partition was revoked: drop its per-partition series (consumer lag).
+    fn partition_revoked(&self, _topic: &str, _partition: i32) {}
 }
 
 /// An observer that ignores everything.

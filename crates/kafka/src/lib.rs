@@ -15,20 +15,27 @@
 //!   (metrics), [`StateStore`] (checkpoints); [`RunSummary`].
 //! - `consumer` (private): the `BaseConsumer` poll thread and its context;
 //!   rebalance callbacks hand revokes to the processing task and wait.
-//! - `pipeline` (private): [`run`]: batching, engines, dead letters, alerts
-//!   topic, offset store, graceful shutdown. Its module doc defines
-//!   "processed".
+//! - `pipeline` (private): [`run`] with a [`RunConfig`]: batching, engines
+//!   (spread over worker threads), dead letters, alerts topic, offset store,
+//!   checkpoints, the control channel, bounded shutdown. Its module doc
+//!   defines "processed".
+//! - [`error`]: [`Error`], what `run` fails with.
 //! - [`mock`]: librdkafka's in-process mock cluster and producer helpers for
 //!   `tripline demo` and tests.
 //!
 //! # Threads
 //! One OS thread polls librdkafka (rebalance callbacks run there and may
 //! block); the async processing task owns the engines. They talk through one
-//! bounded channel, so per-partition order and backpressure come for free.
+//! bounded channel of message chunks, so per-partition order and
+//! backpressure come for free. Within a batch the partitions' engines run on
+//! up to `kafka.workers` threads, each partition on one thread in offset
+//! order; everything else (offsets, checkpoints, control visits) happens on
+//! the processing task between batches.
 #![forbid(unsafe_code)]
 
 pub mod changelog;
 mod consumer;
+pub mod error;
 pub mod hooks;
 pub mod mock;
 mod pipeline;
@@ -36,12 +43,13 @@ pub mod settings;
 mod util;
 
 pub use changelog::ChangelogStore;
+pub use error::Error;
 pub use hooks::{
     AlertSink, DeadLetterOutcome, DirStateStore, NoStateStore, NoopObserver, NoopSink, Observer,
     RunSummary, StateStore,
 };
 pub use pipeline::{
-    control_channel, run, run_with_control, ControlHandle, ControlReceiver, EngineVisit,
+    control_channel, run, ControlHandle, ControlReceiver, EngineVisit, RunConfig, VisitError,
     HEADER_REJECT_DETAIL, HEADER_REJECT_REASON, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 };

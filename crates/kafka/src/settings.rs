@@ -34,6 +34,9 @@ pub const DEFAULT_LAG_INTERVAL_MS: u64 = 5000;
 /// five-minute default would hide an outage for that long.
 pub const DEFAULT_PRODUCE_TIMEOUT_MS: u64 = 30_000;
 
+/// Upper bound on `workers`.
+pub const MAX_WORKERS: usize = 256;
+
 /// Property keys tripline sets itself: overriding them would break
 /// at-least-once delivery or contradict a dedicated setting.
 const RESERVED_PROPERTIES: [(&str, &str); 5] = [
@@ -63,7 +66,7 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// Consumer group. Replicas sharing it split the partitions between them.
     pub group_id: String,
-    /// Topics carrying access-log events (`shared/spec/events.md`), keyed by
+    /// Topics carrying access-log events (`docs/specs/events.md`), keyed by
     /// `integration_id` so that one integration's events stay in order.
     pub topics: Vec<String>,
     /// Where rejected messages go, untouched, with the reason in headers.
@@ -92,6 +95,9 @@ pub struct KafkaSettings {
     /// the end of the partition when it was assigned — with alerts suppressed,
     /// then goes live. Unset: no seeding.
     pub seed_from: Option<String>,
+    /// Threads the partitions' engines are spread over within a batch
+    /// (each partition on one thread, in order). 0: one per CPU core.
+    pub workers: usize,
 }
 
 impl Default for KafkaSettings {
@@ -109,6 +115,7 @@ impl Default for KafkaSettings {
             shutdown_deadline_ms: DEFAULT_SHUTDOWN_DEADLINE_MS,
             lag_interval_ms: DEFAULT_LAG_INTERVAL_MS,
             seed_from: None,
+            workers: 0,
         }
     }
 }
@@ -154,6 +161,8 @@ impl fmt::Debug for KafkaSettings {
             .field("commit_interval_ms", &self.commit_interval_ms)
             .field("shutdown_deadline_ms", &self.shutdown_deadline_ms)
             .field("lag_interval_ms", &self.lag_interval_ms)
+            .field("seed_from", &self.seed_from)
+            .field("workers", &self.workers)
             .finish()
     }
 }
@@ -241,6 +250,12 @@ impl KafkaSettings {
                 self.lag_interval_ms
             ));
         }
+        if self.workers > MAX_WORKERS {
+            p.push(format!(
+                "kafka.workers = {}: must be 0 (one per core) ..= {MAX_WORKERS}",
+                self.workers
+            ));
+        }
         for (key, why) in RESERVED_PROPERTIES {
             if self.properties.contains_key(key) {
                 p.push(format!("kafka.properties.{key:?} may not be set: {why}"));
@@ -275,6 +290,15 @@ impl KafkaSettings {
 
     pub(crate) fn batch_max_wait(&self) -> Duration {
         Duration::from_millis(self.batch_max_wait_ms)
+    }
+
+    /// `workers`, with 0 resolved to the machine's cores.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+        .clamp(1, MAX_WORKERS)
     }
 
     pub(crate) fn shutdown_deadline(&self) -> Duration {

@@ -12,7 +12,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 use tripline_engine::{Alert, Outputs};
 use tripline_ingest::RejectReason;
-use tripline_kafka::{AlertSink, DeadLetterOutcome, KafkaSettings, Observer, RunSummary};
+use tripline_kafka::{
+    AlertSink, DeadLetterOutcome, KafkaSettings, Observer, RunConfig, RunSummary,
+};
 
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
@@ -172,7 +174,7 @@ pub fn settings(bootstrap: &str, topic: &str, group: &str, dlq: &str) -> KafkaSe
 /// A `run` in the background, stopped through `stop()`.
 pub struct Running {
     pub stop: Option<oneshot::Sender<()>>,
-    pub task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
+    pub task: tokio::task::JoinHandle<Result<RunSummary, tripline_kafka::Error>>,
 }
 
 impl Running {
@@ -182,17 +184,18 @@ impl Running {
         sink: Arc<dyn AlertSink>,
         observer: Arc<dyn Observer>,
     ) -> Self {
+        let mut config = RunConfig::new(settings, tripline_engine::EngineConfig::default());
+        config.registry = registry;
+        config.sink = sink;
+        config.observer = observer;
+        Self::start_with(config)
+    }
+
+    pub fn start_with(config: RunConfig) -> Self {
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(tripline_kafka::run(
-            settings,
-            tripline_engine::EngineConfig::default(),
-            registry,
-            sink,
-            observer,
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let task = tokio::spawn(tripline_kafka::run(config, async move {
+            let _ = rx.await;
+        }));
         Running {
             stop: Some(tx),
             task,

@@ -3,11 +3,11 @@
 //!
 //! # Simulator
 //! [`simulate`] writes three files into a directory:
-//! - `events.jsonl`: one event per line, schema per `shared/spec/events.md`;
+//! - `events.jsonl`: one event per line, schema per `docs/specs/events.md`;
 //!   sorted by event time except ~2% of events displaced late by up to 45 s,
 //!   plus ~0.05% malformed lines;
 //! - `registry.toml`: the declared integrations, keys and principals, per
-//!   `shared/spec/registry.md`;
+//!   `docs/specs/registry.md`;
 //! - `truth.json`: the injected incidents ([`Truth`]).
 //!
 //! [`generate`] is the streaming form: every line goes to a callback, nothing

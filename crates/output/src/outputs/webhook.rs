@@ -1,6 +1,6 @@
 //! The generic webhook: one signed JSON POST per alert and per resolution.
 //!
-//! - A firing alert's body is the alert object of `shared/spec/alerts.md`,
+//! - A firing alert's body is the alert object of `docs/specs/alerts.md`,
 //!   unchanged.
 //! - A resolution's body is `{"status":"resolved", "id", "kind", "severity",
 //!   "integration_id", "last_seen", "resolved_at", "folded"}`.

@@ -1,0 +1,361 @@
+//! One batch: route messages to their partitions, run the partitions'
+//! engines (spread over worker threads, each partition on exactly one of
+//! them, in offset order), hand the outputs on, produce, then store offsets.
+//!
+//! Nothing here walks engine state: per-partition counters are kept in
+//! [`PartState`], and the engine-stats walk (memory estimate) runs at most
+//! once a second.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+use tripline_engine::{EngineStats, Outputs};
+use tripline_ingest::{parse_event, RejectReason};
+
+use crate::consumer::Msg;
+use crate::hooks::DeadLetterOutcome;
+use crate::util::error_kind;
+
+use super::produce::{dead_letter, produce_all, OutRecord};
+use super::{PartState, Pipeline};
+
+/// Engine stats (memory, tracked integrations, late events) are reported at
+/// most this often: computing them walks every integration.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// A worker thread is only worth starting for at least this many messages.
+const MIN_EVENTS_PER_WORKER: usize = 64;
+
+/// What one worker thread produced for its partitions of a batch.
+#[derive(Default)]
+pub(super) struct Acc {
+    out: Outputs,
+    records: Vec<OutRecord>,
+    delays: Vec<f64>,
+    rejected: [u64; RejectReason::ALL.len()],
+    processed: u64,
+    skipped: u64,
+    seeded: u64,
+}
+
+impl Acc {
+    fn clear(&mut self) {
+        self.out.clear();
+        self.records.clear();
+        self.delays.clear();
+        self.rejected = [0; RejectReason::ALL.len()];
+        self.processed = 0;
+        self.skipped = 0;
+        self.seeded = 0;
+    }
+}
+
+/// What every worker needs to know about the batch.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    batch: &'a [Msg],
+    now_ms: i64,
+    seed_from_ms: Option<i64>,
+    dlq_topic: Option<&'a str>,
+}
+
+/// Runs one partition's messages of the batch through its engine, in order.
+fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
+    if ps.pending.is_empty() {
+        return;
+    }
+    ps.tainted = true;
+    for &i in &ps.pending {
+        let m = &env.batch[i as usize];
+        if m.offset < ps.skip_below {
+            // Already inside the restored checkpoint's state.
+            acc.skipped += 1;
+            continue;
+        }
+        ps.batch_next = Some(m.next_offset());
+        match parse_event(m.payload()) {
+            Ok(raw) => {
+                let ev = raw.event();
+                if m.offset < ps.seed_until {
+                    // Seeding: learn, say nothing; older than the seed
+                    // time is not history this deployment wants.
+                    if env.seed_from_ms.is_some_and(|t| ev.ts_ms >= t) {
+                        let mark = (acc.out.alerts.len(), acc.out.resolved.len());
+                        ps.engine.process(&ev, &mut acc.out);
+                        acc.out.alerts.truncate(mark.0);
+                        acc.out.resolved.truncate(mark.1);
+                        ps.events += 1;
+                        ps.max_ts = ps.max_ts.max(ev.ts_ms);
+                        acc.seeded += 1;
+                    }
+                    continue;
+                }
+                ps.engine.process(&ev, &mut acc.out);
+                ps.events += 1;
+                ps.max_ts = ps.max_ts.max(ev.ts_ms);
+                acc.processed += 1;
+                #[allow(clippy::cast_precision_loss)]
+                acc.delays
+                    .push(env.now_ms.saturating_sub(ev.ts_ms) as f64 / 1000.0);
+            }
+            Err(reject) => {
+                if let Some(i) = RejectReason::ALL.iter().position(|r| *r == reject.reason) {
+                    acc.rejected[i] += 1;
+                }
+                if let Some(topic) = env.dlq_topic {
+                    acc.records
+                        .push(dead_letter(topic, m, reject.reason, &reject.detail));
+                }
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    /// Engine, dead letters, sink, alerts topic, then offsets. Cancelling this
+    /// future (shutdown deadline) before it returns stores nothing, and the
+    /// partitions it touched stay `tainted` (never checkpointed).
+    pub(super) async fn process_batch(&mut self, batch: &[Msg]) {
+        let started = std::time::Instant::now();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+
+        // Route: one binary search per run of messages of one partition.
+        let mut unowned = 0u64;
+        let mut last: Option<(&str, i32, usize)> = None;
+        for (i, m) in batch.iter().enumerate() {
+            let slot = match last {
+                Some((t, p, s)) if p == m.partition && t == &*m.topic => Some(s),
+                _ => {
+                    let s = self.slot(&m.topic, m.partition);
+                    last = s.map(|s| (&*m.topic, m.partition, s));
+                    s
+                }
+            };
+            match slot {
+                Some(s) => self.parts[s].pending.push(i as u32),
+                // Fetched before a revoke; its new owner consumes it.
+                None => unowned += 1,
+            }
+        }
+        if unowned > 0 {
+            tracing::debug!(
+                unowned,
+                "Skipped messages of partitions no longer assigned."
+            );
+        }
+
+        let env = Env {
+            batch,
+            now_ms,
+            seed_from_ms: self.seed_from_ms,
+            dlq_topic: self.dlq_topic.as_deref(),
+        };
+        run_engines(&mut self.parts, &mut self.accs, self.workers, env);
+        for ps in &mut self.parts {
+            ps.pending.clear();
+        }
+        self.advance_idle();
+
+        // Gather: outputs in worker order (per-partition order is kept).
+        let (first, rest) = self.accs.split_at_mut(1);
+        let acc = &mut first[0];
+        for other in rest.iter_mut() {
+            acc.out.alerts.append(&mut other.out.alerts);
+            acc.out.resolved.append(&mut other.out.resolved);
+            acc.records.append(&mut other.records);
+            acc.delays.append(&mut other.delays);
+            for (a, b) in acc.rejected.iter_mut().zip(other.rejected) {
+                *a += b;
+            }
+            acc.processed += other.processed;
+            acc.skipped += other.skipped;
+            acc.seeded += other.seeded;
+            other.clear();
+        }
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        records.append(&mut acc.records);
+        let n_dead = records.len();
+        if !acc.out.is_empty() {
+            self.sink.submit(&acc.out);
+            if let Some(topic) = &self.alerts_topic {
+                for a in &acc.out.alerts {
+                    match serde_json::to_vec(a) {
+                        Ok(payload) => records.push(OutRecord {
+                            topic: topic.clone(),
+                            key: Some(a.integration_id.as_bytes().to_vec()),
+                            payload,
+                            headers: Vec::new(),
+                            dead_letter: false,
+                        }),
+                        Err(e) => self.warner.warn("serialize", "alerts_topic", &e),
+                    }
+                }
+            }
+        }
+        if !records.is_empty() {
+            if let Some(producer) = &self.producer {
+                produce_all(producer, &self.warner, &*self.observer, &records).await;
+            }
+        }
+        self.records = records;
+
+        // Everything in the batch is done: its offsets move — and are stored
+        // now, unless state is checkpointed, in which case offsets are stored
+        // only up to the last checkpoint (see `checkpoint`), so they never run
+        // ahead of the state.
+        let store_now = !self.state_store.enabled();
+        let mut tpl = TopicPartitionList::new();
+        for ps in &mut self.parts {
+            ps.tainted = false;
+            if let Some(next) = ps.batch_next.take() {
+                ps.next_offset = Some(next);
+                if store_now {
+                    if let Err(e) =
+                        tpl.add_partition_offset(&ps.topic, ps.partition, Offset::Offset(next))
+                    {
+                        self.warner.warn(error_kind(&e), "store_offset", &e);
+                    }
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.store_offsets(&tpl) {
+                // Partition lost meanwhile (session timeout): its next owner
+                // consumes these messages again.
+                self.warner.warn(error_kind(&e), "store_offset", &e);
+            }
+        }
+
+        let acc = &mut self.accs[0];
+        let obs = &self.observer;
+        obs.events_received(batch.len() as u64);
+        obs.events_processed(acc.processed);
+        for (reason, n) in RejectReason::ALL.iter().zip(acc.rejected) {
+            if n > 0 {
+                obs.events_rejected(*reason, n);
+            }
+        }
+        if n_dead > 0 {
+            obs.dead_letters(DeadLetterOutcome::Delivered, n_dead as u64);
+        }
+        if !acc.delays.is_empty() {
+            obs.event_delays(&acc.delays);
+        }
+        obs.batch(started.elapsed(), batch.len());
+        let s = &mut self.summary;
+        s.received += batch.len() as u64;
+        s.processed += acc.processed;
+        s.rejected += acc.rejected.iter().sum::<u64>();
+        s.dead_letters += n_dead as u64;
+        s.alerts += acc.out.alerts.len() as u64;
+        s.resolved += acc.out.resolved.len() as u64;
+        s.skipped_covered += acc.skipped;
+        s.unowned += unowned;
+        s.seeded += acc.seeded;
+        s.batches += 1;
+        acc.clear();
+        self.maybe_report_engine_stats();
+    }
+
+    /// Moves partitions that had no traffic in this batch up to the newest
+    /// event time seen, so their open episodes can resolve. A partition with
+    /// a backlog has traffic in the batch and is left alone. O(partitions).
+    fn advance_idle(&mut self) {
+        let newest = self.parts.iter().map(|ps| ps.max_ts).max().unwrap_or(0);
+        if newest <= 0 {
+            return;
+        }
+        let out = &mut self.accs[0].out;
+        for ps in &mut self.parts {
+            if ps.batch_next.is_none()
+                && ps.events > 0
+                && ps.max_ts < newest
+                && ps.advanced_to < newest
+            {
+                ps.engine.advance_to(newest, out);
+                ps.advanced_to = newest;
+            }
+        }
+    }
+
+    /// [`Pipeline::report_engine_stats`], at most once a second.
+    pub(super) fn maybe_report_engine_stats(&mut self) {
+        if self.last_stats.elapsed() >= STATS_INTERVAL {
+            self.report_engine_stats();
+        }
+    }
+
+    /// Sums engine stats over the partitions: walks every integration.
+    pub(super) fn report_engine_stats(&mut self) {
+        self.last_stats = Instant::now();
+        let mut total = EngineStats::default();
+        let mut late = 0u64;
+        for ps in &mut self.parts {
+            let s = ps.engine.stats();
+            late += s.late_events.saturating_sub(ps.late_reported);
+            ps.late_reported = s.late_events;
+            total.events += s.events;
+            total.tracked_integrations += s.tracked_integrations;
+            total.late_events += s.late_events;
+            total.evicted_integrations += s.evicted_integrations;
+            total.approx_memory_bytes += s.approx_memory_bytes;
+            total.max_event_time_ms = total.max_event_time_ms.max(s.max_event_time_ms);
+        }
+        if late > 0 {
+            self.observer.events_late(late);
+        }
+        self.observer.engine_stats(&total);
+    }
+}
+
+/// Runs every partition that has messages in the batch, spread over up to
+/// `workers` threads (balanced by message count). Each partition runs on one
+/// thread, its messages in offset order, so each engine sees exactly the
+/// sequence it would see alone: the result does not depend on `workers`.
+fn run_engines(parts: &mut [PartState], accs: &mut [Acc], workers: usize, env: Env<'_>) {
+    let total: usize = parts.iter().map(|ps| ps.pending.len()).sum();
+    let mut active: Vec<&mut PartState> = parts
+        .iter_mut()
+        .filter(|ps| !ps.pending.is_empty())
+        .collect();
+    let n = workers
+        .min(active.len())
+        .min(total / MIN_EVENTS_PER_WORKER)
+        .min(accs.len())
+        .max(1);
+    if n == 1 {
+        for ps in active {
+            run_partition(ps, env, &mut accs[0]);
+        }
+        return;
+    }
+    // Largest first onto the least loaded worker.
+    active.sort_by_key(|ps| std::cmp::Reverse(ps.pending.len()));
+    let mut groups: Vec<Vec<&mut PartState>> = (0..n).map(|_| Vec::new()).collect();
+    let mut load = vec![0usize; n];
+    for ps in active {
+        let w = (0..n).min_by_key(|w| load[*w]).unwrap_or(0);
+        load[w] += ps.pending.len();
+        groups[w].push(ps);
+    }
+    std::thread::scope(|s| {
+        let mut jobs = groups.into_iter().zip(accs.iter_mut());
+        let here = jobs.next();
+        for (group, acc) in jobs {
+            s.spawn(move || {
+                for ps in group {
+                    run_partition(ps, env, acc);
+                }
+            });
+        }
+        if let Some((group, acc)) = here {
+            for ps in group {
+                run_partition(ps, env, acc);
+            }
+        }
+    });
+}

@@ -1,0 +1,167 @@
+//! The main loop: batching what the poll thread hands over, control visits,
+//! checkpoint timers, rebalance notices, and the drain after shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tripline_engine::Engine;
+
+use crate::consumer::{Item, Msg};
+
+use super::control::{recv_opt, ControlReceiver};
+use super::shutdown::{sleep_until_opt, Stopper};
+use super::Pipeline;
+
+impl Pipeline {
+    pub(super) async fn main_loop<F: Future<Output = ()>>(
+        &mut self,
+        rx: &mut mpsc::Receiver<Item>,
+        stopper: &mut Stopper<F>,
+        control: &mut Option<ControlReceiver>,
+    ) {
+        let max = self.settings.batch_max_events;
+        let wait = self.settings.batch_max_wait();
+        let mut batch: Vec<Msg> = Vec::with_capacity(max);
+        let mut batch_deadline: Option<Instant> = None;
+        // Checkpoints are due on a timer too, not only between messages: the
+        // tail of a stream that has gone quiet must be saved (and its offsets
+        // committed) without waiting for the next message.
+        let period = if self.state_store.enabled() {
+            self.state_store.interval()
+        } else {
+            Duration::from_secs(3600)
+        };
+        let mut checkpoint_tick = tokio::time::interval_at(Instant::now() + period, period);
+        checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = batch_deadline;
+            tokio::select! {
+                biased;
+                () = stopper.requested() => {
+                    // Messages already taken from the channel must be
+                    // processed before the drain takes later ones: otherwise
+                    // the drain stores offsets past them and they are lost.
+                    self.flush(&mut batch, stopper).await;
+                    return;
+                }
+                Some(visit) = recv_opt(control) => {
+                    let mut engines: Vec<&mut Engine> =
+                        self.parts.iter_mut().map(|ps| &mut ps.engine).collect();
+                    (visit.job)(&mut engines);
+                    if visit.mutates {
+                        // State changed (feedback) without moving offsets:
+                        // make the next checkpoint save it.
+                        for ps in &mut self.parts {
+                            ps.saved_offset = None;
+                        }
+                    }
+                }
+                _ = checkpoint_tick.tick(), if self.state_store.enabled() => {
+                    batch_deadline = None;
+                    self.flush(&mut batch, stopper).await;
+                    self.checkpoint(None, None);
+                }
+                item = rx.recv() => match item {
+                    Some(Item::Messages(chunk)) => {
+                        if batch.is_empty() {
+                            batch_deadline = Some(Instant::now() + wait);
+                            batch = chunk;
+                        } else {
+                            batch.extend(chunk);
+                        }
+                        if batch.len() >= max {
+                            batch_deadline = None;
+                            self.flush(&mut batch, stopper).await;
+                        }
+                    }
+                    Some(Item::Assigned(parts)) => {
+                        batch_deadline = None;
+                        self.flush(&mut batch, stopper).await;
+                        self.assign(parts);
+                    }
+                    Some(Item::Revoked(parts, ack)) => {
+                        batch_deadline = None;
+                        self.flush(&mut batch, stopper).await;
+                        self.revoke(&parts);
+                        let _ = ack.send(());
+                    }
+                    Some(Item::Stopped) | None => {
+                        // The poll thread only stops when asked; treat it as shutdown.
+                        self.flush(&mut batch, stopper).await;
+                        return;
+                    }
+                },
+                () = sleep_until_opt(deadline) => {
+                    batch_deadline = None;
+                    self.flush(&mut batch, stopper).await;
+                }
+            }
+            if self.poisoned {
+                return;
+            }
+            if self.state_store.enabled()
+                && self.last_checkpoint.elapsed() >= self.state_store.interval()
+            {
+                self.checkpoint(None, None);
+            }
+        }
+    }
+
+    /// After shutdown: processes what the poll thread had already fetched,
+    /// until it reports it has stopped or the drain deadline passes.
+    pub(super) async fn drain<F: Future<Output = ()>>(
+        &mut self,
+        rx: &mut mpsc::Receiver<Item>,
+        stopper: &mut Stopper<F>,
+    ) {
+        let Some(deadline) = stopper.drain_deadline else {
+            return;
+        };
+        let max = self.settings.batch_max_events;
+        let mut batch: Vec<Msg> = Vec::with_capacity(max);
+        while !self.poisoned {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Item::Messages(chunk))) => {
+                    batch.extend(chunk);
+                    if batch.len() >= max {
+                        self.flush(&mut batch, stopper).await;
+                    }
+                }
+                Ok(Some(Item::Assigned(parts))) => {
+                    self.flush(&mut batch, stopper).await;
+                    self.assign(parts);
+                }
+                Ok(Some(Item::Revoked(parts, ack))) => {
+                    self.flush(&mut batch, stopper).await;
+                    self.revoke(&parts);
+                    let _ = ack.send(());
+                }
+                Ok(Some(Item::Stopped)) | Ok(None) | Err(_) => break,
+            }
+        }
+        self.flush(&mut batch, stopper).await;
+    }
+
+    pub(super) async fn flush<F: Future<Output = ()>>(
+        &mut self,
+        batch: &mut Vec<Msg>,
+        stopper: &mut Stopper<F>,
+    ) {
+        if batch.is_empty() || self.poisoned {
+            batch.clear();
+            return;
+        }
+        let done = stopper.guard(self.process_batch(batch)).await;
+        if done.is_none() {
+            self.poisoned = true;
+            self.summary.abandoned_batches += 1;
+            tracing::warn!(
+                events = batch.len(),
+                "Shutdown deadline passed mid-batch; its offsets are not stored and it will be consumed again."
+            );
+        }
+        batch.clear();
+    }
+}
