@@ -116,6 +116,10 @@ enum Command {
         rate_scale: f64,
         #[arg(long)]
         out: PathBuf,
+        /// `kong`: also write the events as Kong kafka-log records
+        /// (`events.kong.jsonl`) and the mapping that reads them back.
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -146,7 +150,15 @@ fn main() -> ExitCode {
             integrations,
             rate_scale,
             out,
-        } => commands::simulate(seed, days, integrations, rate_scale, &out),
+            format,
+        } => commands::simulate(
+            seed,
+            days,
+            integrations,
+            rate_scale,
+            &out,
+            format.as_deref(),
+        ),
     };
     match result {
         Ok(code) => code,

@@ -8,4 +8,5 @@ mod e2e_alerting;
 mod e2e_kafka;
 mod e2e_state;
 mod eval;
+mod formats_cli;
 mod support;

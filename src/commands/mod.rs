@@ -6,6 +6,7 @@ pub mod demo;
 pub mod normalize;
 pub mod replay;
 pub mod run;
+pub mod to_kong;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -96,7 +97,14 @@ pub fn simulate(
     integrations: u32,
     rate_scale: f64,
     out: &Path,
+    format: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    if !matches!(format, None | Some("canonical") | Some("kong")) {
+        return Err(ConfigProblem(format!(
+            "--format {format:?}: simulate writes canonical or kong"
+        ))
+        .into());
+    }
     let cfg = tripline_sim::SimConfig {
         seed,
         days,
@@ -110,5 +118,18 @@ pub fn simulate(
         "wrote {} events (+{} malformed lines), {} incidents over {} integration-days:\n  {}\n  {}\n  {}",
         s.events, s.malformed_lines, s.incidents, s.integration_days, s.events_path, s.registry_path, s.truth_path
     );
+    if format == Some("kong") {
+        let events = Path::new(&s.events_path);
+        let kong = events.with_extension("kong.jsonl");
+        let n = to_kong::convert(events, &kong)?;
+        let mapping = out.join("kong-sim.toml");
+        std::fs::write(&mapping, to_kong::KONG_SIM_MAPPING)
+            .with_context(|| format!("writing {}", mapping.display()))?;
+        eprintln!(
+            "  {} ({n} Kong kafka-log records; read them with --mapping {})",
+            kong.display(),
+            mapping.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,29 +39,33 @@ pub fn main(fmt: &FormatArgs, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut buf = Vec::with_capacity(1024);
     let mut io_err: Option<io::Error> = None;
     for (name, input) in inputs {
-        read_events(&format, BufReader::with_capacity(1 << 20, input), |line, r| {
-            let res = match r {
-                Ok(ev) => {
-                    events += 1;
-                    dropped += u64::from(ev.dropped_fields());
-                    buf.clear();
-                    ev.write_canonical_json(&mut buf);
-                    buf.push(b'\n');
-                    out.write_all(&buf)
+        read_events(
+            &format,
+            BufReader::with_capacity(1 << 20, input),
+            |line, r| {
+                let res = match r {
+                    Ok(ev) => {
+                        events += 1;
+                        dropped += u64::from(ev.dropped_fields());
+                        buf.clear();
+                        ev.write_canonical_json(&mut buf);
+                        buf.push(b'\n');
+                        out.write_all(&buf)
+                    }
+                    Err(rej) => {
+                        *rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
+                        let j = serde_json::json!({
+                            "file": name, "line": line,
+                            "reason": rej.reason.as_str(), "detail": rej.detail,
+                        });
+                        writeln!(err, "{j}")
+                    }
+                };
+                if let (Err(e), None) = (res, &io_err) {
+                    io_err = Some(e);
                 }
-                Err(rej) => {
-                    *rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
-                    let j = serde_json::json!({
-                        "file": name, "line": line,
-                        "reason": rej.reason.as_str(), "detail": rej.detail,
-                    });
-                    writeln!(err, "{j}")
-                }
-            };
-            if let (Err(e), None) = (res, &io_err) {
-                io_err = Some(e);
-            }
-        })
+            },
+        )
         .with_context(|| format!("reading {name}"))?;
         if let Some(e) = io_err.take() {
             return Err(e).context("writing output");
@@ -74,8 +78,16 @@ pub fn main(fmt: &FormatArgs, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         err,
         "tripline normalize ({}): {events} events, {n_rej} rejected{}{}",
         format.name(),
-        if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) },
-        if dropped > 0 { format!(", {dropped} optional fields dropped") } else { String::new() },
+        if by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by.join(", "))
+        },
+        if dropped > 0 {
+            format!(", {dropped} optional fields dropped")
+        } else {
+            String::new()
+        },
     )
     .context("writing stderr")?;
     err.flush().context("writing stderr")?;

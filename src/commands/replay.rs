@@ -120,7 +120,12 @@ pub fn replay_reader(
 }
 
 /// Counts a reject; the first few are described (escaped) on stderr.
-pub fn count_reject(stats: &mut ReplayStats, name: &str, lineno: u64, rej: &tripline_ingest::Reject) {
+pub fn count_reject(
+    stats: &mut ReplayStats,
+    name: &str,
+    lineno: u64,
+    rej: &tripline_ingest::Reject,
+) {
     *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
     let total: u64 = stats.rejected.values().sum();
     if total <= MAX_REJECT_LOGS {
@@ -131,7 +136,11 @@ pub fn count_reject(stats: &mut ReplayStats, name: &str, lineno: u64, rej: &trip
 }
 
 /// The benchmark floor: the same reading and decoding, nothing else.
-fn parse_floor(format: &Format, input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Result<()> {
+fn parse_floor(
+    format: &Format,
+    input: impl BufRead,
+    stats: &mut ReplayStats,
+) -> anyhow::Result<()> {
     let read = read_events(format, input, |_, r| match r {
         Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
         Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
@@ -156,7 +165,10 @@ fn print_summary(stats: &ReplayStats, engine: &Engine, secs: f64) {
         stats.lines as f64 / secs.max(1e-9)
     );
     if stats.dropped_fields > 0 {
-        s.push_str(&format!("  dropped optional fields  {}\n", stats.dropped_fields));
+        s.push_str(&format!(
+            "  dropped optional fields  {}\n",
+            stats.dropped_fields
+        ));
     }
     for r in RejectReason::ALL {
         if let Some(n) = stats.rejected.get(r.as_str()) {

@@ -45,11 +45,17 @@ fn every_builtin_profile_matches_its_golden_files() {
     let bless = std::env::var_os("TRIPLINE_BLESS").is_some();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut profiles: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut profiles: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     profiles.sort();
     for dir in profiles {
         let profile = dir.file_name().unwrap().to_str().unwrap().to_owned();
-        let mut inputs: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         inputs.sort();
         let mut n = 0;
         for input in inputs {
@@ -72,6 +78,10 @@ fn every_builtin_profile_matches_its_golden_files() {
         assert!(n > 0, "{profile} has no golden input");
         checked += 1;
     }
-    assert_eq!(checked, tripline_ingest::mapping::builtin_profiles().len(), "a built-in profile has no golden directory");
+    assert_eq!(
+        checked,
+        tripline_ingest::mapping::builtin_profiles().len(),
+        "a built-in profile has no golden directory"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -9,11 +9,14 @@ use tripline_ingest::{load_format, RejectReason};
 fn outcomes(format: &Format, input: &[u8]) -> Vec<Result<String, RejectReason>> {
     let mut out = Vec::new();
     format.decode(input, &mut |r| {
-        out.push(r.map(|e| {
-            let mut b = Vec::new();
-            e.write_canonical_json(&mut b);
-            String::from_utf8(b).unwrap()
-        }).map_err(|j| j.reason));
+        out.push(
+            r.map(|e| {
+                let mut b = Vec::new();
+                e.write_canonical_json(&mut b);
+                String::from_utf8(b).unwrap()
+            })
+            .map_err(|j| j.reason),
+        );
     });
     out
 }
@@ -40,7 +43,11 @@ fn failed_cast_or_time_on_a_required_field_is_invalid_field() {
         r#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":200},"consumer":{"username":"a"},"started_at":"soon"}"#,
         r#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":70000},"consumer":{"username":"a"},"started_at":1}"#,
     ] {
-        assert_eq!(outcomes(&kong(), bad.as_bytes()), vec![Err(RejectReason::InvalidField)], "{bad}");
+        assert_eq!(
+            outcomes(&kong(), bad.as_bytes()),
+            vec![Err(RejectReason::InvalidField)],
+            "{bad}"
+        );
     }
 }
 
@@ -50,12 +57,23 @@ fn a_path_no_route_matches_is_unmapped_resource_unless_the_profile_falls_back() 
     let mut detail = String::new();
     kong().decode(input, &mut |r| detail = r.unwrap_err().detail);
     assert!(detail.contains("/v1/widgets/9"), "{detail}");
-    assert_eq!(outcomes(&kong(), input), vec![Err(RejectReason::UnmappedResource)]);
+    assert_eq!(
+        outcomes(&kong(), input),
+        vec![Err(RejectReason::UnmappedResource)]
+    );
     let fb = Format::Mapped(std::sync::Arc::new(
-        mapping_from_str("extends = \"kong\"\n[routes]\nfallback = \"first_segment\"\n", None, "t").unwrap(),
+        mapping_from_str(
+            "extends = \"kong\"\n[routes]\nfallback = \"first_segment\"\n",
+            None,
+            "t",
+        )
+        .unwrap(),
     ));
     let r = outcomes(&fb, input);
-    assert!(r[0].as_ref().unwrap().contains(r#""resource":"widgets""#), "{r:?}");
+    assert!(
+        r[0].as_ref().unwrap().contains(r#""resource":"widgets""#),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -68,12 +86,18 @@ fn an_optional_field_that_fails_is_dropped_and_counted_not_fatal() {
 
 #[test]
 fn framing_errors_keep_their_canonical_reasons() {
-    assert_eq!(outcomes(&kong(), b"{nope"), vec![Err(RejectReason::InvalidJson)]);
-    assert_eq!(outcomes(&kong(), b"\xff{}"), vec![Err(RejectReason::InvalidUtf8)]);
+    assert_eq!(
+        outcomes(&kong(), b"{nope"),
+        vec![Err(RejectReason::InvalidJson)]
+    );
+    assert_eq!(
+        outcomes(&kong(), b"\xff{}"),
+        vec![Err(RejectReason::InvalidUtf8)]
+    );
     let mut big = OK.as_bytes().to_vec();
     big.truncate(big.len() - 1);
     big.extend_from_slice(br#","pad":""#);
-    big.extend(std::iter::repeat(b'x').take(70 * 1024));
+    big.extend_from_slice(&[b'x'; 70 * 1024]);
     big.extend_from_slice(b"\"}");
     assert_eq!(outcomes(&kong(), &big), vec![Err(RejectReason::TooLarge)]);
 }
@@ -92,8 +116,17 @@ fn a_csv_message_with_its_header_row_is_decoded_like_a_file() {
     let f = load_format(Some("salesforce-elf"), None).unwrap();
     let msg = "EVENT_TYPE,TIMESTAMP_DERIVED,CONNECTED_APP_ID,ENTITY_NAME,METHOD,STATUS_CODE\nRestApi,2026-11-29T14:03:12.345Z,0H4RM00000000Kr,Account,GET,200\nRestApi,2026-11-29T14:03:13Z,0H4RM00000000Kr,,GET,200\n";
     let r = outcomes(&f, msg.as_bytes());
-    assert!(r[0].as_ref().unwrap().contains(r#""integration_id":"0H4RM00000000Kr0AI","resource":"accounts""#), "{r:?}");
-    assert_eq!(r[1], Err(RejectReason::MissingField), "no ENTITY_NAME and no URI");
+    assert!(
+        r[0].as_ref()
+            .unwrap()
+            .contains(r#""integration_id":"0H4RM00000000Kr0AI","resource":"accounts""#),
+        "{r:?}"
+    );
+    assert_eq!(
+        r[1],
+        Err(RejectReason::MissingField),
+        "no ENTITY_NAME and no URI"
+    );
 }
 
 #[test]
@@ -107,7 +140,9 @@ fn keyed_hashing_reads_its_key_from_a_file_and_never_emits_the_secret() {
         "extends = \"kong\"\n[fields.key_id]\npath = \"/request/headers/apikey\"\nhash = {{ key_file = {:?} }}\n",
         key.display().to_string()
     );
-    let f = Format::Mapped(std::sync::Arc::new(mapping_from_str(&profile, None, "t").unwrap()));
+    let f = Format::Mapped(std::sync::Arc::new(
+        mapping_from_str(&profile, None, "t").unwrap(),
+    ));
     let input = br#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts","headers":{"apikey":"AKIA-raw-key-value"}},"response":{"status":200},"consumer":{"username":"a"},"started_at":1}"#;
     let r = outcomes(&f, input);
     let ev = r[0].as_ref().unwrap();

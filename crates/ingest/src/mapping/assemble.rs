@@ -20,6 +20,9 @@ const MAX_TEXT: usize = 1024;
 const MAX_DETAIL_PATH: usize = 128;
 const DEFAULT_TIME: [TimeFormat; 2] = [TimeFormat::Rfc3339, TimeFormat::EpochMs];
 
+/// A route's (resource, action, endpoint template).
+type Routed<'x> = (Option<Cow<'x, str>>, Option<Action>, Option<&'x str>);
+
 /// Result of evaluating one field.
 enum Picked<'x> {
     Absent,
@@ -136,7 +139,12 @@ impl Mapping {
     }
 
     /// An optional string: absent, or dropped (and counted) when unusable.
-    fn optional_text<'x>(&'x self, t: Target, slots: &Slots<'x>, dropped: &mut u8) -> Option<Cow<'x, str>> {
+    fn optional_text<'x>(
+        &'x self,
+        t: Target,
+        slots: &Slots<'x>,
+        dropped: &mut u8,
+    ) -> Option<Cow<'x, str>> {
         let max = if matches!(t, Target::UserAgent | Target::Endpoint | Target::Url) {
             MAX_TEXT
         } else {
@@ -186,7 +194,8 @@ impl Mapping {
                         &s.time[..]
                     }
                 });
-                parse_time(&v, formats).ok_or_else(|| invalid(Target::Ts, "not a time in the profile's formats"))?
+                parse_time(&v, formats)
+                    .ok_or_else(|| invalid(Target::Ts, "not a time in the profile's formats"))?
             }
         };
         let integration_id = self.required_text(Target::IntegrationId, slots)?;
@@ -202,13 +211,16 @@ impl Mapping {
         // A route borrows from the URL; an unescaped URL (the usual case) is
         // borrowed from the input, an escaped one is local, so its capture is
         // copied out.
-        let mut routed: Option<(Option<Cow<'x, str>>, Option<Action>, Option<&'x str>)> = match &url {
+        let mut routed: Option<Routed<'x>> = match &url {
             None => None,
             Some(_) if self.routes.is_empty() => None,
-            Some(Cow::Borrowed(u)) => self
-                .routes
-                .route(u)
-                .map(|r| (r.resource, r.action, r.rule.and_then(|i| self.routes.template(i)))),
+            Some(Cow::Borrowed(u)) => self.routes.route(u).map(|r| {
+                (
+                    r.resource,
+                    r.action,
+                    r.rule.and_then(|i| self.routes.template(i)),
+                )
+            }),
             Some(Cow::Owned(u)) => self.routes.route(u).map(|r| {
                 (
                     r.resource.map(|c| Cow::Owned(c.into_owned())),
@@ -286,7 +298,10 @@ impl Mapping {
 fn missing(t: Target) -> Reject {
     Reject::new(
         RejectReason::MissingField,
-        format!("missing field `{}` (no source of the profile has a value)", t.name()),
+        format!(
+            "missing field `{}` (no source of the profile has a value)",
+            t.name()
+        ),
     )
 }
 

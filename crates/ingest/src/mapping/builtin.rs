@@ -13,11 +13,20 @@ use super::{Format, Mapping};
 const PROFILES: [(&str, &str); 9] = [
     ("canonical", include_str!("../../profiles/canonical.toml")),
     ("kong", include_str!("../../profiles/kong.toml")),
-    ("salesforce-elf", include_str!("../../profiles/salesforce-elf.toml")),
-    ("salesforce-apievent", include_str!("../../profiles/salesforce-apievent.toml")),
+    (
+        "salesforce-elf",
+        include_str!("../../profiles/salesforce-elf.toml"),
+    ),
+    (
+        "salesforce-apievent",
+        include_str!("../../profiles/salesforce-apievent.toml"),
+    ),
     ("envoy", include_str!("../../profiles/envoy.toml")),
     ("nginx-json", include_str!("../../profiles/nginx-json.toml")),
-    ("aws-apigateway", include_str!("../../profiles/aws-apigateway.toml")),
+    (
+        "aws-apigateway",
+        include_str!("../../profiles/aws-apigateway.toml"),
+    ),
     ("traefik", include_str!("../../profiles/traefik.toml")),
     ("otel-http", include_str!("../../profiles/otel-http.toml")),
 ];
@@ -51,7 +60,8 @@ pub fn builtin_profiles() -> Vec<BuiltinProfile> {
     PROFILES
         .iter()
         .map(|(name, text)| {
-            let v: toml::Value = toml::from_str(text).unwrap_or(toml::Value::Table(Default::default()));
+            let v: toml::Value =
+                toml::from_str(text).unwrap_or(toml::Value::Table(Default::default()));
             let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
             BuiltinProfile {
                 name,
@@ -67,7 +77,11 @@ fn unknown(name: &str) -> MappingError {
         profile: name.to_owned(),
         problems: vec![format!(
             "no built-in format `{name}` (one of {})",
-            PROFILES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            PROFILES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         )],
     }
 }
@@ -83,7 +97,11 @@ pub fn builtin_mapping(name: &str) -> Result<Mapping, MappingError> {
 /// without it, the same `name` as a built-in, or a `base` passed here) is
 /// merged over that built-in key by key: tables merge, values and arrays
 /// replace.
-pub fn mapping_from_str(text: &str, base: Option<&str>, origin: &str) -> Result<Mapping, MappingError> {
+pub fn mapping_from_str(
+    text: &str,
+    base: Option<&str>,
+    origin: &str,
+) -> Result<Mapping, MappingError> {
     let mut user: toml::Value = toml::from_str(text).map_err(|e| MappingError {
         profile: origin.to_owned(),
         problems: vec![e.to_string()],
@@ -117,7 +135,10 @@ pub fn mapping_from_str(text: &str, base: Option<&str>, origin: &str) -> Result<
 
 /// Selects the format of an input: a built-in `name` (default `canonical`),
 /// optionally overridden by the profile in `mapping_file`.
-pub fn load_format(name: Option<&str>, mapping_file: Option<&Path>) -> Result<Format, MappingError> {
+pub fn load_format(
+    name: Option<&str>,
+    mapping_file: Option<&Path>,
+) -> Result<Format, MappingError> {
     match (name, mapping_file) {
         (None | Some("canonical"), None) => Ok(Format::Canonical),
         (Some(n), None) => Ok(Format::Mapped(Arc::new(builtin_mapping(n)?))),
@@ -127,7 +148,9 @@ pub fn load_format(name: Option<&str>, mapping_file: Option<&Path>) -> Result<Fo
                 profile: origin.clone(),
                 problems: vec![format!("cannot read: {e}")],
             })?;
-            Ok(Format::Mapped(Arc::new(mapping_from_str(&text, base, &origin)?)))
+            Ok(Format::Mapped(Arc::new(mapping_from_str(
+                &text, base, &origin,
+            )?)))
         }
     }
 }
@@ -163,10 +186,19 @@ mod tests {
         )
         .unwrap_err();
         let all = err.problems.join("\n");
-        for want in ["decoder", "fortnights", "colour", "integration_id", "must start with"] {
+        for want in [
+            "decoder",
+            "fortnights",
+            "colour",
+            "integration_id",
+            "must start with",
+        ] {
             assert!(all.contains(want), "{want} not in {all}");
         }
         let err = mapping_from_str("extends = \"kong\"\n[fields.key_id]\nhash = { key_env = \"TRIPLINE_TEST_UNSET_KEY_VAR\" }\npath = \"/x\"\n", None, "t").unwrap_err();
-        assert!(err.problems.join(" ").contains("TRIPLINE_TEST_UNSET_KEY_VAR"));
+        assert!(err
+            .problems
+            .join(" ")
+            .contains("TRIPLINE_TEST_UNSET_KEY_VAR"));
     }
 }

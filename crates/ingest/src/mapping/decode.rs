@@ -129,7 +129,11 @@ impl Trie {
     }
 
     /// Fills `slots` from one JSON document (a record).
-    pub fn extract<'de>(&self, json: &'de str, slots: &mut Slots<'de>) -> Result<(), serde_json::Error> {
+    pub fn extract<'de>(
+        &self,
+        json: &'de str,
+        slots: &mut Slots<'de>,
+    ) -> Result<(), serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(json);
         NodeSeed {
             trie: self,
@@ -184,7 +188,11 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
         Ok(())
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        Self::put(self.slots, self.trie.nodes[self.node].slot, Val::Str(Cow::Borrowed(v)));
+        Self::put(
+            self.slots,
+            self.trie.nodes[self.node].slot,
+            Val::Str(Cow::Borrowed(v)),
+        );
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
@@ -303,7 +311,10 @@ pub struct Envelope {
 }
 
 /// Finds the value at the first root pointer present, borrowed raw.
-pub fn find_root<'de>(json: &'de str, roots: &[Vec<String>]) -> Result<Option<&'de RawValue>, serde_json::Error> {
+pub fn find_root<'de>(
+    json: &'de str,
+    roots: &[Vec<String>],
+) -> Result<Option<&'de RawValue>, serde_json::Error> {
     let mut trie = Trie::default();
     for (i, r) in roots.iter().enumerate() {
         trie.insert(r, i as u16);
@@ -394,7 +405,10 @@ pub fn array_elements(json: &str) -> Result<Vec<&RawValue>, serde_json::Error> {
 
 /// The string at `pointer` inside `json`, unescaped (one allocation per
 /// record when the record is embedded as a string, which always has escapes).
-pub fn string_at<'de>(json: &'de str, pointer: &[String]) -> Result<Option<Cow<'de, str>>, serde_json::Error> {
+pub fn string_at<'de>(
+    json: &'de str,
+    pointer: &[String],
+) -> Result<Option<Cow<'de, str>>, serde_json::Error> {
     let mut trie = Trie::default();
     trie.insert(pointer, 0);
     let mut slots = empty_slots();
@@ -435,12 +449,18 @@ mod tests {
 
     #[test]
     fn roots_and_embedded_records() {
-        let doc = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"{\"a\":1}"}]}"#;
-        let roots = vec![pointer_tokens("/records").unwrap(), pointer_tokens("/logEvents").unwrap()];
+        let doc =
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"{\"a\":1}"}]}"#;
+        let roots = vec![
+            pointer_tokens("/records").unwrap(),
+            pointer_tokens("/logEvents").unwrap(),
+        ];
         let root = find_root(doc, &roots).unwrap().unwrap();
         let els = array_elements(root.get()).unwrap();
         assert_eq!(els.len(), 1);
-        let inner = string_at(els[0].get(), &pointer_tokens("/message").unwrap()).unwrap().unwrap();
+        let inner = string_at(els[0].get(), &pointer_tokens("/message").unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(inner, r#"{"a":1}"#);
         assert!(find_root(r#"{"x":1}"#, &roots).unwrap().is_none());
     }

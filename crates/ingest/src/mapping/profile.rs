@@ -206,7 +206,8 @@ impl Ctx<'_> {
             match pointer_tokens(path) {
                 Ok(t) if !t.is_empty() => t,
                 Ok(_) => {
-                    self.problems.push(format!("{key}: the empty pointer is not a field"));
+                    self.problems
+                        .push(format!("{key}: the empty pointer is not a field"));
                     return None;
                 }
                 Err(e) => {
@@ -219,7 +220,8 @@ impl Ctx<'_> {
             return Some(i as u16);
         }
         if self.slots.len() >= MAX_SLOTS {
-            self.problems.push(format!("{key}: more than {MAX_SLOTS} distinct paths"));
+            self.problems
+                .push(format!("{key}: more than {MAX_SLOTS} distinct paths"));
             return None;
         }
         self.slots.push(tokens);
@@ -248,19 +250,24 @@ fn compile_source(cx: &mut Ctx<'_>, key: &str, target: Target, raw: RawSource) -
             .filter_map(|n| {
                 let f = TimeFormat::parse_name(n);
                 if f.is_none() {
-                    cx.problems.push(format!("{key}.time: unknown format `{n}` (one of {})", TimeFormat::NAMES));
+                    cx.problems.push(format!(
+                        "{key}.time: unknown format `{n}` (one of {})",
+                        TimeFormat::NAMES
+                    ));
                 }
                 f
             })
             .collect(),
     };
     if !time.is_empty() && target != Target::Ts {
-        cx.problems.push(format!("{key}.time: only `ts` takes a time format"));
+        cx.problems
+            .push(format!("{key}.time: only `ts` takes a time format"));
     }
     let regex = raw.regex.and_then(|r| match Regex::new(&r) {
         Ok(re) if re.captures_len() >= 2 => Some(re),
         Ok(_) => {
-            cx.problems.push(format!("{key}.regex: needs one capture group"));
+            cx.problems
+                .push(format!("{key}.regex: needs one capture group"));
             None
         }
         Err(e) => {
@@ -273,7 +280,8 @@ fn compile_source(cx: &mut Ctx<'_>, key: &str, target: Target, raw: RawSource) -
         Some("lower") => Some(false),
         Some("upper") => Some(true),
         Some(o) => {
-            cx.problems.push(format!("{key}.case: `{o}` is not lower or upper"));
+            cx.problems
+                .push(format!("{key}.case: `{o}` is not lower or upper"));
             None
         }
     };
@@ -288,7 +296,8 @@ fn compile_source(cx: &mut Ctx<'_>, key: &str, target: Target, raw: RawSource) -
         None | Some("keep") => false,
         Some("null") => true,
         Some(o) => {
-            cx.problems.push(format!("{key}.on_miss: `{o}` is not keep or null"));
+            cx.problems
+                .push(format!("{key}.on_miss: `{o}` is not keep or null"));
             false
         }
     };
@@ -296,19 +305,25 @@ fn compile_source(cx: &mut Ctx<'_>, key: &str, target: Target, raw: RawSource) -
         (Some(var), None) => match std::env::var(&var) {
             Ok(k) if !k.is_empty() => Some(Arc::from(k.into_bytes())),
             _ => {
-                cx.problems.push(format!("{key}.hash: environment variable `{var}` is not set"));
+                cx.problems.push(format!(
+                    "{key}.hash: environment variable `{var}` is not set"
+                ));
                 None
             }
         },
         (None, Some(file)) => match std::fs::read(&file) {
             Ok(k) if !k.trim_ascii().is_empty() => Some(Arc::from(k.trim_ascii().to_vec())),
             _ => {
-                cx.problems.push(format!("{key}.hash: cannot read a key from {}", file.display()));
+                cx.problems.push(format!(
+                    "{key}.hash: cannot read a key from {}",
+                    file.display()
+                ));
                 None
             }
         },
         _ => {
-            cx.problems.push(format!("{key}.hash: set exactly one of key_env, key_file"));
+            cx.problems
+                .push(format!("{key}.hash: set exactly one of key_env, key_file"));
             None
         }
     });
@@ -322,7 +337,9 @@ fn compile_source(cx: &mut Ctx<'_>, key: &str, target: Target, raw: RawSource) -
             }
         }
         (None, Some(c)) => inputs.push(Input::Const(c.into())),
-        (Some(_), Some(_)) => cx.problems.push(format!("{key}: `path` and `const` are exclusive")),
+        (Some(_), Some(_)) => cx
+            .problems
+            .push(format!("{key}: `path` and `const` are exclusive")),
         (None, None) => cx.problems.push(format!("{key}: needs `path` or `const`")),
     }
     for input in inputs {
@@ -344,16 +361,21 @@ fn compile_source(cx: &mut Ctx<'_>, key: &str, target: Target, raw: RawSource) -
 
 /// Compiles a merged profile table; `route_file` supplies the shared rule
 /// sets and maps.
-pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<Mapping, MappingError> {
+pub(crate) fn compile(
+    value: toml::Value,
+    route_file: &RawRouteFile,
+) -> Result<Mapping, MappingError> {
     let name_hint = value
         .get("name")
         .and_then(|n| n.as_str())
         .unwrap_or("<unnamed>")
         .to_owned();
-    let raw: RawProfile = value.try_into().map_err(|e: toml::de::Error| MappingError {
-        profile: name_hint.clone(),
-        problems: vec![e.message().to_owned()],
-    })?;
+    let raw: RawProfile = value
+        .try_into()
+        .map_err(|e: toml::de::Error| MappingError {
+            profile: name_hint.clone(),
+            problems: vec![e.message().to_owned()],
+        })?;
     let mut problems = Vec::new();
     let csv = match raw.decoder.as_str() {
         "json" => false,
@@ -367,8 +389,10 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
     let mut map_ids = HashMap::new();
     let mut maps: Vec<HashMap<Box<str>, Box<str>>> = Vec::new();
     for (name, m) in route_file.maps.iter().chain(raw.maps.iter()) {
-        let table: HashMap<Box<str>, Box<str>> =
-            m.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect();
+        let table: HashMap<Box<str>, Box<str>> = m
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect();
         match map_ids.get(name) {
             Some(&i) => maps[i] = table,
             None => {
@@ -386,7 +410,10 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
     let mut fields: [Field; Target::COUNT] = std::array::from_fn(|_| Field::default());
     for (key, f) in raw.fields {
         let Some(target) = Target::parse(&key) else {
-            cx.problems.push(format!("fields.{key}: not a canonical field (one of {})", Target::NAMES));
+            cx.problems.push(format!(
+                "fields.{key}: not a canonical field (one of {})",
+                Target::NAMES
+            ));
             continue;
         };
         match f.into_sources() {
@@ -399,7 +426,12 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
             Err(e) => cx.problems.push(format!("fields.{key}: {e}")),
         }
     }
-    for req in [Target::Ts, Target::IntegrationId, Target::Method, Target::Status] {
+    for req in [
+        Target::Ts,
+        Target::IntegrationId,
+        Target::Method,
+        Target::Status,
+    ] {
         if fields[req as usize].sources.is_empty() {
             cx.problems.push(format!("fields.{}: required", req.name()));
         }
@@ -407,7 +439,10 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
     // Routes: inline rules first, then the shared sets in the order named.
     let mut routes = RouteTable::default();
     let mut alias_ids: HashMap<String, usize> = HashMap::new();
-    let mut alias = |routes: &mut RouteTable, name: &Option<String>, problems: &mut Vec<String>| -> Option<usize> {
+    let mut alias = |routes: &mut RouteTable,
+                     name: &Option<String>,
+                     problems: &mut Vec<String>|
+     -> Option<usize> {
         let n = name.as_ref()?;
         if let Some(i) = alias_ids.get(n) {
             return Some(*i);
@@ -424,18 +459,31 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
             }
         }
     };
-    let mut add = |routes: &mut RouteTable, r: &RawRule, set_alias: &Option<String>, problems: &mut Vec<String>| {
+    let mut add = |routes: &mut RouteTable,
+                   r: &RawRule,
+                   set_alias: &Option<String>,
+                   problems: &mut Vec<String>| {
         let action = match r.action.as_deref() {
             None => None,
             Some(a) => match parse_action(a) {
                 Some(a) => Some(a),
                 None => {
-                    problems.push(format!("routes: action `{a}` is not read, write, delete or export"));
+                    problems.push(format!(
+                        "routes: action `{a}` is not read, write, delete or export"
+                    ));
                     None
                 }
             },
         };
-        let al = alias(routes, if r.aliases.is_some() { &r.aliases } else { set_alias }, problems);
+        let al = alias(
+            routes,
+            if r.aliases.is_some() {
+                &r.aliases
+            } else {
+                set_alias
+            },
+            problems,
+        );
         let paths = match &r.path {
             OneOrMany::One(p) => std::slice::from_ref(p),
             OneOrMany::Many(v) => v.as_slice(),
@@ -459,7 +507,12 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
             }
             None => cx.problems.push(format!(
                 "routes.use: no rule set `{set}` (one of {})",
-                route_file.sets.keys().cloned().collect::<Vec<_>>().join(", ")
+                route_file
+                    .sets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -467,15 +520,19 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
         None | Some("reject") => Fallback::Reject,
         Some("first_segment") => Fallback::FirstSegment,
         Some(o) => {
-            cx.problems.push(format!("routes.fallback: `{o}` is not reject or first_segment"));
+            cx.problems.push(format!(
+                "routes.fallback: `{o}` is not reject or first_segment"
+            ));
             Fallback::Reject
         }
     };
     if fields[Target::Resource as usize].sources.is_empty() && routes.is_empty() {
-        cx.problems.push("fields.resource: required (or a route table with fields.url)".into());
+        cx.problems
+            .push("fields.resource: required (or a route table with fields.url)".into());
     }
     if !routes.is_empty() && fields[Target::Url as usize].sources.is_empty() {
-        cx.problems.push("routes: need fields.url, the path they match".into());
+        cx.problems
+            .push("routes: need fields.url, the path they match".into());
     }
     let envelope = Envelope {
         roots: raw
@@ -494,7 +551,8 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
         embedded: raw.embedded.and_then(|e| match pointer_tokens(&e) {
             Ok(t) if !t.is_empty() => Some(t),
             _ => {
-                cx.problems.push(format!("embedded: `{e}` is not a JSON pointer"));
+                cx.problems
+                    .push(format!("embedded: `{e}` is not a JSON pointer"));
                 None
             }
         }),
@@ -503,7 +561,8 @@ pub(crate) fn compile(value: toml::Value, route_file: &RawRouteFile) -> Result<M
         cx.problems.push("root: at most 4 alternatives".into());
     }
     if csv && (!envelope.roots.is_empty() || envelope.embedded.is_some()) {
-        cx.problems.push("root/embedded apply to the json decoder only".into());
+        cx.problems
+            .push("root/embedded apply to the json decoder only".into());
     }
     let decoder = if csv {
         Decoder::Csv {

@@ -159,7 +159,9 @@ impl RouteTable {
                 let resource = match &rule.resource {
                     RuleResource::Capture => cap.map(|c| self.resource_name(c, rule.aliases)),
                     RuleResource::Const(c) => Some(Cow::Borrowed(&**c)),
-                    RuleResource::Soql => soql_from(uri).map(|c| self.resource_name(c, rule.aliases)),
+                    RuleResource::Soql => {
+                        soql_from(uri).map(|c| self.resource_name(c, rule.aliases))
+                    }
                     RuleResource::None => None,
                 };
                 return Some(Routed {
@@ -245,14 +247,34 @@ mod tests {
     fn table() -> RouteTable {
         let mut t = RouteTable::default();
         let hs = t.add_aliases(HashMap::from([("0-1".into(), "contacts".into())]));
-        t.add_rule("/crm/v*/objects/{resource}/batch/archive", None, Some(Action::Delete), Some(hs))
+        t.add_rule(
+            "/crm/v*/objects/{resource}/batch/archive",
+            None,
+            Some(Action::Delete),
+            Some(hs),
+        )
+        .unwrap();
+        t.add_rule("/crm/v*/objects/{resource}/{id}", None, None, Some(hs))
             .unwrap();
-        t.add_rule("/crm/v*/objects/{resource}/{id}", None, None, Some(hs)).unwrap();
-        t.add_rule("/crm/v*/objects/{resource}", None, None, Some(hs)).unwrap();
-        t.add_rule("/services/data/v*/query/**", Some("{soql}"), Some(Action::Read), None).unwrap();
-        t.add_rule("/services/data/v*/query", Some("{soql}"), Some(Action::Read), None).unwrap();
+        t.add_rule("/crm/v*/objects/{resource}", None, None, Some(hs))
+            .unwrap();
+        t.add_rule(
+            "/services/data/v*/query/**",
+            Some("{soql}"),
+            Some(Action::Read),
+            None,
+        )
+        .unwrap();
+        t.add_rule(
+            "/services/data/v*/query",
+            Some("{soql}"),
+            Some(Action::Read),
+            None,
+        )
+        .unwrap();
         t.add_rule("/api/data/v*/$batch", None, None, None).unwrap();
-        t.add_rule("/api/data/v*/{resource}/**", None, None, None).unwrap();
+        t.add_rule("/api/data/v*/{resource}/**", None, None, None)
+            .unwrap();
         t
     }
 
@@ -266,7 +288,9 @@ mod tests {
         let r = t.route("/crm/v3/objects/deals/123?archived=false").unwrap();
         assert!(matches!(r.resource, Some(Cow::Borrowed("deals"))));
         assert_eq!(r.action, None);
-        let r = t.route("/services/data/v61.0/query?q=SELECT+Id+FROM+Contact").unwrap();
+        let r = t
+            .route("/services/data/v61.0/query?q=SELECT+Id+FROM+Contact")
+            .unwrap();
         assert_eq!(r.resource.as_deref(), Some("contact"));
         let r = t.route("https://org.crm.dynamics.com/api/data/v9.2/accounts(00000000-0000-0000-0000-000000000001)").unwrap();
         assert_eq!(r.resource.as_deref(), Some("accounts"));
@@ -280,7 +304,10 @@ mod tests {
     fn first_segment_fallback_skips_api_and_versions() {
         let mut t = table();
         t.fallback = Fallback::FirstSegment;
-        assert_eq!(t.route("/api/v1/Locations/7").unwrap().resource.as_deref(), Some("locations"));
+        assert_eq!(
+            t.route("/api/v1/Locations/7").unwrap().resource.as_deref(),
+            Some("locations")
+        );
         assert!(t.route("/v1/").is_none());
     }
 

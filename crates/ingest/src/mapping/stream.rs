@@ -71,7 +71,10 @@ where
     F: FnMut(Result<RawEvent<'_>, Reject>),
 {
     if let Err(e) = decode_csv_reader(m, columns, bytes, &mut |_, r| sink(r)) {
-        sink(Err(Reject::new(RejectReason::InvalidField, format!("CSV: {e}"))));
+        sink(Err(Reject::new(
+            RejectReason::InvalidField,
+            format!("CSV: {e}"),
+        )));
     }
 }
 
@@ -85,7 +88,12 @@ fn unwrap_quotes(s: &str) -> &str {
     }
 }
 
-fn decode_csv_reader<R, F>(m: &Mapping, columns: &[String], input: R, sink: &mut F) -> Result<(), csv::Error>
+fn decode_csv_reader<R, F>(
+    m: &Mapping,
+    columns: &[String],
+    input: R,
+    sink: &mut F,
+) -> Result<(), csv::Error>
 where
     R: Read,
     F: FnMut(u64, Result<RawEvent<'_>, Reject>),
@@ -98,7 +106,9 @@ where
         .byte_headers()?
         .iter()
         .map(|h| {
-            let h = std::str::from_utf8(h).map(|h| unwrap_quotes(h.trim())).unwrap_or("");
+            let h = std::str::from_utf8(h)
+                .map(|h| unwrap_quotes(h.trim()))
+                .unwrap_or("");
             columns.iter().position(|c| c == h).map(|i| i as u16)
         })
         .collect();
@@ -109,13 +119,21 @@ where
             return Ok(());
         }
         if rec.as_slice().len() > MAX_EVENT_BYTES {
-            sink(line, Err(Reject::new(RejectReason::TooLarge, format!("{} bytes > {MAX_EVENT_BYTES}", rec.as_slice().len()))));
+            sink(
+                line,
+                Err(Reject::new(
+                    RejectReason::TooLarge,
+                    format!("{} bytes > {MAX_EVENT_BYTES}", rec.as_slice().len()),
+                )),
+            );
             continue;
         }
         let mut slots = empty_slots();
         let mut bad = None;
         for (i, f) in rec.iter().enumerate() {
-            let Some(Some(s)) = slot_of.get(i) else { continue };
+            let Some(Some(s)) = slot_of.get(i) else {
+                continue;
+            };
             match std::str::from_utf8(f) {
                 Ok(t) => slots[usize::from(*s)] = Val::Str(Cow::Borrowed(unwrap_quotes(t))),
                 Err(e) => {
@@ -125,7 +143,13 @@ where
             }
         }
         match bad {
-            Some(at) => sink(line, Err(Reject::new(RejectReason::InvalidUtf8, format!("invalid UTF-8 in a column at byte {at}")))),
+            Some(at) => sink(
+                line,
+                Err(Reject::new(
+                    RejectReason::InvalidUtf8,
+                    format!("invalid UTF-8 in a column at byte {at}"),
+                )),
+            ),
             None => sink(line, m.assemble(&mut slots)),
         }
     }

@@ -60,7 +60,9 @@ fn parse_time_one(v: &Val<'_>, f: TimeFormat) -> Option<i64> {
     let scale = |mul: f64, div: i64| -> Option<i64> {
         match v {
             Val::Int(i) => Some(if div > 1 { i.div_euclid(div) } else { *i }),
-            Val::UInt(u) => i64::try_from(*u).ok().map(|i| if div > 1 { i / div } else { i }),
+            Val::UInt(u) => i64::try_from(*u)
+                .ok()
+                .map(|i| if div > 1 { i / div } else { i }),
             Val::Float(x) => float_ms(*x * mul),
             Val::Str(s) => {
                 let s = s.trim();
@@ -116,14 +118,22 @@ pub fn rfc3339_lenient(s: &str) -> Option<i64> {
     let n = b.len();
     let mut buf = [0u8; 48];
     // `…±HHMM` → `…±HH:MM`
-    if n >= 25 && n + 1 <= buf.len() && matches!(b[n - 5], b'+' | b'-') && b[n - 4..].iter().all(u8::is_ascii_digit) {
+    if n >= 25
+        && n < buf.len()
+        && matches!(b[n - 5], b'+' | b'-')
+        && b[n - 4..].iter().all(u8::is_ascii_digit)
+    {
         buf[..n - 2].copy_from_slice(&b[..n - 2]);
         buf[n - 2] = b':';
         buf[n - 1..n + 1].copy_from_slice(&b[n - 2..]);
         return parse_rfc3339(std::str::from_utf8(&buf[..n + 1]).ok()?);
     }
     // `…±HH` → `…±HH:00`
-    if n >= 22 && n + 3 <= buf.len() && matches!(b[n - 3], b'+' | b'-') && b[n - 2..].iter().all(u8::is_ascii_digit) {
+    if n >= 22
+        && n + 3 <= buf.len()
+        && matches!(b[n - 3], b'+' | b'-')
+        && b[n - 2..].iter().all(u8::is_ascii_digit)
+    {
         buf[..n].copy_from_slice(b);
         buf[n..n + 3].copy_from_slice(b":00");
         return parse_rfc3339(std::str::from_utf8(&buf[..n + 3]).ok()?);
@@ -182,13 +192,21 @@ pub fn salesforce_compact(s: &str) -> Option<i64> {
 /// `dd/MMM/yyyy:HH:mm:ss ±hhmm` (Common Log Format).
 pub fn clf(s: &str) -> Option<i64> {
     const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
-    let b = s.trim().trim_start_matches('[').trim_end_matches(']').as_bytes();
+    let b = s
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .as_bytes();
     if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
         return None;
     }
-    let mo = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(&b[3..6]))? as i64 + 1;
+    let mo = MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(&b[3..6]))? as i64
+        + 1;
     let local = civil_ms(
         digits(&b[7..11])?,
         mo,
@@ -216,14 +234,16 @@ pub fn cast_u64(v: &Val<'_>) -> Option<u64> {
         Val::Float(x) => float_u64(*x),
         Val::Str(s) => {
             let s = s.trim();
-            s.parse::<u64>().ok().or_else(|| float_u64(s.parse::<f64>().ok()?))
+            s.parse::<u64>()
+                .ok()
+                .or_else(|| float_u64(s.parse::<f64>().ok()?))
         }
         _ => None,
     }
 }
 
 fn float_u64(x: f64) -> Option<u64> {
-    if x.is_finite() && x >= 0.0 && x < 1.8e19 && x.fract() == 0.0 {
+    if (0.0..1.8e19).contains(&x) && x.fract() == 0.0 {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Some(x as u64)
     } else {
@@ -313,9 +333,7 @@ pub fn keyed_hash(key: &[u8], s: &str) -> String {
 /// parameter (`…/query?q=SELECT+Id+FROM+Contact+WHERE…`), borrowed.
 pub fn soql_from(url: &str) -> Option<&str> {
     let q = url.split_once('?')?.1;
-    let q = q
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("q="))?;
+    let q = q.split('&').find_map(|kv| kv.strip_prefix("q="))?;
     let bytes = q.as_bytes();
     let is_sep = |c: u8| matches!(c, b'+' | b' ' | b',');
     let mut i = 0;
@@ -355,19 +373,37 @@ mod tests {
     fn time_formats_agree_on_one_instant() {
         let want = parse_rfc3339("2023-03-21T10:04:39.747Z").unwrap();
         let f = |v: Val<'_>, t| parse_time(&v, &[t]);
-        assert_eq!(f(s("2023-03-21T10:04:39.747+0000"), TimeFormat::Rfc3339), Some(want));
-        assert_eq!(f(s("2023-03-21T12:04:39.747+02"), TimeFormat::Rfc3339), Some(want));
-        assert_eq!(f(s("20230321100439.747"), TimeFormat::SalesforceCompact), Some(want));
+        assert_eq!(
+            f(s("2023-03-21T10:04:39.747+0000"), TimeFormat::Rfc3339),
+            Some(want)
+        );
+        assert_eq!(
+            f(s("2023-03-21T12:04:39.747+02"), TimeFormat::Rfc3339),
+            Some(want)
+        );
+        assert_eq!(
+            f(s("20230321100439.747"), TimeFormat::SalesforceCompact),
+            Some(want)
+        );
         assert_eq!(f(Val::Int(want), TimeFormat::EpochMs), Some(want));
         assert_eq!(f(s("1679393079.747"), TimeFormat::EpochS), Some(want));
-        assert_eq!(f(Val::Float(1_679_393_079.747), TimeFormat::EpochS), Some(want));
-        assert_eq!(f(Val::UInt(1_679_393_079_747_123), TimeFormat::EpochUs), Some(want));
+        assert_eq!(
+            f(Val::Float(1_679_393_079.747), TimeFormat::EpochS),
+            Some(want)
+        );
+        assert_eq!(
+            f(Val::UInt(1_679_393_079_747_123), TimeFormat::EpochUs),
+            Some(want)
+        );
         assert_eq!(f(s("1679393079747123456"), TimeFormat::EpochNs), Some(want));
         assert_eq!(
             f(s("21/Mar/2023:11:04:39 +0100"), TimeFormat::Clf),
             Some(want - 747)
         );
-        assert_eq!(f(s("20230231100439.747"), TimeFormat::SalesforceCompact), None);
+        assert_eq!(
+            f(s("20230231100439.747"), TimeFormat::SalesforceCompact),
+            None
+        );
         assert_eq!(f(s("yesterday"), TimeFormat::Rfc3339), None);
         assert_eq!(f(s("2023-03-21"), TimeFormat::EpochMs), None);
     }
@@ -380,25 +416,49 @@ mod tests {
         assert_eq!(cast_u64(&Val::Float(1.5)), None);
         assert_eq!(cast_u64(&Val::Int(-1)), None);
         assert_eq!(cast_ip(&s("Salesforce.com IP")), None);
-        assert_eq!(cast_ip(&s("198.51.100.1")), Some("198.51.100.1".parse().unwrap()));
+        assert_eq!(
+            cast_ip(&s("198.51.100.1")),
+            Some("198.51.100.1".parse().unwrap())
+        );
     }
 
     #[test]
     fn salesforce_ids_get_their_checksum_suffix() {
         // Known pair from Salesforce documentation examples.
-        assert_eq!(sfid18(Cow::Borrowed("0055j000000utlP")).unwrap(), "0055j000000utlPAAQ");
+        assert_eq!(
+            sfid18(Cow::Borrowed("0055j000000utlP")).unwrap(),
+            "0055j000000utlPAAQ"
+        );
         assert_eq!(sfid18(Cow::Borrowed("00D5j000000001V")).unwrap().len(), 18);
-        assert!(matches!(sfid18(Cow::Borrowed("0H4RM00000000Kr0AI")), Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            sfid18(Cow::Borrowed("0H4RM00000000Kr0AI")),
+            Some(Cow::Borrowed(_))
+        ));
         assert_eq!(sfid18(Cow::Borrowed("mailchimp-sync")), None);
     }
 
     #[test]
     fn uri_helpers() {
-        assert_eq!(strip_query("/crm/v3/objects/contacts?limit=100"), "/crm/v3/objects/contacts");
-        assert_eq!(strip_query("https://org.crm.dynamics.com/api/data/v9.2/accounts"), "/api/data/v9.2/accounts");
-        assert_eq!(soql_from("/services/data/v61.0/query?q=SELECT+Id,Email+FROM+Contact+LIMIT+5"), Some("Contact"));
-        assert_eq!(soql_from("/services/data/v61.0/query?q=SELECT%20Id%20FROM%20Lead"), Some("Lead"));
-        assert_eq!(soql_from("/services/data/v61.0/query?q=SELECT+fromage__c+FROM+x"), Some("x"));
+        assert_eq!(
+            strip_query("/crm/v3/objects/contacts?limit=100"),
+            "/crm/v3/objects/contacts"
+        );
+        assert_eq!(
+            strip_query("https://org.crm.dynamics.com/api/data/v9.2/accounts"),
+            "/api/data/v9.2/accounts"
+        );
+        assert_eq!(
+            soql_from("/services/data/v61.0/query?q=SELECT+Id,Email+FROM+Contact+LIMIT+5"),
+            Some("Contact")
+        );
+        assert_eq!(
+            soql_from("/services/data/v61.0/query?q=SELECT%20Id%20FROM%20Lead"),
+            Some("Lead")
+        );
+        assert_eq!(
+            soql_from("/services/data/v61.0/query?q=SELECT+fromage__c+FROM+x"),
+            Some("x")
+        );
         assert_eq!(soql_from("/services/data/v61.0/query"), None);
         let h = keyed_hash(b"k", "secret-api-key");
         assert!(h.starts_with("h:") && h.len() == 34 && !h.contains("secret"));
