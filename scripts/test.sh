@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every tripline test on a fresh Debian machine: installs what the tests
-# need (apt packages, the Tansu Kafka-compatible broker, a Python validator),
-# then lint, unit, integration and end-to-end tests. The tests themselves start
+# Runs every tripline test on a fresh Debian machine, as root or as a sudo
+# user: installs what the tests need (scripts/setup.sh --test: apt packages,
+# the Tansu Kafka-compatible broker, a Python validator), then lint, unit,
+# integration and end-to-end tests and the deployment checks. The tests themselves start
 # the broker, Prometheus and Alertmanager as real processes on free loopback
 # ports and stop them when done.
 set -euo pipefail
@@ -9,39 +10,13 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
-# --- system packages -------------------------------------------------------
-need=()
-command -v cmake >/dev/null || need+=(cmake)
-command -v prometheus >/dev/null || need+=(prometheus)
-command -v promtool >/dev/null || need+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
-command -v amtool >/dev/null || need+=(prometheus-alertmanager)
-command -v curl >/dev/null || need+=(curl)
-# librdkafka (bundled by rdkafka, built with cmake) includes curl/curl.h.
-dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
-dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
-command -v bc >/dev/null || need+=(bc)
-if [ ${#need[@]} -gt 0 ]; then
-  log "apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-# Debian's packages start their own daemons where an init system runs; the
-# tests start their own instances on free ports, so stop any that started.
-pkill -x prometheus 2>/dev/null || true
-pkill -f prometheus-alertmanager 2>/dev/null || true
-
-# --- the Kafka-compatible broker ---------------------------------------------
-TANSU="${TRIPLINE_TANSU:-$HOME/.cargo/bin/tansu}"
-if [ ! -x "$TANSU" ]; then
-  log "cargo install tansu (one-off, ~8 minutes)"
-  cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore
-fi
-export TRIPLINE_TANSU="$TANSU"
-
-# --- Python validator for the Kubernetes manifests --------------------------
-python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install -q kubernetes-validate
+# --- what the tests need ------------------------------------------------------
+# apt packages (after apt-get update; sudo only when not root), the Tansu
+# broker, a Python venv with the Kubernetes validator: scripts/setup.sh.
+log "scripts/setup.sh --test"
+bash scripts/setup.sh --test
+# shellcheck source=/dev/null
+source "${TRIPLINE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tripline-tools}/env.sh"
 
 # --- lint --------------------------------------------------------------------
 log "cargo fmt --check"

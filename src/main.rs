@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod logging;
 mod settings;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ const EXIT_CONFIG: u8 = 64;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -65,6 +68,10 @@ enum Command {
         /// (no detection, no output). See BENCHMARKS.md.
         #[arg(long, hide = true)]
         parse_only: bool,
+        /// Engines to spread the integrations over (default: one per CPU
+        /// core). Output is byte-identical for any value.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
     },
     /// Run the Kafka sidecar service until SIGTERM/SIGINT.
     Run {
@@ -125,14 +132,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Err(e) = logging::init(&cli.log) {
+        eprintln!("tripline: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let result = match cli.command {
         Command::Replay {
             common,
             fmt,
             files,
             parse_only,
-        } => commands::replay::main(&common, &fmt, &files, parse_only),
+            threads,
+        } => commands::replay::main(&common, &fmt, &files, parse_only, threads.map(usize::from)),
         Command::Run {
             common,
             seed_from,
@@ -170,19 +181,5 @@ fn main() -> ExitCode {
             eprintln!("tripline: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRIPLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("TRIPLINE_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
     }
 }

@@ -239,19 +239,64 @@ pub fn load_with_env(
     if let Ok(known) = serde_json::to_value(Settings::default()) {
         strip_unknown_keys(&mut tree, &known, "", &mut problems);
     }
-    match serde_json::from_value::<Settings>(tree) {
-        Ok(s) => {
-            problems.extend(s.validate());
-            if problems.is_empty() {
-                Ok(s)
-            } else {
-                Err(SettingsError(problems))
+    // All type errors at once: serde stops at the first, so each one is
+    // recorded with its path, the offending value removed (its default
+    // applies) and the rest checked again.
+    for _ in 0..MAX_TYPE_PROBLEMS {
+        match serde_path_to_error::deserialize::<_, Settings>(&tree) {
+            Ok(s) => {
+                // Removed values fell back to defaults, so this adds nothing
+                // spurious for them.
+                problems.extend(s.validate());
+                return if problems.is_empty() {
+                    Ok(s)
+                } else {
+                    Err(SettingsError(problems))
+                };
+            }
+            Err(e) => {
+                let path = e.path().to_string();
+                problems.push(format!("`{path}`: {}", e.inner()));
+                if !remove_at(&mut tree, e.path()) {
+                    break;
+                }
             }
         }
-        Err(e) => {
-            problems.push(e.to_string());
-            Err(SettingsError(problems))
+    }
+    Err(SettingsError(problems))
+}
+
+/// Type errors listed before giving up (each costs one re-deserialization).
+const MAX_TYPE_PROBLEMS: usize = 64;
+
+/// Removes the value at `path` from `tree`; false if there is none to remove.
+fn remove_at(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segs: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut v = tree;
+    for s in parents {
+        v = match (s, v) {
+            (Segment::Map { key }, serde_json::Value::Object(m)) => match m.get_mut(key) {
+                Some(c) => c,
+                None => return false,
+            },
+            (Segment::Seq { index }, serde_json::Value::Array(a)) => match a.get_mut(*index) {
+                Some(c) => c,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, v) {
+        (Segment::Map { key }, serde_json::Value::Object(m)) => m.remove(key).is_some(),
+        (Segment::Seq { index }, serde_json::Value::Array(a)) if *index < a.len() => {
+            a.remove(*index);
+            true
         }
+        _ => false,
     }
 }
 
@@ -354,6 +399,16 @@ impl Settings {
         if let Err(e) = self.ingest.topic_formats(&self.kafka.topics) {
             p.extend(e);
         }
+        let mut secrets = Vec::new();
+        let _ = tripline_output::secret::resolve(
+            "http.api_token",
+            self.http.api_token_env.as_deref(),
+            self.http.api_token_file.as_deref(),
+            false,
+            &tripline_output::secret::ProcessEnv,
+            &mut secrets,
+        );
+        p.extend(secrets);
         if let Err(e) = tripline_output::outputs::validate_outputs(
             &self.outputs,
             &tripline_output::secret::ProcessEnv,
@@ -438,5 +493,56 @@ mod tests {
         for want in ["lateness_seconds", "listen_addr", "p_value"] {
             assert!(all.contains(want), "missing {want}: {all}");
         }
+    }
+
+    /// Type errors used to come one per run (serde stops at the first): five
+    /// runs to see five. Now every type error and unknown key is listed at once.
+    #[test]
+    fn type_errors_and_unknown_keys_are_all_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[engine]\nbucket_seconds = \"sixty\"\nlearnin_days = 3\n\
+             [detectors.call_spike]\nmin_ratio = \"high\"\n\
+             [http]\ntop_k = \"many\"\ncolour = 1\n\
+             [shutdown]\ndeadline_seconds = true\n\
+             [checkpoint]\ninterval_seconds = [1]\n",
+        )
+        .unwrap();
+        let err = load_with_env(Some(&f), env(&[("TRIPLINE__KAFKA__GROUP_ID", "")])).unwrap_err();
+        let all = err.0.join("\n");
+        for want in [
+            "engine.bucket_seconds",
+            "engine.learnin_days",
+            "detectors.call_spike.min_ratio",
+            "http.top_k",
+            "http.colour",
+            "shutdown.deadline_seconds",
+            "checkpoint.interval_seconds",
+            "kafka.group_id",
+        ] {
+            assert!(all.contains(want), "missing {want}: {all}");
+        }
+    }
+
+    /// `run` refuses an API token variable that is not set; so must
+    /// `check-config` (it used to say ok).
+    #[test]
+    fn an_unset_api_token_variable_is_a_problem() {
+        let err = load_with_env(
+            None,
+            env(&[(
+                "TRIPLINE__HTTP__API_TOKEN_ENV",
+                "TRIPLINE_TEST_SURELY_UNSET_TOKEN_VAR",
+            )]),
+        )
+        .unwrap_err();
+        let all = err.0.join("\n");
+        assert!(
+            all.contains("http.api_token_env")
+                && all.contains("TRIPLINE_TEST_SURELY_UNSET_TOKEN_VAR"),
+            "{all}"
+        );
     }
 }

@@ -105,6 +105,89 @@ fn replay_is_byte_identical_across_runs_and_reports_rejects() {
     assert!(stderr.contains("events/s"), "{stderr}");
 }
 
+/// `replay --threads N` shards integrations over N engines; its stdout is
+/// byte-identical to one engine's, including for lines the sharding scan
+/// cannot place (escaped ids, a repeated key) and rejected lines.
+#[test]
+fn replay_threads_output_is_byte_identical_to_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path());
+    let reg = dir.path().join("registry.toml");
+    let all = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    // A prefix keeps the test quick in a debug build.
+    let text: String = all.lines().take(20_000).flat_map(|l| [l, "\n"]).collect();
+    let last: serde_json::Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    let mut extra = String::new();
+    for (i, id) in ["esc\"aped-1", "plain-new", "esc\"aped-2"]
+        .iter()
+        .enumerate()
+    {
+        let mut v = last.clone();
+        v["integration_id"] = serde_json::Value::from(*id);
+        v["principal"] = serde_json::Value::from(format!("p-extra-{i}"));
+        extra.push_str(&v.to_string());
+        extra.push('\n');
+        // The same event with the key repeated, and a broken line.
+        let dup = v
+            .to_string()
+            .replacen('{', r#"{"integration_id":"decoy","#, 1);
+        extra.push_str(&dup);
+        extra.push_str("\n{\"ts\":\n");
+    }
+    // A line too long to hold.
+    extra.push_str(&"x".repeat(2 << 20));
+    extra.push('\n');
+    let ev = dir.path().join("mixed.jsonl");
+    std::fs::write(&ev, format!("{text}{extra}{text}")).unwrap();
+    let args = |t: &str| {
+        run(&[
+            "replay",
+            "--threads",
+            t,
+            "--registry",
+            reg.to_str().unwrap(),
+            ev.to_str().unwrap(),
+        ])
+    };
+    let one = args("1");
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&one.stdout).contains("esc\\\"aped-1"),
+        "the escaped id raised its own alert"
+    );
+    let summary = |o: &Output| {
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        let line = e
+            .lines()
+            .find(|l| l.contains("tripline replay:"))
+            .unwrap()
+            .to_owned();
+        // Everything but the timing.
+        line.split(';').next().unwrap().to_owned()
+    };
+    for t in ["2", "3", "7"] {
+        let many = args(t);
+        assert!(
+            many.status.success(),
+            "{}",
+            String::from_utf8_lossy(&many.stderr)
+        );
+        assert_eq!(
+            one.stdout, many.stdout,
+            "--threads {t} differs from --threads 1"
+        );
+        assert_eq!(summary(&one), summary(&many), "--threads {t}");
+    }
+}
+
 #[test]
 fn replay_reads_stdin_and_keeps_going_past_bad_lines() {
     let input = concat!(
@@ -200,4 +283,108 @@ fn unusable_inputs_fail_with_one_clear_message() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+}
+
+/// `tripline demo` with output on a pipe, as `tripline demo 2>&1 | cat` sees
+/// it: the environment's logging variables removed, then `extra` set.
+fn demo_on_a_pipe(args: &[&str], extra: &[(&str, &str)]) -> String {
+    let mut c = tripline();
+    for k in [
+        "TRIPLINE_LOG",
+        "RUST_LOG",
+        "TRIPLINE_LOG_FORMAT",
+        "NO_COLOR",
+    ] {
+        c.env_remove(k);
+    }
+    let out = c
+        .env("TRIPLINE__HTTP__LISTEN_ADDR", "127.0.0.1:0")
+        .envs(extra.iter().copied())
+        .args([
+            "demo",
+            "--days",
+            "9",
+            "--integrations",
+            "3",
+            "--rate",
+            "5000",
+        ])
+        .args(["--exit-after", "1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tripline demo");
+    assert!(out.status.success(), "demo failed: {out:?}");
+    let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
+    all.push_str(&String::from_utf8_lossy(&out.stderr));
+    all
+}
+
+#[test]
+fn demo_logs_on_a_pipe_carry_no_escape_bytes() {
+    let all = demo_on_a_pipe(&[], &[]);
+    assert!(all.contains(" INFO "), "the default level is info: {all}");
+    assert!(
+        !all.contains('\u{1b}'),
+        "an escape byte reached a pipe: {all:?}"
+    );
+}
+
+#[test]
+fn demo_honours_rust_log_as_the_fallback_filter() {
+    let all = demo_on_a_pipe(&[], &[("RUST_LOG", "warn")]);
+    assert!(all.contains("tripline demo"), "the demo ran: {all}");
+    assert!(
+        !all.contains("INFO"),
+        "RUST_LOG=warn printed an INFO line: {all}"
+    );
+    // TRIPLINE_LOG wins over RUST_LOG, and --log-level over both.
+    let all = demo_on_a_pipe(&[], &[("RUST_LOG", "warn"), ("TRIPLINE_LOG", "info")]);
+    assert!(
+        all.contains(" INFO "),
+        "TRIPLINE_LOG=info beats RUST_LOG: {all}"
+    );
+    let all = demo_on_a_pipe(&["--log-level", "warn"], &[("TRIPLINE_LOG", "info")]);
+    assert!(
+        !all.contains("INFO"),
+        "--log-level beats TRIPLINE_LOG: {all}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_stderr_line() {
+    let mut c = tripline();
+    c.env_remove("TRIPLINE_LOG");
+    let out = c
+        .env("TRIPLINE__HTTP__LISTEN_ADDR", "127.0.0.1:0")
+        .args(["--log-format", "json", "--log-level", "info"])
+        .args([
+            "demo",
+            "--days",
+            "9",
+            "--integrations",
+            "3",
+            "--rate",
+            "5000",
+        ])
+        .args(["--exit-after", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tripline demo");
+    assert!(out.status.success(), "demo failed: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines at info");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some(), "no level field: {l}");
+    }
+}
+
+#[test]
+fn an_invalid_log_level_flag_is_a_usage_error() {
+    let out = run(&["--log-level", "x=[", "check-config"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log-level"));
 }

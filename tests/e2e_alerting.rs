@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::support::alertmanager::Alertmanager;
 use crate::support::http::{
-    eventually, free_port, get, require_binary, verify_signature, Answer, KillOnDrop, Receiver,
-    Request,
+    eventually, free_port, get, require_binary, verify_standard_webhook, Answer, KillOnDrop,
+    Receiver, Request,
 };
 use crate::support::prometheus::{Prometheus, PROMTOOL};
 
@@ -218,6 +218,20 @@ fn printed_key(a: &Value) -> Printed {
     }
 }
 
+/// `Tripline` + the kind in CamelCase (`call_spike` → `TriplineCallSpike`),
+/// the label contract of docs/outputs.md.
+fn camel_alertname(kind: &str) -> String {
+    let mut out = String::from("Tripline");
+    for word in kind.split('_') {
+        let mut c = word.chars();
+        if let Some(first) = c.next() {
+            out.push(first.to_ascii_uppercase());
+            out.push_str(c.as_str());
+        }
+    }
+    out
+}
+
 /// One alert inside an Alertmanager webhook notification.
 #[derive(Clone, Debug)]
 struct AmNotification {
@@ -381,10 +395,13 @@ url_env = "E2E_ORACLE_URL"
     for n in &notes {
         let id = n.labels["tripline_id"].clone();
         let a = by_id[&id];
+        let kind = a["kind"].as_str().unwrap();
+        let alertname = camel_alertname(kind);
         let want: BTreeMap<String, String> = [
-            ("alertname", a["kind"].as_str().unwrap()),
+            ("alertname", alertname.as_str()),
+            ("kind", kind),
             ("severity", a["severity"].as_str().unwrap()),
-            ("integration", a["integration_id"].as_str().unwrap()),
+            ("integration_id", a["integration_id"].as_str().unwrap()),
             ("tripline_id", id.as_str()),
             ("env", "e2e"),
         ]
@@ -396,6 +413,16 @@ url_env = "E2E_ORACLE_URL"
             ["critical", "warning", "info"].contains(&want["severity"].as_str()),
             "severity {}",
             want["severity"]
+        );
+        assert_eq!(
+            n.annotations.get("runbook_url").map(String::as_str),
+            Some(
+                format!(
+                    "https://github.com/example/tripline/blob/main/docs/operations.md#kind-{kind}"
+                )
+                .as_str()
+            ),
+            "runbook_url of {id}"
         );
         for key in ["summary", "description", "detected_at"] {
             assert!(
@@ -632,12 +659,18 @@ max_backoff_ms = 1000
 
 /// A webhook receiver that answers 503 for its first 5 s loses nothing:
 /// every alert tripline fired arrives, exactly once after dedup by id, every
-/// request (retries included) carries a valid HMAC signature, and the
-/// retries are counted in tripline_output_retries_total.
+/// request (retries included) carries valid Standard Webhooks signatures for
+/// both keys of a rotation (checked by the test's own implementation), a
+/// resolution never shares a `webhook-id` with its alert, and the retries
+/// are counted in tripline_output_retries_total.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_outage_loses_no_alert() {
     let t0 = Instant::now();
-    const KEY: &str = "e2e-hmac-key-0123456789";
+    // Old and new key during a rotation (24 and 32 bytes).
+    const SECRETS: [&str; 2] = [
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ];
     let rx = Receiver::start(Answer::FailFirst {
         status: 503,
         for_: Duration::from_secs(5),
@@ -648,7 +681,7 @@ async fn a_receiver_outage_loses_no_alert() {
 name = "secops-hook"
 type = "webhook"
 url_env = "E2E_HOOK_URL"
-hmac_key_env = "E2E_HOOK_HMAC_KEY"
+signing_secret_env = "E2E_HOOK_SECRETS"
 [outputs.delivery]
 initial_backoff_ms = 200
 max_backoff_ms = 1000
@@ -657,7 +690,7 @@ max_backoff_ms = 1000
         config,
         &[
             ("E2E_HOOK_URL", &rx.url("/hook")),
-            ("E2E_HOOK_HMAC_KEY", KEY),
+            ("E2E_HOOK_SECRETS", &SECRETS.join(" ")),
         ],
         60,
     )
@@ -701,14 +734,24 @@ max_backoff_ms = 1000
     let requests = rx.requests();
     let refused = requests.iter().filter(|r| r.status == 503).count();
     assert!(refused > 0, "the outage refused some deliveries");
+    let mut notification_ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &requests {
-        verify_signature(KEY.as_bytes(), r).unwrap_or_else(|e| {
+        let nid = verify_standard_webhook(&SECRETS, r).unwrap_or_else(|e| {
             panic!(
                 "bad signature on a {} request: {e}\n{}",
                 r.status,
                 String::from_utf8_lossy(&r.body)
             )
         });
+        let alert_id = r.json()["id"].as_str().unwrap_or_default().to_owned();
+        assert_ne!(nid, alert_id, "the notification id is not the alert id");
+        notification_ids.entry(nid).or_default().insert(format!(
+            "{} {alert_id}",
+            r.header("x-tripline-event").unwrap_or_default()
+        ));
+    }
+    for (nid, what) in &notification_ids {
+        assert_eq!(what.len(), 1, "webhook-id {nid} used for {what:?}");
     }
     let printed = demo.printed();
     let alerts = webhook_bodies(&rx, "alert");

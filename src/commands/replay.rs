@@ -11,13 +11,18 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tripline_engine::{AlertKind, Engine, Outputs};
-use tripline_ingest::{read_events, Format, RejectReason};
+use tripline_ingest::lines::{read_bounded_line, Line};
+use tripline_ingest::{
+    parse_event, read_events, Format, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES,
+};
 
 use crate::{Common, FormatArgs};
 
 /// At most this many rejected lines are described individually on stderr;
 /// the rest are only counted (bad input is counted and rate-limited).
-const MAX_REJECT_LOGS: u64 = 10;
+pub(crate) const MAX_REJECT_LOGS: u64 = 10;
+/// Upper bound on `--threads`.
+const MAX_THREADS: usize = 256;
 
 /// What a replay saw, for the summary and tests.
 #[derive(Debug, Default)]
@@ -32,17 +37,34 @@ pub struct ReplayStats {
     pub resolved: u64,
 }
 
+impl ReplayStats {
+    /// Adds another shard's counts (`replay --threads`).
+    pub fn merge(&mut self, o: ReplayStats) {
+        self.lines += o.lines;
+        self.events += o.events;
+        for (k, v) in o.rejected {
+            *self.rejected.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in o.alerts {
+            *self.alerts.entry(k).or_insert(0) += v;
+        }
+        self.resolved += o.resolved;
+        self.dropped_fields += o.dropped_fields;
+    }
+}
+
 pub fn main(
     common: &Common,
     fmt: &FormatArgs,
     files: &[PathBuf],
     parse_only: bool,
+    threads: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let (settings, registry) = super::load(common)?;
     let format = super::load_format(fmt)?;
     // Open every file up front: an unreadable file is a clear error before
     // any output, not a half-done replay.
-    let mut inputs: Vec<(String, Box<dyn Read>)> = Vec::new();
+    let mut inputs: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
     if files.is_empty() || files.iter().any(|f| f == Path::new("-")) && files.len() == 1 {
         inputs.push(("<stdin>".into(), Box::new(io::stdin())));
     } else {
@@ -55,11 +77,30 @@ pub fn main(
             inputs.push((f.display().to_string(), Box::new(h)));
         }
     }
-    let mut engine = Engine::new(settings.engine_config(), registry);
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, MAX_THREADS);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let started = Instant::now();
     let mut stats = ReplayStats::default();
+    // Sharding reads canonical lines; a mapped format replays on one thread.
+    if threads > 1 && !parse_only && matches!(format, Format::Canonical) {
+        let config = settings.engine_config();
+        let make = || Engine::new(config.clone(), registry.clone());
+        let totals =
+            super::replay_sharded::replay_sharded(&make, inputs, threads, &mut out, &mut stats)?;
+        out.flush().context("writing alerts to stdout")?;
+        let secs = started.elapsed().as_secs_f64();
+        print_summary(
+            &stats,
+            totals.late_events,
+            totals.tracked_integrations,
+            secs,
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut engine = Engine::new(settings.engine_config(), registry);
     for (name, input) in inputs {
         let reader = BufReader::with_capacity(1 << 20, input);
         if parse_only {
@@ -71,13 +112,70 @@ pub fn main(
     }
     out.flush().context("writing alerts to stdout")?;
     let secs = started.elapsed().as_secs_f64();
-    print_summary(&stats, &engine, secs);
+    let es = engine.stats();
+    print_summary(&stats, es.late_events, es.tracked_integrations, secs);
     Ok(ExitCode::SUCCESS)
 }
 
 /// Replays one reader in `format`; alerts are written to `out` as they
 /// are detected.
 pub fn replay_reader(
+    engine: &mut Engine,
+    format: &Format,
+    mut input: impl BufRead,
+    name: &str,
+    out: &mut impl Write,
+    stats: &mut ReplayStats,
+) -> anyhow::Result<()> {
+    if let Format::Mapped(_) = format {
+        return replay_mapped(engine, format, input, name, out, stats);
+    }
+    let mut line = Vec::with_capacity(4096);
+    let mut outputs = Outputs::default();
+    let mut lineno = 0u64;
+    loop {
+        let read = read_bounded_line(&mut input, &mut line, LINE_LIMIT)?;
+        if read == Line::Eof {
+            break;
+        }
+        lineno += 1;
+        let text = trim_line(&line);
+        if text.is_empty() && read == Line::Ok {
+            continue;
+        }
+        stats.lines += 1;
+        match parsed(read, text) {
+            Ok(raw) => {
+                stats.events += 1;
+                engine.process(&raw.event(), &mut outputs);
+            }
+            Err(rej) => {
+                let n = stats.rejected.entry(rej.reason.as_str()).or_insert(0);
+                *n += 1;
+                let total: u64 = stats.rejected.values().sum();
+                if total <= MAX_REJECT_LOGS {
+                    tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = %rej.detail, "Rejected event.");
+                } else if total == MAX_REJECT_LOGS + 1 {
+                    tracing::warn!("Further rejected events are counted, not logged.");
+                }
+            }
+        }
+        if !outputs.is_empty() {
+            for a in outputs.alerts.drain(..) {
+                *stats.alerts.entry(a.kind).or_insert(0) += 1;
+                serde_json::to_writer(&mut *out, &a)?;
+                out.write_all(b"\n")?;
+            }
+            stats.resolved += outputs.resolved.len() as u64;
+            outputs.resolved.clear();
+        }
+    }
+    Ok(())
+}
+
+/// A mapped format: records (JSONL lines, which may hold several events,
+/// or CSV rows) decoded by the profile, then the same engine.
+fn replay_mapped(
     engine: &mut Engine,
     format: &Format,
     input: impl BufRead,
@@ -94,18 +192,24 @@ pub fn replay_reader(
                 stats.dropped_fields += u64::from(raw.dropped_fields());
                 engine.process(&raw.event(), &mut outputs);
             }
-            Err(rej) => count_reject(stats, name, lineno, &rej),
+            Err(rej) => {
+                *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
+                let total: u64 = stats.rejected.values().sum();
+                if total <= MAX_REJECT_LOGS {
+                    tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = ?rej.detail, "Rejected event.");
+                } else if total == MAX_REJECT_LOGS + 1 {
+                    tracing::warn!("Further rejected events are counted, not logged.");
+                }
+            }
         }
         if !outputs.is_empty() {
             for a in outputs.alerts.drain(..) {
                 *stats.alerts.entry(a.kind).or_insert(0) += 1;
                 if write_err.is_none() {
-                    if let Err(e) = serde_json::to_writer(&mut *out, &a)
+                    let w = serde_json::to_writer(&mut *out, &a)
                         .map_err(io::Error::from)
-                        .and_then(|()| out.write_all(b"\n"))
-                    {
-                        write_err = Some(e);
-                    }
+                        .and_then(|()| out.write_all(b"\n"));
+                    write_err = w.err();
                 }
             }
             stats.resolved += outputs.resolved.len() as u64;
@@ -113,54 +217,78 @@ pub fn replay_reader(
         }
     })?;
     stats.lines += read.records;
-    if let Some(e) = write_err {
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// Counts a reject; the first few are described (escaped) on stderr.
-pub fn count_reject(
-    stats: &mut ReplayStats,
-    name: &str,
-    lineno: u64,
-    rej: &tripline_ingest::Reject,
-) {
-    *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
-    let total: u64 = stats.rejected.values().sum();
-    if total <= MAX_REJECT_LOGS {
-        tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = ?rej.detail, "Rejected event.");
-    } else if total == MAX_REJECT_LOGS + 1 {
-        tracing::warn!("Further rejected events are counted, not logged.");
+    match write_err {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
 }
 
 /// The benchmark floor: the same reading and decoding, nothing else.
 fn parse_floor(
     format: &Format,
-    input: impl BufRead,
+    mut input: impl BufRead,
     stats: &mut ReplayStats,
 ) -> anyhow::Result<()> {
-    let read = read_events(format, input, |_, r| match r {
-        Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
-        Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
-    })?;
-    stats.lines += read.records;
-    Ok(())
+    if let Format::Mapped(_) = format {
+        let read = read_events(format, input, |_, r| match r {
+            Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
+            Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
+        })?;
+        stats.lines += read.records;
+        return Ok(());
+    }
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        let read = read_bounded_line(&mut input, &mut line, LINE_LIMIT)?;
+        if read == Line::Eof {
+            return Ok(());
+        }
+        let text = trim_line(&line);
+        if text.is_empty() && read == Line::Ok {
+            continue;
+        }
+        stats.lines += 1;
+        match parsed(read, text) {
+            Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
+            Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
+        }
+    }
 }
 
-fn print_summary(stats: &ReplayStats, engine: &Engine, secs: f64) {
-    let es = engine.stats();
+/// The most of one line ever held: an event's limit plus a `\r`.
+pub(crate) const LINE_LIMIT: usize = MAX_EVENT_BYTES + 1;
+
+/// A line that was too long to hold is `too_large` without being parsed.
+fn parsed(read: Line, text: &[u8]) -> Result<RawEvent<'_>, Reject> {
+    match read {
+        Line::Oversize { len } => Err(Reject::too_large(len)),
+        _ => parse_event(text),
+    }
+}
+
+pub(crate) fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && line[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    &line[start..end]
+}
+
+fn print_summary(stats: &ReplayStats, late_events: u64, tracked: usize, secs: f64) {
     let rejected: u64 = stats.rejected.values().sum();
     let mut s = format!(
         "tripline replay: {} lines, {} events, {} rejected, {} late, {} alerts, {} resolved, {} integrations tracked; {:.2}s ({:.0} events/s)\n",
         stats.lines,
         stats.events,
         rejected,
-        es.late_events,
+        late_events,
         stats.alerts.values().sum::<u64>(),
         stats.resolved,
-        es.tracked_integrations,
+        tracked,
         secs,
         stats.lines as f64 / secs.max(1e-9)
     );

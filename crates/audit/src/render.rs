@@ -3,7 +3,21 @@
 
 use std::fmt::Write;
 
+use tripline_engine::text::{Safe, MAX_SUMMARY_CHARS};
+
 use crate::report::{AuditReport, Credential, IntegrationAudit, RemoveItem};
+
+/// An input string for the terminal table: controls, bidi and invisible
+/// characters as `\u{…}`, capped (ids are at most 256 bytes already; the
+/// cap bounds joined lists).
+fn t(s: &str) -> String {
+    Safe::new(s, MAX_SUMMARY_CHARS).to_string()
+}
+
+/// The same for a Markdown cell or line: `|`, newlines and inline HTML too.
+fn md(s: &str) -> String {
+    Safe::new(s, MAX_SUMMARY_CHARS).markdown().to_string()
+}
 
 /// Output format of `tripline audit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +60,8 @@ fn has_findings(a: &IntegrationAudit) -> bool {
         && a.revoked_in_use.is_empty())
 }
 
-/// One line per finding, as `(section, text)`.
-fn finding_lines(a: &IntegrationAudit) -> Vec<(&'static str, String)> {
+/// One line per finding, as `(section, text)`, input strings rendered by `e`.
+fn finding_lines(a: &IntegrationAudit, e: fn(&str) -> String) -> Vec<(&'static str, String)> {
     let mut v = Vec::new();
     for r in &a.revoked_in_use {
         let what = match r.credential {
@@ -62,7 +76,9 @@ fn finding_lines(a: &IntegrationAudit) -> Vec<(&'static str, String)> {
             "revoked",
             format!(
                 "{what} {} {verb} {} but used until {}",
-                r.id, r.revoked_at, r.last_used
+                e(&r.id),
+                r.revoked_at,
+                r.last_used
             ),
         ));
     }
@@ -71,7 +87,10 @@ fn finding_lines(a: &IntegrationAudit) -> Vec<(&'static str, String)> {
             "not granted",
             format!(
                 "{} used {} times ({} .. {})",
-                n.data_type, n.count, n.first_seen, n.last_seen
+                e(&n.data_type),
+                n.count,
+                n.first_seen,
+                n.last_seen
             ),
         ));
     }
@@ -80,14 +99,16 @@ fn finding_lines(a: &IntegrationAudit) -> Vec<(&'static str, String)> {
             RemoveItem::Integration => "integration",
             RemoveItem::Key => "key",
         };
-        v.push(("remove", format!("{item} {}: {}", r.id, r.reason)));
+        v.push(("remove", format!("{item} {}: {}", e(&r.id), e(&r.reason))));
     }
     for r in &a.rotate {
         v.push((
             "rotate",
             format!(
                 "key {} created {} ({} days old)",
-                r.key_id, r.created, r.age_days
+                e(&r.key_id),
+                r.created,
+                r.age_days
             ),
         ));
     }
@@ -97,11 +118,15 @@ fn finding_lines(a: &IntegrationAudit) -> Vec<(&'static str, String)> {
             .as_deref()
             .map_or("never used".to_owned(), |l| format!("last used {l}"));
         if t.narrow_to.is_empty() {
-            v.push(("tighten", format!("drop grant {} ({last})", t.grant)));
+            v.push(("tighten", format!("drop grant {} ({last})", e(&t.grant))));
         } else {
             v.push((
                 "tighten",
-                format!("narrow grant {} to {}", t.grant, t.narrow_to.join(", ")),
+                format!(
+                    "narrow grant {} to {}",
+                    e(&t.grant),
+                    e(&t.narrow_to.join(", "))
+                ),
             ));
         }
     }
@@ -124,11 +149,11 @@ fn table(r: &AuditReport) -> String {
         let _ = writeln!(
             o,
             "  {:<32} {:>8} calls  {} .. {}  uses {}",
-            u.id,
+            t(&u.id),
             u.calls,
             u.first_seen,
             u.last_seen,
-            u.data_types.join(", ")
+            t(&u.data_types.join(", "))
         );
     }
     let _ = writeln!(o, "\nINTEGRATIONS BY RISK");
@@ -147,12 +172,12 @@ fn table(r: &AuditReport) -> String {
             o,
             "  {:>4}  {:<32} {:>8}  {}",
             a.risk,
-            a.id,
+            t(&a.id),
             a.calls,
             if why.is_empty() {
                 "-".to_owned()
             } else {
-                why.join("; ")
+                t(&why.join("; "))
             }
         );
     }
@@ -160,23 +185,18 @@ fn table(r: &AuditReport) -> String {
         let _ = writeln!(
             o,
             "\n{} (risk {}{})",
-            a.id,
+            t(&a.id),
             a.risk,
             a.owner
                 .as_deref()
-                .map(|x| format!(", owner {x}"))
+                .map(|x| format!(", owner {}", t(x)))
                 .unwrap_or_default()
         );
-        for (section, line) in finding_lines(a) {
+        for (section, line) in finding_lines(a, t) {
             let _ = writeln!(o, "  {section:<12} {line}");
         }
     }
     o
-}
-
-/// Escapes `|` so table cells stay cells.
-fn md(s: &str) -> String {
-    s.replace('|', "\\|")
 }
 
 fn markdown(r: &AuditReport) -> String {
@@ -231,8 +251,8 @@ fn markdown(r: &AuditReport) -> String {
     }
     for a in r.integrations.iter().filter(|a| has_findings(a)) {
         let _ = writeln!(o, "\n### {} (risk {})\n", md(&a.id), a.risk);
-        for (section, line) in finding_lines(a) {
-            let _ = writeln!(o, "- **{section}**: {}", md(&line));
+        for (section, line) in finding_lines(a, md) {
+            let _ = writeln!(o, "- **{section}**: {line}");
         }
     }
     o

@@ -115,6 +115,8 @@ pub enum EvidenceValue {
     Null,
     Bool(bool),
     Int(i64),
+    /// Only for unsigned values above `i64::MAX` (e.g. `records` near 2^64).
+    UInt(u64),
     Num(f64),
     Str(String),
     List(Vec<String>),
@@ -142,7 +144,7 @@ impl From<i64> for EvidenceValue {
 }
 impl From<u64> for EvidenceValue {
     fn from(v: u64) -> Self {
-        EvidenceValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
+        i64::try_from(v).map_or(EvidenceValue::UInt(v), EvidenceValue::Int)
     }
 }
 impl From<bool> for EvidenceValue {
@@ -186,8 +188,16 @@ pub struct Alert {
     pub expected: Option<f64>,
     /// In [0, 1]; higher is more anomalous.
     pub score: f64,
+    /// One sentence for humans. Strings from input inside it are rendered
+    /// with [`crate::text::Safe`] when serialized (control, bidi and invisible
+    /// characters as `\u{…}`, at most [`crate::text::MAX_SUMMARY_CHARS`]).
+    #[serde(serialize_with = "safe_summary")]
     pub summary: String,
     pub evidence: Evidence,
+}
+
+fn safe_summary<S: serde::Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
+    ser.collect_str(&crate::text::Safe::new(s, crate::text::MAX_SUMMARY_CHARS))
 }
 
 /// The end of an anomaly episode: no repeat of it for the episode gap.
@@ -255,4 +265,64 @@ pub fn alert_id(parts: &[&str]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::IntegrationDecl;
+    use crate::{Action, Engine, EngineConfig, Event, Registry};
+
+    /// Ids from input reach alert summaries (issue 16): terminal controls,
+    /// bidi overrides, newlines and zero-width characters must arrive escaped.
+    #[test]
+    fn summaries_from_hostile_ids_carry_no_raw_controls() {
+        let reg = Registry::new(vec![IntegrationDecl::new("mailchimp-sync")], vec![], vec![]);
+        let mut engine = Engine::new(EngineConfig::default(), Some(reg));
+        let mut out = Outputs::default();
+        let hostile = "x\u{1b}[2J\u{1b}]0;title\u{7}\r\u{8}\0\u{202e}\nmailchimp\u{200b}-sync";
+        engine.process(
+            &Event {
+                ts_ms: 1_764_424_992_345,
+                integration_id: hostile,
+                resource: "contacts\u{1b}[31m",
+                action: Action::Read,
+                status: 200,
+                key_id: None,
+                principal: None,
+                records: 1,
+                bytes: 0,
+                source_ip: None,
+            },
+            &mut out,
+        );
+        assert!(!out.alerts.is_empty());
+        for a in &out.alerts {
+            let json = serde_json::to_string(a).unwrap();
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let summary = back["summary"].as_str().unwrap();
+            assert!(
+                !crate::text::has_invisible(summary),
+                "raw control in {summary:?}"
+            );
+            assert!(
+                summary.contains("\\u{1b}[2J") && summary.contains("\\u{200b}"),
+                "{summary}"
+            );
+            // The machine-readable id stays exact.
+            assert_eq!(back["integration_id"].as_str().unwrap(), hostile);
+        }
+    }
+
+    /// `records = 2^64-1` in an event must show as itself in evidence, not as
+    /// i64::MAX (issue 16).
+    #[test]
+    fn large_unsigned_evidence_is_exact() {
+        let v = EvidenceValue::from(u64::MAX);
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, "18446744073709551615");
+        let back: EvidenceValue = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(EvidenceValue::from(7u64), EvidenceValue::Int(7));
+    }
 }

@@ -14,6 +14,7 @@
 //! - [`feedback`]: analyst feedback (accepted data types and networks,
 //!   raised thresholds) with event-time expiry, and its audit trail.
 //! - [`time`]: calendar maths on epoch milliseconds.
+//! - [`text`]: safe rendering of input strings for humans ([`text::Safe`]).
 #![forbid(unsafe_code)]
 
 pub mod alert;
@@ -23,6 +24,7 @@ pub mod event;
 pub mod feedback;
 pub mod registry;
 pub mod stats;
+pub mod text;
 pub mod time;
 
 pub use alert::{Alert, AlertKind, Evidence, EvidenceValue, Outputs, Resolved, Severity};

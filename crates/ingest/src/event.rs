@@ -68,6 +68,14 @@ pub struct Reject {
 }
 
 impl Reject {
+    /// An input of `len` bytes, over [`MAX_EVENT_BYTES`].
+    pub fn too_large(len: u64) -> Self {
+        Reject::new(
+            RejectReason::TooLarge,
+            format!("{len} bytes > {MAX_EVENT_BYTES}"),
+        )
+    }
+
     pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
         Reject {
             reason,
@@ -389,13 +397,17 @@ fn optional<'a>(
     }
 }
 
+/// A UTF-8 byte-order mark, as editors on some platforms save files.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Parses and validates one event. Never panics on any input.
+///
+/// A leading UTF-8 byte-order mark is ignored; anything but a JSON object
+/// (an array, a number, …) is `invalid_json`.
 pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(Reject::new(
-            RejectReason::TooLarge,
-            format!("{} bytes > {MAX_EVENT_BYTES}", bytes.len()),
-        ));
+        return Err(Reject::too_large(bytes.len() as u64));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Reject::new(
@@ -403,6 +415,13 @@ pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )
     })?;
+    // serde would read a top-level array as the struct's fields by position.
+    if text.trim_start().as_bytes().first() != Some(&b'{') {
+        return Err(Reject::new(
+            RejectReason::InvalidJson,
+            "an event must be a JSON object",
+        ));
+    }
     let w: Wire<'_> = serde_json::from_str(text).map_err(|e| {
         let reason = match e.classify() {
             serde_json::error::Category::Data => RejectReason::InvalidField,
@@ -504,6 +523,34 @@ mod tests {
         assert_eq!(exp.event().action, Action::Export);
     }
 
+    /// serde's messages quote input (`invalid type: string "…"`); a detail
+    /// reaches logs and the DLQ, so it must carry no raw controls. (A
+    /// regression guard: serde quotes with `Debug`, which already escapes.)
+    #[test]
+    fn reject_details_never_carry_raw_controls() {
+        let rej = parse_event(
+            br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":"\u001b[2J\u202e\n"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(rej.reason, RejectReason::InvalidField);
+        assert!(
+            !tripline_engine::text::has_invisible(&rej.detail),
+            "{:?}",
+            rej.detail
+        );
+        assert!(rej.detail.contains("\\u{1b}[2J"), "{}", rej.detail);
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_ignored() {
+        let with_bom = format!("\u{feff}{SPEC_EXAMPLE}");
+        let raw = parse_event(with_bom.as_bytes()).unwrap();
+        assert_eq!(raw.event().integration_id, "mailchimp-sync");
+        // Only one, and only leading.
+        let two = format!("\u{feff}\u{feff}{SPEC_EXAMPLE}");
+        assert_eq!(reason(two.as_bytes()), RejectReason::InvalidJson);
+    }
+
     #[test]
     fn escaped_strings_are_unescaped() {
         let raw = parse_event(
@@ -524,7 +571,11 @@ mod tests {
             (b"not json", InvalidJson),
             (b"{\"ts\":0,", InvalidJson),
             (b"", InvalidJson),
-            (b"[1,2]", InvalidField),
+            (b"[1,2]", InvalidJson),
+            (br#"[1764424992345,"a","deals","GET",200]"#, InvalidJson),
+            (b" [0]", InvalidJson),
+            (b"5", InvalidJson),
+            (b"null", InvalidJson),
             (b"\xff\xfe", InvalidUtf8),
             (br#"{"integration_id":"a","resource":"x","method":"GET","status":200}"#, MissingField),
             (br#"{"ts":0,"resource":"x","method":"GET","status":200}"#, MissingField),

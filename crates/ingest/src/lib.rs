@@ -7,11 +7,14 @@
 //!   ordinary (unescaped) input.
 //! - [`mapping`]: declarative vendor-format profiles (Kong, Salesforce, Envoy,
 //!   …) → the same borrowed events, with route tables for CRM REST paths.
+//! - [`lines`]: bounded JSONL line reading (an oversize line is skipped, never
+//!   buffered whole).
 //! - [`registry`]: TOML → [`tripline_engine::Registry`], reporting every problem
 //!   with its line.
 #![forbid(unsafe_code)]
 
 pub mod event;
+pub mod lines;
 pub mod mapping;
 pub mod registry;
 

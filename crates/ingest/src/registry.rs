@@ -40,21 +40,41 @@ pub fn load_registry(path: &Path) -> Result<Registry, RegistryError> {
     parse_registry(&text, &path.display().to_string())
 }
 
-/// Line numbers of each `[[section]]` header, in order, to locate entries.
+// Work done locating lines, so a test can assert that loading is linear
+// without timing anything.
+#[cfg(test)]
+thread_local!(static WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+#[inline]
+fn count_work(_n: usize) {
+    #[cfg(test)]
+    WORK.with(|w| w.set(w.get() + _n));
+}
+
+/// Where each `[[section]]` header is, in order, to locate entries.
+///
+/// Built in one pass; locating a key then scans only its own entry, so
+/// reporting a problem (or recording where an id is) costs the entry's size,
+/// not the file's.
 struct Lines<'a> {
     file: &'a str,
     text: &'a str,
-    headers: HashMap<&'static str, Vec<usize>>,
+    /// Per section: (1-based header line, byte offset of the line after it).
+    headers: HashMap<&'static str, Vec<(usize, usize)>>,
 }
 
 impl<'a> Lines<'a> {
     fn new(file: &'a str, text: &'a str) -> Self {
-        let mut headers: HashMap<&'static str, Vec<usize>> = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
+        let mut headers: HashMap<&'static str, Vec<(usize, usize)>> = HashMap::new();
+        let mut offset = 0;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            offset += line.len();
             let t = line.trim();
-            for sec in ["integrations", "keys", "principals"] {
-                if t.starts_with("[[") && t.trim_start_matches("[[").trim_start().starts_with(sec) {
-                    headers.entry(sec).or_default().push(i + 1);
+            if let Some(rest) = t.strip_prefix("[[") {
+                let rest = rest.trim_start();
+                for sec in ["integrations", "keys", "principals"] {
+                    if rest.starts_with(sec) {
+                        headers.entry(sec).or_default().push((i + 1, offset));
+                    }
                 }
             }
         }
@@ -67,11 +87,14 @@ impl<'a> Lines<'a> {
 
     /// `file:line` of `key` inside entry `idx` of `section`, or of the entry header.
     fn at(&self, section: &'static str, idx: usize, key: Option<&str>) -> String {
-        let Some(start) = self.headers.get(section).and_then(|v| v.get(idx)).copied() else {
+        let Some((start, offset)) = self.headers.get(section).and_then(|v| v.get(idx)).copied()
+        else {
             return self.file.to_owned();
         };
         if let Some(key) = key {
-            for (i, line) in self.text.lines().enumerate().skip(start) {
+            let body = self.text.get(offset..).unwrap_or_default();
+            for (i, line) in body.lines().enumerate() {
+                count_work(1);
                 let t = line.trim_start();
                 if t.starts_with('[') {
                     break;
@@ -79,7 +102,7 @@ impl<'a> Lines<'a> {
                 if let Some(rest) = t.strip_prefix(key) {
                     let rest = rest.trim_start();
                     if rest.starts_with('=') {
-                        return format!("{}:{}", self.file, i + 1);
+                        return format!("{}:{}", self.file, start + i + 1);
                     }
                 }
             }
@@ -114,14 +137,14 @@ pub fn parse_registry(text: &str, file: &str) -> Result<Registry, RegistryError>
             ));
         }
     }
-    let entries = |name: &'static str, problems: &mut Vec<String>| -> Vec<toml::Table> {
+    let entries = |name: &'static str, problems: &mut Vec<String>| -> Vec<&toml::Table> {
         match root.get(name) {
             None => Vec::new(),
             Some(Value::Array(a)) => a
                 .iter()
                 .enumerate()
                 .filter_map(|(i, v)| match v {
-                    Value::Table(t) => Some(t.clone()),
+                    Value::Table(t) => Some(t),
                     _ => {
                         problems.push(format!(
                             "{}: {name} entry {} must be a table",
@@ -142,7 +165,7 @@ pub fn parse_registry(text: &str, file: &str) -> Result<Registry, RegistryError>
     };
 
     let mut integrations = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut integration_ids: HashMap<String, String> = HashMap::new();
     for (i, t) in entries("integrations", &mut problems).iter().enumerate() {
         let at = |k: Option<&str>| lines.at("integrations", i, k);
         let mut p = Fields {
@@ -197,7 +220,7 @@ pub fn parse_registry(text: &str, file: &str) -> Result<Registry, RegistryError>
                 format!("sensitivity {o:?} must be \"normal\" or \"high\""),
             ),
         }
-        if let Some(prev) = seen.insert(id.clone(), at(Some("id"))) {
+        if let Some(prev) = integration_ids.insert(id.clone(), at(Some("id"))) {
             problems.push(format!(
                 "{}: duplicate integration id {id:?} (first at {prev})",
                 at(Some("id"))
@@ -224,7 +247,7 @@ pub fn parse_registry(text: &str, file: &str) -> Result<Registry, RegistryError>
                 Some("integration"),
                 format!("key {id:?} needs `integration`"),
             );
-        } else if !integrations.iter().any(|d| d.id == integration) {
+        } else if !integration_ids.contains_key(&integration) {
             p.problem(
                 Some("integration"),
                 format!("key {id:?} names unknown integration {integration:?}"),
@@ -576,6 +599,59 @@ revoked_at = "last tuesday"
             "{all}"
         );
         assert_eq!(err.problems.len(), 7, "{all}");
+    }
+
+    /// A registry of `n` integrations, each with a key and a principal.
+    fn big_registry(n: usize) -> String {
+        let mut s = String::new();
+        for i in 0..n {
+            s.push_str(&format!(
+                "[[integrations]]\nid = \"int-{i}\"\nname = \"n\"\ngranted = [\"contacts:read\"]\nnetworks = [\"10.0.0.0/8\"]\n\n"
+            ));
+        }
+        for i in 0..n {
+            s.push_str(&format!(
+                "[[keys]]\nid = \"key-{i}\"\nintegration = \"int-{i}\"\ncreated = \"2026-01-10T00:00:00Z\"\n\n"
+            ));
+        }
+        for i in 0..n {
+            s.push_str(&format!("[[principals]]\nid = \"p-{i}\"\n\n"));
+        }
+        s
+    }
+
+    /// Loading must be linear in the file (issue 16: `Lines::at` rescanned the
+    /// file from its start for every key and key entries looked their
+    /// integration up linearly — 100k integrations took > 20 min). Counts the
+    /// lines scanned and ids compared instead of timing.
+    #[test]
+    fn loading_does_work_linear_in_the_file() {
+        for n in [500, 2_000] {
+            let text = big_registry(n);
+            let total_lines = text.lines().count();
+            WORK.with(|w| w.set(0));
+            let r = parse_registry(&text, "r.toml").unwrap();
+            let work = WORK.with(|w| w.get());
+            assert!(r.integration(&format!("int-{}", n - 1)).is_some());
+            assert!(
+                work <= 4 * total_lines,
+                "{n} integrations: {work} units of work for {total_lines} lines"
+            );
+        }
+    }
+
+    #[test]
+    fn problems_in_a_large_file_still_name_their_line() {
+        let mut text = big_registry(300);
+        text.push_str("[[keys]]\nid = \"key-x\"\nintegration = \"ghost\"\n");
+        let line = text.lines().count() - 1 + 1;
+        let err = parse_registry(&text, "r.toml").unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{:?}", err.problems);
+        assert!(
+            err.problems[0].starts_with(&format!("r.toml:{line}: ")),
+            "{:?} (want line {line})",
+            err.problems
+        );
     }
 
     #[test]

@@ -85,6 +85,19 @@ impl MockKafka {
         self.cluster.broker_down(id).map_err(MockError::Cluster)
     }
 
+    /// Makes every metadata request about `topic` answer `error` (so
+    /// produces to it wait for a leader); `RD_KAFKA_RESP_ERR_NO_ERROR`
+    /// clears it.
+    pub fn topic_error(
+        &self,
+        topic: &str,
+        error: rdkafka::types::RDKafkaRespErr,
+    ) -> Result<(), MockError> {
+        self.cluster
+            .topic_error(topic, error)
+            .map_err(MockError::Cluster)
+    }
+
     /// Makes broker `id` accept connections again (-1: every broker).
     pub fn broker_up(&self, id: i32) -> Result<(), MockError> {
         self.cluster.broker_up(id).map_err(MockError::Cluster)

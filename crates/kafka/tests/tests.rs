@@ -6,4 +6,5 @@
 mod common;
 mod mock_backlog;
 mod mock_cluster;
+mod mock_shutdown;
 mod tansu;

@@ -37,21 +37,26 @@ fn free_port() -> u16 {
 
 impl Alertmanager {
     fn start(webhook_url: &str) -> Alertmanager {
-        assert!(
-            Path::new(ALERTMANAGER).exists(),
-            "{ALERTMANAGER} not found; install it (Debian: apt-get install prometheus-alertmanager) to run this test"
-        );
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            format!(
+        Alertmanager::start_with(
+            dir,
+            &format!(
                 "route:\n  receiver: test\n  group_by: ['tripline_id']\n  group_wait: 1s\n  group_interval: 1s\n  \
                  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook_url}'\n        \
                  send_resolved: true\n"
             ),
         )
-        .unwrap();
+    }
+
+    /// Starts Alertmanager on `config_text`, keeping `dir` (which may hold
+    /// secret files the config names) alive as long as it runs.
+    fn start_with(dir: tempfile::TempDir, config_text: &str) -> Alertmanager {
+        assert!(
+            Path::new(ALERTMANAGER).exists(),
+            "{ALERTMANAGER} not found; install it (Debian: apt-get install prometheus-alertmanager) to run this test"
+        );
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(&config, config_text).unwrap();
         let storage = dir.path().join("data");
         let log = dir.path().join("alertmanager.log");
         let port = free_port();
@@ -164,10 +169,15 @@ async fn alertmanager_notifies_each_alert_once_then_resolves() {
     for (status, id, labels) in notified(&rx) {
         assert_eq!(status, "firing");
         let want = if id == "am-1" { &a1 } else { &a2 };
-        assert_eq!(labels["alertname"], want.kind.as_str(), "{labels}");
+        assert_eq!(
+            labels["alertname"],
+            tripline_output::outputs::links::alertname(want.kind),
+            "{labels}"
+        );
+        assert_eq!(labels["kind"], want.kind.as_str(), "{labels}");
         assert_eq!(labels["severity"], want.severity.as_str(), "{labels}");
         assert_eq!(
-            labels["integration"],
+            labels["integration_id"],
             want.integration_id.as_str(),
             "{labels}"
         );
@@ -230,5 +240,218 @@ async fn alertmanager_notifies_each_alert_once_then_resolves() {
     );
     let s = &d.stats()[0];
     assert_eq!(s.failed_attempts, 0, "{s:?}\n{}", am.log());
+    d.flush(Instant::now() + Duration::from_secs(2)).await;
+}
+
+/// `deploy/…` of the repository.
+fn deploy_file(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The shipped Alertmanager-first profile, end to end: tripline's outputs
+/// from `deploy/kubernetes/config/config.toml` (only the Alertmanager URL
+/// changed) push to a real Alertmanager running the shipped
+/// `deploy/alertmanager/alertmanager.yml` (secret file paths and the
+/// PagerDuty `url` pointed at a local capture server; timers shortened). One
+/// critical incident (two kinds on one integration) is one group per
+/// integration and exactly one PagerDuty trigger; resolving it sends exactly
+/// one resolve with the same dedup key. A warning reaches Slack, never
+/// PagerDuty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_alertmanager_first_profile_pages_once_per_incident() {
+    let capture = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("pagerduty-routing-key"), "TEST-ROUTING-KEY\n").unwrap();
+    std::fs::write(secrets.join("slack-webhook-url"), capture.url("/slack")).unwrap();
+    let shipped = deploy_file("alertmanager/alertmanager.yml");
+    let pd_key_line = "routing_key_file: /etc/alertmanager/secrets/pagerduty-routing-key";
+    assert!(
+        shipped.contains(pd_key_line),
+        "shipped config changed shape"
+    );
+    let am_config = shipped
+        .replace(
+            pd_key_line,
+            &format!(
+                "{pd_key_line}\n        url: '{}'",
+                capture.url("/v2/enqueue")
+            ),
+        )
+        .replace(
+            "/etc/alertmanager/secrets/",
+            &format!("{}/", secrets.display()),
+        )
+        .replace("group_wait: 30s", "group_wait: 2s")
+        .replace("group_interval: 5m", "group_interval: 2s");
+    let am = Alertmanager::start_with(dir, &am_config);
+    let client = reqwest::Client::new();
+    let ready = format!("{}/-/ready", am.url());
+    eventually_async(Duration::from_secs(20), "alertmanager ready", || {
+        let c = client.clone();
+        let u = ready.clone();
+        async move {
+            c.get(&u)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    // tripline's shipped outputs, Alertmanager URL pointed at the test one.
+    let mut tripline: toml::Value =
+        toml::from_str(&deploy_file("kubernetes/config/config.toml")).unwrap();
+    let outputs = tripline["outputs"].as_array_mut().unwrap();
+    let kinds: Vec<&str> = outputs
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"alertmanager"), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"pagerduty") && !kinds.contains(&"slack"),
+        "the Alertmanager-first profile must not page directly too: {kinds:?}"
+    );
+    for o in outputs.iter_mut() {
+        if o["type"].as_str() == Some("alertmanager") {
+            o["url"] = am.url().into();
+        }
+    }
+    let mut only_outputs = toml::map::Map::new();
+    only_outputs.insert("outputs".into(), tripline["outputs"].clone());
+    let config = toml::to_string(&toml::Value::Table(only_outputs)).unwrap();
+    let (d, _m) = dispatcher(
+        &config,
+        &[
+            ("WEBHOOK_URL", &capture.url("/soc")),
+            (
+                "WEBHOOK_SIGNING_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ],
+    );
+
+    // Live alerts. Alertmanager flushes a new group at once (no group_wait)
+    // when an alert's startsAt is older than group_wait, as in a backlog
+    // replay; a detection time ahead of the wall clock is clamped to the
+    // time of the push, so the group waits however loaded the machine is.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 600_000;
+    let live = |id: &str, integration: &str, kind: AlertKind, severity: Severity| {
+        let mut a = alert(id, integration, kind, severity);
+        a.detected_at = soon;
+        a
+    };
+    let spike = live(
+        "inc-1",
+        "mailchimp-sync",
+        AlertKind::CallSpike,
+        Severity::Critical,
+    );
+    let volume = live(
+        "inc-2",
+        "mailchimp-sync",
+        AlertKind::VolumeSpike,
+        Severity::Critical,
+    );
+    let warn = live("w-1", "hubspot-etl", AlertKind::OffHours, Severity::Warning);
+    d.submit(&[spike.clone(), volume.clone(), warn.clone()], &[]);
+
+    let pd = |action: &str| -> Vec<serde_json::Value> {
+        capture
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v2/enqueue")
+            .map(|r| r.json())
+            .filter(|v| v["event_action"] == action)
+            .collect()
+    };
+    let wait = Duration::from_secs(30);
+    eventually(wait, "a PagerDuty trigger", || !pd("trigger").is_empty()).await;
+    eventually(wait, "the warning in Slack", || {
+        capture
+            .requests()
+            .iter()
+            .any(|r| r.path == "/slack" && String::from_utf8_lossy(&r.body).contains("hubspot-etl"))
+    })
+    .await;
+
+    // Grouped by integration: one group holds both alerts of the incident.
+    let groups: serde_json::Value = client
+        .get(format!("{}/api/v2/alerts/groups", am.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let incident: Vec<&serde_json::Value> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["labels"]["integration_id"] == "mailchimp-sync")
+        .collect();
+    assert!(
+        !incident.is_empty(),
+        "no group for the integration: {groups}"
+    );
+    for g in &incident {
+        assert_eq!(
+            g["labels"],
+            serde_json::json!({"integration_id": "mailchimp-sync"}),
+            "{g}"
+        );
+        let mut names: Vec<&str> = g["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["labels"]["alertname"].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["TriplineCallSpike", "TriplineVolumeSpike"], "{g}");
+    }
+
+    // Several group intervals later, still exactly one trigger, and only
+    // for the critical incident.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let triggers = pd("trigger");
+    assert_eq!(
+        triggers.len(),
+        1,
+        "PagerDuty triggers: {triggers:#?}\n{}",
+        am.log()
+    );
+    let t = &triggers[0];
+    assert_eq!(t["routing_key"], "TEST-ROUTING-KEY");
+    assert_eq!(t["payload"]["severity"], "critical");
+    let body = t.to_string();
+    assert!(
+        body.contains("mailchimp-sync") && !body.contains("hubspot-etl"),
+        "{body}"
+    );
+    assert!(
+        body.contains("docs/operations.md#kind-"),
+        "runbook link in the page: {body}"
+    );
+
+    d.submit(&[], &[resolved_of(&spike), resolved_of(&volume)]);
+    eventually(wait, "a PagerDuty resolve", || !pd("resolve").is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let resolves = pd("resolve");
+    assert_eq!(resolves.len(), 1, "PagerDuty resolves: {resolves:#?}");
+    assert_eq!(
+        resolves[0]["dedup_key"], t["dedup_key"],
+        "the resolve closes the page"
+    );
+    assert_eq!(pd("trigger").len(), 1, "no second trigger");
+    assert_eq!(d.stats()[0].failed_attempts, 0, "{}", am.log());
     d.flush(Instant::now() + Duration::from_secs(2)).await;
 }

@@ -41,9 +41,13 @@ async fn pagerduty_trigger_and_resolve() {
     assert_eq!(t["payload"]["severity"], "critical");
     assert_eq!(t["payload"]["class"], "revoked_credential");
     assert_eq!(t["payload"]["timestamp"], "2026-11-18T11:06:40.000Z");
+    // The alert object plus the shared `alertname`.
+    let mut details = serde_json::to_value(&a).unwrap();
+    details["alertname"] = "TriplineRevokedCredential".into();
+    assert_eq!(t["payload"]["custom_details"], details);
     assert_eq!(
-        t["payload"]["custom_details"],
-        serde_json::to_value(&a).unwrap()
+        t["links"][0]["href"],
+        "https://github.com/example/tripline/blob/main/docs/operations.md#kind-revoked_credential"
     );
     let r = reqs[1].json();
     assert_eq!(
@@ -90,9 +94,11 @@ async fn slack_message_is_readable() {
     ] {
         assert!(blocks.contains(needle), "{needle} missing from {blocks}");
     }
+    // The only link is the runbook (no dashboard configured).
+    assert_eq!(blocks.matches("http").count(), 1, "{blocks}");
     assert!(
-        !blocks.contains("http"),
-        "Slack message must be link-free: {blocks}"
+        blocks.contains("operations.md#kind-volume_spike|Runbook>"),
+        "{blocks}"
     );
     assert_eq!(m["unfurl_links"], false);
     let r = reqs[1].json();

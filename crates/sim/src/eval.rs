@@ -29,6 +29,38 @@ pub struct TimeToDetect {
     pub max_ms: i64,
 }
 
+/// Recall and time to detect for a group of incidents (a difficulty, a
+/// detector family, or all of them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupScore {
+    pub incidents: usize,
+    pub detected: usize,
+    /// detected / incidents (1.0 when there are no incidents).
+    pub recall: f64,
+    /// Over the detected incidents of the group.
+    pub time_to_detect: TimeToDetect,
+}
+
+impl GroupScore {
+    fn from_times(incidents: usize, mut times: Vec<i64>) -> Self {
+        times.sort_unstable();
+        GroupScore {
+            incidents,
+            detected: times.len(),
+            recall: if incidents == 0 {
+                1.0
+            } else {
+                times.len() as f64 / incidents as f64
+            },
+            time_to_detect: TimeToDetect {
+                p50_ms: percentile(&times, 0.5),
+                p90_ms: percentile(&times, 0.9),
+                max_ms: times.last().copied().unwrap_or(0),
+            },
+        }
+    }
+}
+
 /// The result of [`evaluate`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -45,6 +77,12 @@ pub struct Evaluation {
     pub integration_days: u64,
     pub false_alerts_per_100_integration_days: f64,
     pub time_to_detect_ms: BTreeMap<String, TimeToDetect>,
+    /// Per difficulty (`easy`, `moderate`, `hard`) present in the truth.
+    pub per_difficulty: BTreeMap<String, GroupScore>,
+    /// Per detector family (`learned`, `registry`) present in the truth.
+    pub per_family: BTreeMap<String, GroupScore>,
+    /// Every incident.
+    pub overall: GroupScore,
     /// The false alerts themselves.
     pub unmatched: Vec<Alert>,
     pub missed: Vec<Incident>,
@@ -128,7 +166,19 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert]) -> Evaluation {
         }
     }
     let mut ttd: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u8, String), (usize, Vec<i64>)> = BTreeMap::new();
     for (inc, f) in truth.incidents.iter().zip(&first) {
+        for key in [
+            (0, inc.difficulty.as_str().to_owned()),
+            (1, inc.family.as_str().to_owned()),
+            (2, String::new()),
+        ] {
+            let g = groups.entry(key).or_default();
+            g.0 += 1;
+            if let Some(t) = f {
+                g.1.push(t - inc.start);
+            }
+        }
         let s = ev.per_kind.entry(inc.kind.as_str().to_owned()).or_default();
         s.incidents += 1;
         match f {
@@ -156,6 +206,18 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert]) -> Evaluation {
             max_ms: v.last().copied().unwrap_or(0),
         };
         ev.time_to_detect_ms.insert(k, t);
+    }
+    for ((which, name), (n, times)) in groups {
+        let g = GroupScore::from_times(n, times);
+        match which {
+            0 => {
+                ev.per_difficulty.insert(name, g);
+            }
+            1 => {
+                ev.per_family.insert(name, g);
+            }
+            _ => ev.overall = g,
+        }
     }
     ev.false_alerts_per_100_integration_days = if truth.integration_days == 0 {
         0.0
@@ -203,6 +265,35 @@ impl fmt::Display for Evaluation {
                 s.incidents, s.detected
             )?;
         }
+        writeln!(
+            f,
+            "{:<20} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8}",
+            "group", "incidents", "detected", "recall", "", "ttd p50", "ttd p90", "ttd max"
+        )?;
+        let groups = self
+            .per_difficulty
+            .iter()
+            .map(|(k, g)| (format!("difficulty {k}"), g))
+            .chain(
+                self.per_family
+                    .iter()
+                    .map(|(k, g)| (format!("family {k}"), g)),
+            )
+            .chain(std::iter::once(("all".to_owned(), &self.overall)));
+        for (name, g) in groups {
+            let t = &g.time_to_detect;
+            writeln!(
+                f,
+                "{name:<20} {:>9} {:>8} {:>6.0}% {:>7} {:>8} {:>8} {:>8}",
+                g.incidents,
+                g.detected,
+                g.recall * 100.0,
+                "",
+                secs(t.p50_ms),
+                secs(t.p90_ms),
+                secs(t.max_ms)
+            )?;
+        }
         writeln!(f, "overall recall {:.1}%", self.overall_recall() * 100.0)?;
         writeln!(
             f,
@@ -212,8 +303,9 @@ impl fmt::Display for Evaluation {
         for m in &self.missed {
             writeln!(
                 f,
-                "missed {} {} {} at {}: {}",
+                "missed {} {} {} {} at {}: {}",
                 m.id,
+                m.difficulty.as_str(),
                 m.kind,
                 m.integration_id,
                 format_rfc3339(m.start),

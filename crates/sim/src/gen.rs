@@ -98,8 +98,16 @@ pub(crate) fn rate(w: &World, it: &Integ, t: i64) -> f64 {
     }
     let growth = 1.0 + it.growth * (t - w.start) as f64 / (w.end - w.start).max(1) as f64;
     r *= growth;
+    for &(a, b, f) in &it.shifts {
+        if a <= t && t < b {
+            r *= f;
+        }
+    }
     if it.batch > 0.0 && (120..150).contains(&minute_of_day(t, 0)) {
         r = r.max(it.base.max(0.5) * it.batch * growth);
+    }
+    if it.weekly > 0.0 && crate::hard::in_weekly(t) {
+        r = r.max(it.base.max(0.5) * it.weekly * growth);
     }
     r
 }
@@ -189,7 +197,9 @@ impl Gen<'_> {
         };
         let ip = self.ip(it, net);
         let x: f64 = self.rng.gen();
-        let status = if mode == Mode::Errors {
+        let status = if mode == Mode::RateLimited {
+            429
+        } else if mode == Mode::Errors {
             let y: f64 = self.rng.gen();
             if y < 0.7 {
                 401
@@ -366,23 +376,48 @@ pub(crate) fn run(cfg: &SimConfig, w: &World, mut sink: impl FnMut(&[u8])) -> (u
         }
     };
 
+    // (integration, factor) of the exfiltration incidents active this minute.
+    let mut inflate: Vec<(usize, f64)> = Vec::new();
     for m in 0..minutes {
         let t0 = w.start + m * MINUTE_MS;
         batch.clear();
+        inflate.clear();
+        inflate.extend(
+            w.incidents
+                .iter()
+                .filter(|b| b.records_factor != 1.0 && b.start <= t0 && t0 < b.end)
+                .map(|b| (b.integ, b.records_factor)),
+        );
         for (i, it) in w.integs.iter().enumerate() {
             let n = poisson(&mut g.rng, rate(w, it, t0));
+            let factor = inflate.iter().find(|x| x.0 == i).map_or(1.0, |x| x.1);
             for _ in 0..n {
                 let t = t0 + g.rng.gen_range(0..MINUTE_MS);
-                let ev = g.event(i, t, Mode::Normal);
+                let mut ev = g.event(i, t, Mode::Normal);
+                if factor != 1.0 && ev.status < 400 {
+                    ev.records = (ev.records as f64 * factor).round() as u64;
+                    ev.bytes = (ev.bytes as f64 * factor).round() as u64;
+                }
                 batch.push(ev);
             }
         }
         for b in &w.incidents {
-            if b.rate > 0.0 && b.start <= t0 && t0 < b.end {
-                let n = poisson(&mut g.rng, b.rate);
+            if b.start <= t0 && t0 < b.end && (b.rate > 0.0 || b.relative > 0.0) {
+                let extra = b.rate + b.relative * rate(w, &w.integs[b.integ], t0);
+                let n = poisson(&mut g.rng, extra);
                 for _ in 0..n {
                     let t = t0 + g.rng.gen_range(0..MINUTE_MS);
                     let ev = g.event(b.integ, t, b.mode);
+                    batch.push(ev);
+                }
+            }
+        }
+        for &(integ, a, b, r) in &w.rate_limited {
+            if a <= t0 && t0 < b {
+                let n = poisson(&mut g.rng, r);
+                for _ in 0..n {
+                    let t = t0 + g.rng.gen_range(0..MINUTE_MS);
+                    let ev = g.event(integ, t, Mode::RateLimited);
                     batch.push(ev);
                 }
             }

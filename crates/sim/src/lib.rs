@@ -31,7 +31,10 @@
 mod catalog;
 mod eval;
 mod gen;
+mod hard;
+mod incidents;
 mod plan;
+mod registry;
 mod rng;
 
 use std::fs::File;
@@ -41,7 +44,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tripline_engine::AlertKind;
 
-pub use eval::{evaluate, matches, Evaluation, KindScore, TimeToDetect, DETECTION_SLACK_MS};
+pub use eval::{
+    evaluate, matches, Evaluation, GroupScore, KindScore, TimeToDetect, DETECTION_SLACK_MS,
+};
 
 /// 2026-10-26T00:00:00Z, a Monday.
 pub const DEFAULT_START_MS: i64 = 1_792_972_800_000;
@@ -122,6 +127,76 @@ pub enum SimError {
     Json(#[from] serde_json::Error),
 }
 
+/// How strong an incident's signal is.
+///
+/// - `easy`: far outside the baseline within a minute (10-50x the call rate,
+///   50-200x the records, dozens of 401/403 a minute) or a plain rule break;
+/// - `moderate`: a few times the baseline for ten minutes to several hours
+///   (4x for ten minutes, 4-5x over an evening or a Saturday, one key of
+///   several at 4-6x its share, 5x records per call for three hours), or a
+///   dormant integration waking up after a full learning period;
+/// - `hard`: barely above the noise of one minute, visible only summed over
+///   a long window (3x for an hour where a handful of calls an hour are
+///   usual; a few dozen 401/403 in half an hour among ~25 calls a minute),
+///   or a short-lived integration that wakes up before it ever finished
+///   learning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difficulty {
+    #[default]
+    Easy,
+    Moderate,
+    Hard,
+}
+
+impl Difficulty {
+    pub const ALL: [Difficulty; 3] = [Difficulty::Easy, Difficulty::Moderate, Difficulty::Hard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Easy => "easy",
+            Difficulty::Moderate => "moderate",
+            Difficulty::Hard => "hard",
+        }
+    }
+}
+
+/// Which detectors can see an incident at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Only a learned baseline catches it (spikes, errors, new data type or
+    /// network, dormancy): nothing in the registry is broken.
+    #[default]
+    Learned,
+    /// The registry alone catches it (grants, revocations, active hours,
+    /// unregistered ids).
+    Registry,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::Learned, Family::Registry];
+
+    /// The family of an incident of `kind` as the simulator injects it
+    /// (`new_source` only on integrations without declared networks).
+    pub fn of(kind: AlertKind) -> Family {
+        match kind {
+            AlertKind::ScopeViolation
+            | AlertKind::RevokedCredential
+            | AlertKind::OffHours
+            | AlertKind::UnknownIntegration => Family::Registry,
+            _ => Family::Learned,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Learned => "learned",
+            Family::Registry => "registry",
+        }
+    }
+}
+
 /// One injected incident: what a perfect detector should alert on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -136,6 +211,10 @@ pub struct Incident {
     #[serde(with = "tripline_engine::time::rfc3339")]
     pub end: i64,
     pub description: String,
+    #[serde(default)]
+    pub difficulty: Difficulty,
+    #[serde(default)]
+    pub family: Family,
 }
 
 /// The labels of one simulated run (`truth.json`).
@@ -172,7 +251,7 @@ pub struct SimSummary {
 pub fn generate(cfg: &SimConfig, sink: impl FnMut(&[u8])) -> Result<(Truth, String), SimError> {
     cfg.validate()?;
     let world = plan::plan(cfg);
-    let registry = plan::registry_toml(&world);
+    let registry = registry::registry_toml(&world);
     let (events, malformed, integration_days) = gen::run(cfg, &world, sink);
     let truth = Truth {
         seed: cfg.seed,
@@ -185,6 +264,13 @@ pub fn generate(cfg: &SimConfig, sink: impl FnMut(&[u8])) -> Result<(Truth, Stri
         integration_days,
     };
     Ok((truth, registry))
+}
+
+/// The registry TOML of the run `cfg` describes, without generating its
+/// events (the world is planned up front, so this is cheap).
+pub fn registry_for(cfg: &SimConfig) -> Result<String, SimError> {
+    cfg.validate()?;
+    Ok(registry::registry_toml(&plan::plan(cfg)))
 }
 
 /// Writes `events.jsonl`, `registry.toml` and `truth.json` into `out_dir`

@@ -198,13 +198,26 @@ fn defaults_have_every_kind_at_least_three_times_and_in_range() {
     }
     let ids: BTreeSet<_> = w.incidents.iter().map(|b| b.incident.id.clone()).collect();
     assert_eq!(ids.len(), w.incidents.len());
-    // Dormant integrations were active >= 10 days then silent >= 21.
+    // Dormant integrations were active >= 10 days then silent >= 21; the
+    // short-lived ones 2-5 days, then silent 15-20.
+    let day = tripline_engine::time::DAY_MS;
+    let (mut long, mut short) = (0, 0);
     for it in &w.integs {
         if let Some((a, b)) = it.silence {
-            assert!(a - it.onboard_ms >= 10 * tripline_engine::time::DAY_MS);
-            assert!(b - a >= 21 * tripline_engine::time::DAY_MS);
+            if a - it.onboard_ms >= 10 * day {
+                assert!(b - a >= 21 * day);
+                long += 1;
+            } else {
+                assert!((2 * day..=5 * day).contains(&(a - it.onboard_ms)));
+                assert!((15 * day..=21 * day).contains(&(b - a)));
+                short += 1;
+            }
         }
     }
+    assert!(
+        long >= 3 && short >= 2,
+        "{long} dormant, {short} short-lived"
+    );
     // Some integrations onboard mid-run; one registered integration never used.
     assert!(w.integs.iter().any(|i| i.registered
         && i.onboard_ms > cfg.start_ms + 10 * tripline_engine::time::DAY_MS
@@ -423,6 +436,8 @@ fn inc(id: &str, kind: AlertKind, integ: &str, start: i64, end: i64) -> Incident
         start,
         end,
         description: String::new(),
+        difficulty: Difficulty::Easy,
+        family: Family::of(kind),
     }
 }
 
@@ -552,4 +567,72 @@ fn scorer_percentiles() {
     let t = &e.time_to_detect_ms["error_burst"];
     assert_eq!((t.p50_ms, t.p90_ms, t.max_ms), (5000, 9000, 10_000));
     assert_eq!(e.false_alerts_per_100_integration_days, 0.0);
+}
+
+#[test]
+fn registry_for_is_the_registry_generate_writes() {
+    let cfg = small(5);
+    let (_, reg) = generate(&cfg, |_| {}).expect("generate");
+    assert_eq!(registry_for(&cfg).expect("registry"), reg);
+}
+
+#[test]
+fn hard_cases_are_injected_and_labelled() {
+    let cfg = SimConfig::default();
+    let w = plan::plan(&cfg);
+    let mut by: BTreeMap<(Difficulty, AlertKind), usize> = BTreeMap::new();
+    for b in &w.incidents {
+        *by.entry((b.incident.difficulty, b.incident.kind))
+            .or_default() += 1;
+        assert_eq!(b.incident.family, Family::of(b.incident.kind));
+    }
+    use AlertKind as K;
+    use Difficulty as D;
+    for (d, k, n) in [
+        (D::Hard, K::CallSpike, 2),          // 3x for an hour, low volume
+        (D::Moderate, K::CallSpike, 6),      // 4x 10 min, evening/Saturday, per key
+        (D::Moderate, K::VolumeSpike, 2),    // 5x records per call, 3 h
+        (D::Hard, K::ErrorBurst, 2),         // probing inside busy traffic
+        (D::Hard, K::DormantReactivated, 2), // short-lived integrations
+    ] {
+        let got = by.get(&(d, k)).copied().unwrap_or(0);
+        assert!(got >= n, "{d:?} {k}: {got} < {n}: {by:?}");
+    }
+    // Per-key incidents name their key, and it belongs to the integration.
+    let per_key: Vec<_> = w
+        .incidents
+        .iter()
+        .filter(|b| b.incident.kind == K::CallSpike && b.incident.key_id.is_some())
+        .collect();
+    assert!(!per_key.is_empty());
+    for b in per_key {
+        let key = b.incident.key_id.as_deref().unwrap_or_default();
+        assert!(w.integs[b.integ].keys.iter().any(|&k| w.keys[k].id == key));
+    }
+    // Benign look-alikes are present.
+    assert!(w.integs.iter().any(|i| i.weekly > 0.0));
+    assert!(w
+        .integs
+        .iter()
+        .any(|i| i.shifts.iter().any(|s| s.1 == i64::MAX)));
+    assert!(w
+        .integs
+        .iter()
+        .any(|i| i.shifts.iter().any(|s| s.1 < i64::MAX)));
+    assert!(!w.rate_limited.is_empty());
+}
+
+#[test]
+fn exfiltration_inflates_records_not_calls() {
+    // The slow-exfiltration incident keeps the call rate and multiplies the
+    // records per call.
+    let cfg = SimConfig::default();
+    let w = plan::plan(&cfg);
+    let b = w
+        .incidents
+        .iter()
+        .find(|b| b.records_factor > 1.0)
+        .expect("an exfiltration incident");
+    assert_eq!((b.rate, b.relative), (0.0, 0.0));
+    assert!(b.end - b.start >= 3 * tripline_engine::time::HOUR_MS);
 }

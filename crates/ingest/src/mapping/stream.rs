@@ -8,6 +8,7 @@ use std::io::{self, BufRead, Read};
 use super::decode::{empty_slots, Val};
 use super::{Format, Mapping};
 use crate::event::{RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
+use crate::lines::{read_bounded_line, Line};
 
 /// What a stream held.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +36,33 @@ where
             return Ok(stats);
         }
     }
+    // Lines are read bounded (an oversize line is skipped, never buffered
+    // whole): a record's limit for canonical input, a message's for mapped
+    // formats (a line may hold a Kong batch or a CloudWatch envelope).
+    let limit = match format {
+        Format::Canonical => MAX_EVENT_BYTES + 1,
+        Format::Mapped(_) => super::MAX_MESSAGE_BYTES + 1,
+    };
     let mut line = Vec::with_capacity(4096);
     let mut lineno = 0u64;
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        let read = read_bounded_line(&mut input, &mut line, limit)?;
+        if read == Line::Eof {
             return Ok(stats);
         }
         lineno += 1;
         let text = trim_line(&line);
+        if let Line::Oversize { len } = read {
+            stats.records += 1;
+            sink(
+                lineno,
+                Err(Reject::new(
+                    RejectReason::TooLarge,
+                    format!("{len} bytes > {}", limit - 1),
+                )),
+            );
+            continue;
+        }
         if text.is_empty() {
             continue;
         }

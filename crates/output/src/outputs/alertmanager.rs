@@ -2,10 +2,12 @@
 //! `{labels, annotations, startsAt, endsAt, generatorURL}`.
 //!
 //! Labels (identical on fire and resolve, so Alertmanager's fingerprint
-//! matches): `alertname` = the kind, `severity`, `integration` = the
-//! integration id, `tripline_id` = the alert id, plus any configured static
-//! labels. Everything else (summary, description, observed, expected, score,
-//! key, resource, window) goes into annotations.
+//! matches): `alertname` = `Tripline` + the CamelCase kind
+//! (`TriplineCallSpike`, see `links.rs`), `kind`, `severity`,
+//! `integration_id`, `tripline_id` = the alert id, plus any configured static
+//! labels. Group on `integration_id` (one notification per integration).
+//! Everything else (summary, description, `runbook_url`, `dashboard_url`,
+//! observed, expected, score, key, resource, window) goes into annotations.
 //!
 //! Firing alerts are sent with `endsAt` = now + `alert_ttl_seconds`.
 //! Alertmanager treats an alert whose `endsAt` has passed as resolved, so
@@ -23,12 +25,19 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 use serde::Serialize;
 use tripline_engine::time::format_rfc3339;
-use tripline_engine::{Alert, EvidenceValue, Resolved};
+use tripline_engine::{Alert, AlertKind, EvidenceValue, Resolved};
 
+use super::links::{alertname, Links};
 use super::{EncodeError, Notification, SecretUrl, WireRequest};
 
 /// Labels tripline sets itself.
-pub const RESERVED_LABELS: [&str; 4] = ["alertname", "severity", "integration", "tripline_id"];
+pub const RESERVED_LABELS: [&str; 5] = [
+    "alertname",
+    "kind",
+    "severity",
+    "integration_id",
+    "tripline_id",
+];
 
 /// A configured Alertmanager.
 #[derive(Clone, Debug)]
@@ -40,6 +49,7 @@ pub struct Alertmanager {
     pub(crate) repush_interval: Duration,
     ttl: Duration,
     pub(crate) max_open: usize,
+    links: Links,
 }
 
 #[derive(Serialize)]
@@ -96,6 +106,7 @@ fn evidence_text(v: &EvidenceValue) -> String {
         EvidenceValue::Null => "null".to_owned(),
         EvidenceValue::Bool(b) => b.to_string(),
         EvidenceValue::Int(i) => i.to_string(),
+        EvidenceValue::UInt(u) => u.to_string(),
         EvidenceValue::Num(n) => fmt_num(*n),
         EvidenceValue::Str(s) => s.clone(),
         EvidenceValue::List(l) => l.join(","),
@@ -133,30 +144,38 @@ pub(crate) fn description(a: &Alert) -> String {
     s
 }
 
+/// How long alerts live in Alertmanager and how many are re-pushed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub repush_interval: Duration,
+    pub ttl: Duration,
+    pub max_open: usize,
+}
+
 impl Alertmanager {
     pub(crate) fn new(
         endpoint: SecretUrl,
         bearer: Option<HeaderValue>,
         labels: BTreeMap<String, String>,
         generator_url: Option<String>,
-        repush_interval: Duration,
-        ttl: Duration,
-        max_open: usize,
+        timing: Timing,
+        links: Links,
     ) -> Self {
         Alertmanager {
             endpoint,
             bearer,
             labels,
             generator_url,
-            repush_interval,
-            ttl,
-            max_open,
+            repush_interval: timing.repush_interval,
+            ttl: timing.ttl,
+            max_open: timing.max_open,
+            links,
         }
     }
 
     fn labels<'a>(
         &'a self,
-        kind: &'static str,
+        kind: AlertKind,
         severity: &'static str,
         integration: &'a str,
         id: &'a str,
@@ -166,11 +185,25 @@ impl Alertmanager {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        l.insert("alertname", kind);
+        l.insert("alertname", alertname(kind));
+        l.insert("kind", kind.as_str());
         l.insert("severity", severity);
-        l.insert("integration", integration);
+        l.insert("integration_id", integration);
         l.insert("tripline_id", id);
         l
+    }
+
+    /// `runbook_url` and, when configured, `dashboard_url`.
+    fn link_annotations(
+        &self,
+        kind: AlertKind,
+        integration: &str,
+        ann: &mut BTreeMap<&'static str, String>,
+    ) {
+        ann.insert("runbook_url", self.links.runbook(kind));
+        if let Some(d) = self.links.dashboard(integration) {
+            ann.insert("dashboard_url", d);
+        }
     }
 
     fn firing<'a>(&'a self, a: &'a Alert, now_ms: i64) -> PostableAlert<'a> {
@@ -193,14 +226,10 @@ impl Alertmanager {
         ann.insert("window_start", format_rfc3339(a.window_start));
         ann.insert("window_end", format_rfc3339(a.window_end));
         ann.insert("detected_at", format_rfc3339(a.detected_at));
+        self.link_annotations(a.kind, &a.integration_id, &mut ann);
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
         PostableAlert {
-            labels: self.labels(
-                a.kind.as_str(),
-                a.severity.as_str(),
-                &a.integration_id,
-                &a.id,
-            ),
+            labels: self.labels(a.kind, a.severity.as_str(), &a.integration_id, &a.id),
             annotations: ann,
             // Event time may run ahead of the wall clock (skewed producers);
             // Alertmanager rejects startsAt after endsAt, so clamp.
@@ -249,13 +278,9 @@ impl Alertmanager {
                     "summary",
                     format!("{} on {} resolved", r.kind, r.integration_id),
                 );
+                self.link_annotations(r.kind, &r.integration_id, &mut ann);
                 PostableAlert {
-                    labels: self.labels(
-                        r.kind.as_str(),
-                        r.severity.as_str(),
-                        &r.integration_id,
-                        &r.id,
-                    ),
+                    labels: self.labels(r.kind, r.severity.as_str(), &r.integration_id, &r.id),
                     annotations: ann,
                     starts_at: None,
                     ends_at: String::new(),
@@ -335,7 +360,7 @@ impl OpenAlerts {
 mod tests {
     use super::*;
     use tripline_engine::time::parse_rfc3339;
-    use tripline_engine::{AlertKind, Severity};
+    use tripline_engine::Severity;
 
     fn am() -> Alertmanager {
         let mut problems = Vec::new();
@@ -353,9 +378,15 @@ mod tests {
             None,
             labels,
             None,
-            Duration::from_secs(60),
-            Duration::from_secs(300),
-            10,
+            Timing {
+                repush_interval: Duration::from_secs(60),
+                ttl: Duration::from_secs(300),
+                max_open: 10,
+            },
+            Links::new(
+                "https://docs.example/ops.md",
+                Some("https://grafana.example/d/t?var-integration={integration_id}"),
+            ),
         )
     }
 
@@ -388,9 +419,18 @@ mod tests {
         let fire: serde_json::Value =
             serde_json::from_slice(&am.encode_firing(&[&a], now).unwrap().body).unwrap();
         let f = &fire[0];
-        assert_eq!(f["labels"]["alertname"], "call_spike");
+        assert_eq!(f["labels"]["alertname"], "TriplineCallSpike");
+        assert_eq!(f["labels"]["kind"], "call_spike");
         assert_eq!(f["labels"]["severity"], "critical");
-        assert_eq!(f["labels"]["integration"], "mailchimp-sync");
+        assert_eq!(f["labels"]["integration_id"], "mailchimp-sync");
+        assert_eq!(
+            f["annotations"]["runbook_url"],
+            "https://docs.example/ops.md#kind-call_spike"
+        );
+        assert_eq!(
+            f["annotations"]["dashboard_url"],
+            "https://grafana.example/d/t?var-integration=mailchimp-sync"
+        );
         assert_eq!(f["labels"]["tripline_id"], "9c1f");
         assert_eq!(f["labels"]["env"], "prod");
         assert_eq!(f["annotations"]["summary"], "spike");
@@ -415,6 +455,10 @@ mod tests {
             let res: serde_json::Value =
                 serde_json::from_slice(&am.encode_resolved(&r, opened, now).unwrap().body).unwrap();
             assert_eq!(res[0]["labels"], f["labels"]);
+            assert_eq!(
+                res[0]["annotations"]["runbook_url"],
+                f["annotations"]["runbook_url"]
+            );
             assert_eq!(res[0]["endsAt"], "2026-11-29T03:13:00.000Z");
         }
     }

@@ -24,7 +24,7 @@ use reqwest::StatusCode;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
-use tripline_engine::{Alert, Resolved};
+use tripline_engine::{Alert, Resolved, Severity};
 
 use super::alertmanager::OpenAlerts;
 use super::{
@@ -110,6 +110,8 @@ struct State {
 struct Output {
     name: String,
     delivery: Delivery,
+    /// Alerts and resolutions below this severity are not queued.
+    min_severity: Severity,
     kind: OutputKind,
     metrics: OutputMetrics,
     client: reqwest::Client,
@@ -231,7 +233,7 @@ impl Output {
     fn enqueue(&self, alerts: &[Arc<Alert>], resolved: &[Arc<Resolved>], now: Instant) {
         {
             let mut st = self.lock();
-            for a in alerts {
+            for a in alerts.iter().filter(|a| a.severity >= self.min_severity) {
                 match st.grouper.admit_alert(a, now) {
                     Admission::Accept => self.push(
                         &mut st,
@@ -246,7 +248,7 @@ impl Output {
                     Admission::Duplicate | Admission::Suppressed => {}
                 }
             }
-            for r in resolved {
+            for r in resolved.iter().filter(|r| r.severity >= self.min_severity) {
                 if st.grouper.admit_resolved(r) == Admission::Accept {
                     self.push(
                         &mut st,
@@ -616,6 +618,7 @@ impl Dispatcher {
                 }),
                 name: s.name,
                 delivery: s.delivery,
+                min_severity: s.min_severity,
                 kind: s.kind,
                 client,
                 wake: Notify::new(),

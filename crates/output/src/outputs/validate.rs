@@ -1,0 +1,495 @@
+//! Validation of `[[outputs]]` entries: every problem at once, secrets
+//! resolved, never echoed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::Url;
+
+use super::config::{OutputConfig, ReceiverConfig};
+use super::links::{Links, INTEGRATION_PLACEHOLDER};
+use super::{alertmanager, pagerduty, slack, webhook, OutputKind, OutputSettings, SecretUrl};
+use crate::secret::{self, Secret, SecretSource};
+
+/// Checks `raw` is an absolute http(s) URL, pushing a problem otherwise.
+/// The message never includes the URL (it may hold a token).
+fn parse_url(
+    field: &str,
+    raw: &str,
+    allow_credentials: bool,
+    problems: &mut Vec<String>,
+) -> Option<Url> {
+    match Url::parse(raw.trim()) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if !allow_credentials && (!u.username().is_empty() || u.password().is_some()) {
+                problems.push(format!(
+                    "{field} must not embed credentials; use bearer_token_env/_file"
+                ));
+                return None;
+            }
+            Some(u)
+        }
+        Ok(_) => {
+            problems.push(format!("{field} must be an http or https URL"));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("{field} is not a valid URL: {e}"));
+            None
+        }
+    }
+}
+
+fn bearer_header(
+    token: Option<Secret>,
+    field: &str,
+    problems: &mut Vec<String>,
+) -> Option<HeaderValue> {
+    let token = token?;
+    match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+        Ok(mut v) => {
+            v.set_sensitive(true);
+            Some(v)
+        }
+        Err(_) => {
+            problems.push(format!(
+                "{field}: the token contains characters not allowed in a header"
+            ));
+            None
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Checks the runbook and dashboard URLs of an entry.
+fn validate_links(prefix: &str, cfg: &OutputConfig, problems: &mut Vec<String>) -> Links {
+    parse_url(
+        &format!("{prefix}.runbook_url"),
+        &cfg.runbook_url,
+        false,
+        problems,
+    );
+    if let Some(d) = &cfg.dashboard_url {
+        let sample = d.replace(INTEGRATION_PLACEHOLDER, "x");
+        parse_url(&format!("{prefix}.dashboard_url"), &sample, false, problems);
+    }
+    Links::new(&cfg.runbook_url, cfg.dashboard_url.as_deref())
+}
+
+/// Validates every output entry and resolves its secrets from `source`.
+/// Returns all problems at once, each prefixed with the entry it is about.
+pub fn validate_outputs(
+    configs: &[OutputConfig],
+    source: &dyn SecretSource,
+) -> Result<Vec<OutputSettings>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut settings = Vec::with_capacity(configs.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, cfg) in configs.iter().enumerate() {
+        let name = cfg.name.as_str();
+        let prefix = format!("outputs[{i}] ({name:?})");
+        if !valid_name(name) {
+            problems.push(format!(
+                "{prefix}.name must be 1-64 characters of letters, digits, '_', '-' or '.'"
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            problems.push(format!("{prefix}.name is used by another output"));
+        }
+        let links = validate_links(&prefix, cfg, &mut problems);
+        let kind = match &cfg.receiver {
+            ReceiverConfig::Webhook(c) => {
+                let url = secret::resolve(
+                    &format!("{prefix}.url"),
+                    c.url_env.as_deref(),
+                    c.url_file.as_deref(),
+                    true,
+                    source,
+                    &mut problems,
+                )
+                .and_then(|s| parse_url(&format!("{prefix}.url"), s.expose(), true, &mut problems));
+                let signing = secret::resolve(
+                    &format!("{prefix}.signing_secret"),
+                    c.signing_secret_env.as_deref(),
+                    c.signing_secret_file.as_deref(),
+                    false,
+                    source,
+                    &mut problems,
+                )
+                .map(|s| webhook::parse_signing_secrets(&prefix, &s, &mut problems))
+                .unwrap_or_default();
+                let legacy_key = secret::resolve(
+                    &format!("{prefix}.hmac_key"),
+                    c.hmac_key_env.as_deref(),
+                    c.hmac_key_file.as_deref(),
+                    c.legacy_signature,
+                    source,
+                    &mut problems,
+                );
+                if legacy_key.is_some() && !c.legacy_signature {
+                    problems.push(format!(
+                        "{prefix}.hmac_key is only used with legacy_signature = true; \
+                         sign with signing_secret_env/_file (Standard Webhooks) instead"
+                    ));
+                }
+                let field = format!("{prefix}.bearer_token");
+                let token = secret::resolve(
+                    &field,
+                    c.bearer_token_env.as_deref(),
+                    c.bearer_token_file.as_deref(),
+                    false,
+                    source,
+                    &mut problems,
+                );
+                let bearer = bearer_header(token, &field, &mut problems);
+                let headers = webhook::custom_headers(&prefix, &c.headers, &mut problems);
+                url.map(|url| {
+                    OutputKind::Webhook(webhook::Webhook::new(
+                        SecretUrl(url),
+                        webhook::Signing {
+                            secrets: signing,
+                            legacy_key: legacy_key.filter(|_| c.legacy_signature),
+                        },
+                        bearer,
+                        headers,
+                    ))
+                })
+            }
+            ReceiverConfig::Alertmanager(c) => {
+                let url = parse_url(&format!("{prefix}.url"), &c.url, false, &mut problems)
+                    .and_then(|u| alertmanager::alerts_endpoint(u, &prefix, &mut problems));
+                let field = format!("{prefix}.bearer_token");
+                let token = secret::resolve(
+                    &field,
+                    c.bearer_token_env.as_deref(),
+                    c.bearer_token_file.as_deref(),
+                    false,
+                    source,
+                    &mut problems,
+                );
+                let bearer = bearer_header(token, &field, &mut problems);
+                if c.repush_interval_seconds == 0 {
+                    problems.push(format!(
+                        "{prefix}.repush_interval_seconds must be at least 1"
+                    ));
+                }
+                if c.alert_ttl_seconds <= c.repush_interval_seconds {
+                    problems.push(format!(
+                        "{prefix}.alert_ttl_seconds must be greater than repush_interval_seconds, \
+                         or Alertmanager resolves open alerts between re-pushes"
+                    ));
+                }
+                if c.max_open_alerts == 0 {
+                    problems.push(format!("{prefix}.max_open_alerts must be at least 1"));
+                }
+                for label in c.labels.keys() {
+                    if !alertmanager::valid_label_name(label)
+                        || alertmanager::RESERVED_LABELS.contains(&label.as_str())
+                    {
+                        problems.push(format!(
+                            "{prefix}.labels: {label:?} is not a valid label name or is reserved"
+                        ));
+                    }
+                }
+                if let Some(g) = &c.generator_url {
+                    parse_url(&format!("{prefix}.generator_url"), g, false, &mut problems);
+                }
+                url.map(|url| {
+                    OutputKind::Alertmanager(alertmanager::Alertmanager::new(
+                        SecretUrl(url),
+                        bearer,
+                        c.labels.clone(),
+                        c.generator_url.clone(),
+                        alertmanager::Timing {
+                            repush_interval: Duration::from_secs(c.repush_interval_seconds.max(1)),
+                            ttl: Duration::from_secs(c.alert_ttl_seconds),
+                            max_open: c.max_open_alerts.max(1),
+                        },
+                        links.clone(),
+                    ))
+                })
+            }
+            ReceiverConfig::Pagerduty(c) => {
+                let key = secret::resolve(
+                    &format!("{prefix}.routing_key"),
+                    c.routing_key_env.as_deref(),
+                    c.routing_key_file.as_deref(),
+                    true,
+                    source,
+                    &mut problems,
+                );
+                let url = parse_url(
+                    &format!("{prefix}.events_url"),
+                    &c.events_url,
+                    false,
+                    &mut problems,
+                );
+                match (url, key) {
+                    (Some(url), Some(key)) => Some(OutputKind::PagerDuty(
+                        pagerduty::PagerDuty::new(SecretUrl(url), key, links.clone()),
+                    )),
+                    _ => None,
+                }
+            }
+            ReceiverConfig::Slack(c) => {
+                let field = format!("{prefix}.webhook_url");
+                let url = secret::resolve(
+                    &field,
+                    c.webhook_url_env.as_deref(),
+                    c.webhook_url_file.as_deref(),
+                    true,
+                    source,
+                    &mut problems,
+                )
+                .and_then(|s| parse_url(&field, s.expose(), true, &mut problems));
+                url.map(|u| {
+                    OutputKind::Slack(slack::Slack::new(
+                        SecretUrl(u),
+                        c.send_resolved,
+                        links.clone(),
+                    ))
+                })
+            }
+        };
+        let delivery = cfg.delivery.validate(&prefix, &mut problems);
+        cfg.grouping.validate(&prefix, &mut problems);
+        if let Some(kind) = kind {
+            settings.push(OutputSettings {
+                name: name.to_owned(),
+                delivery,
+                grouping: cfg.grouping.clone(),
+                min_severity: cfg.min_severity,
+                kind,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Parses custom header pairs, pushing a problem for each invalid or reserved one.
+pub(crate) fn parse_headers(
+    prefix: &str,
+    raw: &BTreeMap<String, String>,
+    reserved: &[&str],
+    problems: &mut Vec<String>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    for (k, v) in raw {
+        let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
+            problems.push(format!(
+                "{prefix}.headers: {k:?} is not a valid header name"
+            ));
+            continue;
+        };
+        let lower = name.as_str();
+        if reserved.iter().any(|r| {
+            lower == *r || (r.ends_with('*') && lower.starts_with(r.trim_end_matches('*')))
+        }) {
+            problems.push(format!("{prefix}.headers: {k:?} is reserved"));
+            continue;
+        }
+        match HeaderValue::from_str(v) {
+            Ok(val) => out.push((name, val)),
+            Err(_) => problems.push(format!(
+                "{prefix}.headers: the value of {k:?} is not a valid header value"
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::{OverflowPolicy, DEFAULT_QUEUE_CAPACITY};
+    use crate::secret::tests::FakeEnv;
+    use serde::Deserialize;
+    use tripline_engine::Severity;
+
+    fn parse(toml_text: &str) -> Vec<OutputConfig> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Root {
+            outputs: Vec<OutputConfig>,
+        }
+        toml::from_str::<Root>(toml_text).unwrap().outputs
+    }
+
+    #[test]
+    fn parses_every_type_with_defaults() {
+        let cfgs = parse(
+            r#"
+            [[outputs]]
+            name = "hook"
+            type = "webhook"
+            url_env = "HOOK_URL"
+            signing_secret_file = "/run/key"
+            headers = { "X-Team" = "secops" }
+            [outputs.delivery]
+            queue_capacity = 5
+            overflow = "drop_newest"
+
+            [[outputs]]
+            name = "am"
+            type = "alertmanager"
+            url = "http://127.0.0.1:9093"
+
+            [[outputs]]
+            name = "pd"
+            type = "pagerduty"
+            min_severity = "critical"
+            routing_key_env = "PD_KEY"
+
+            [[outputs]]
+            name = "slack"
+            type = "slack"
+            webhook_url_env = "SLACK_URL"
+            [outputs.grouping]
+            max_alerts_per_integration_per_hour = 10
+            "#,
+        );
+        let mut env = FakeEnv::default();
+        env.vars.insert(
+            "HOOK_URL".into(),
+            "https://hooks.example/abc?token=SEKRIT".into(),
+        );
+        env.vars.insert("PD_KEY".into(), "R0UTINGKEY".into());
+        env.vars.insert(
+            "SLACK_URL".into(),
+            "https://hooks.slack.com/services/T/B/SEKRIT".into(),
+        );
+        env.files.insert(
+            "/run/key".into(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n".into(),
+        );
+        let s = validate_outputs(&cfgs, &env).unwrap();
+        assert_eq!(
+            s.iter().map(|s| s.kind()).collect::<Vec<_>>(),
+            ["webhook", "alertmanager", "pagerduty", "slack"]
+        );
+        assert_eq!(s[0].delivery.queue_capacity, 5);
+        assert_eq!(s[0].delivery.overflow, OverflowPolicy::DropNewest);
+        assert_eq!(s[1].delivery.queue_capacity, DEFAULT_QUEUE_CAPACITY);
+        assert_eq!(s[3].grouping.max_alerts_per_integration_per_hour, Some(10));
+        assert_eq!(s[0].min_severity, Severity::Info);
+        assert_eq!(s[2].min_severity, Severity::Critical);
+        let debug = format!("{s:?}");
+        for secret in ["SEKRIT", "R0UTINGKEY", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        #[derive(Deserialize)]
+        struct Root {
+            #[allow(dead_code)]
+            outputs: Vec<OutputConfig>,
+        }
+        let bad = r#"
+            [[outputs]]
+            name = "x"
+            type = "slack"
+            webhook_url = "https://hooks.slack.com/services/inline-secret"
+        "#;
+        assert!(toml::from_str::<Root>(bad).is_err());
+        let bad_type = r#"
+            [[outputs]]
+            name = "x"
+            type = "email"
+        "#;
+        assert!(toml::from_str::<Root>(bad_type).is_err());
+        let bad_common = r#"
+            [[outputs]]
+            name = "x"
+            type = "slack"
+            webhook_url_env = "U"
+            min_severity = "urgent"
+        "#;
+        assert!(toml::from_str::<Root>(bad_common).is_err());
+        let wrong_type_field = r#"
+            [[outputs]]
+            name = "x"
+            type = "slack"
+            webhook_url_env = "U"
+            routing_key_env = "K"
+        "#;
+        assert!(toml::from_str::<Root>(wrong_type_field).is_err());
+        let good = r#"
+            [[outputs]]
+            name = "x"
+            type = "slack"
+            webhook_url_env = "U"
+            min_severity = "warning"
+            dashboard_url = "https://g.example/d?var-i={integration_id}"
+            [outputs.delivery]
+            timeout_ms = 5
+        "#;
+        assert!(toml::from_str::<Root>(good).is_ok());
+    }
+
+    #[test]
+    fn validation_reports_every_problem_without_secrets() {
+        let cfgs = parse(
+            r#"
+            [[outputs]]
+            name = "dup"
+            type = "webhook"
+            url_env = "MISSING"
+            hmac_key_env = "MISSING_TOO"
+            runbook_url = "not a url"
+            headers = { "Authorization" = "Basic x", "X-Tripline-Signature" = "no", "webhook-id" = "x" }
+            [outputs.delivery]
+            queue_capacity = 0
+            max_backoff_ms = 1
+
+            [[outputs]]
+            name = "dup"
+            type = "alertmanager"
+            url = "http://user:pw@am:9093"
+            repush_interval_seconds = 600
+            labels = { alertname = "x" }
+
+            [[outputs]]
+            name = "bad name!"
+            type = "pagerduty"
+            routing_key_env = "K"
+            routing_key_file = "/k"
+            events_url = "ftp://x"
+            "#,
+        );
+        let problems = validate_outputs(&cfgs, &FakeEnv::default()).unwrap_err();
+        let joined = problems.join("\n");
+        for needle in [
+            "url_env`: environment variable MISSING",
+            "\"Authorization\" is reserved",
+            "\"X-Tripline-Signature\" is reserved",
+            "\"webhook-id\" is reserved",
+            "runbook_url is not a valid URL",
+            "queue_capacity must be at least 1",
+            "max_backoff_ms must be >= initial_backoff_ms",
+            "is used by another output",
+            "must not embed credentials",
+            "alert_ttl_seconds must be greater",
+            "\"alertname\" is not a valid label name or is reserved",
+            "name must be 1-64 characters",
+            "set only one of",
+            "events_url must be an http or https URL",
+        ] {
+            assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+        }
+        assert!(!joined.contains("pw@"), "{joined}");
+    }
+}
