@@ -10,7 +10,12 @@
 //! - [`config`]: thresholds, learning period, bucket size, memory bounds.
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.
-//! - [`engine`]: per-integration state and the ten detectors.
+//! - [`engine`]: the [`Engine`] — integrations by id, `process`,
+//!   `advance_to`, eviction.
+//! - [`state`]: what is kept per integration and its bounded lists.
+//! - `buckets`: event-time buckets, hourly folding into the baselines.
+//! - `detect`: the ten detectors by family (`spike`, `learned`, `rules`).
+//! - `episodes`: folding repeats into episodes, opening alerts, resolving.
 //! - [`feedback`]: analyst feedback (accepted data types and networks,
 //!   raised thresholds) with event-time expiry, and its audit trail.
 //! - [`time`]: calendar maths on epoch milliseconds.
@@ -18,11 +23,15 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+mod buckets;
 pub mod config;
+mod detect;
 pub mod engine;
+mod episodes;
 pub mod event;
 pub mod feedback;
 pub mod registry;
+pub mod state;
 pub mod stats;
 pub mod text;
 pub mod time;

@@ -42,7 +42,7 @@ pub mod secret;
 
 pub use grouping::{GroupingConfig, GroupingStats};
 pub use http::{serve, AdminServer, AdminState, HealthCheck, HttpError, Readiness};
-pub use metrics::{BatchStats, Metrics, MetricsError, DEFAULT_TOP_K};
+pub use metrics::{BatchStats, BuildInfo, Metrics, MetricsError, DEFAULT_TOP_K};
 pub use outputs::{
     validate_outputs, DeliveryConfig, Dispatcher, DispatcherError, FlushOutcome, Notification,
     OutputConfig, OutputHealth, OutputSettings, OutputStats, OverflowPolicy,

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tripline_engine::{Alert, AlertKind, Resolved, Severity};
 
@@ -43,6 +43,48 @@ const PROCESSING_BUCKETS: &[f64] = &[
 const DELAY_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
 ];
+/// Bucket bounds of `tripline_output_delivery_duration_seconds`: queued to
+/// delivered, from a healthy receiver (milliseconds) to one back after an
+/// outage (the six-hour `max_age` default).
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0,
+];
+/// `tripline_errors_total` series created at 0: one per stage that reports
+/// errors, with the error type that stage reports most generally, so rate()
+/// and alerts work from the first scrape. Other types appear when they occur.
+pub const INITIAL_ERRORS: [(&str, &str); 7] = [
+    ("kafka", "consume"),
+    ("kafka", "commit"),
+    ("kafka", "store_offset"),
+    ("kafka", "seed"),
+    ("checkpoint_failed", "checkpoint"),
+    ("rebalance", "rebalance"),
+    ("serialize", "alerts_topic"),
+];
+
+/// Build metadata for `tripline_build_info` (from `build.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: String,
+    /// Git revision, or "unknown" (a build without `.git` and without
+    /// `TRIPLINE_REVISION`).
+    pub revision: String,
+    pub rustc: String,
+    pub target: String,
+}
+
+impl BuildInfo {
+    /// This build, with `version` (the binary's package version).
+    pub fn current(version: &str) -> Self {
+        BuildInfo {
+            version: version.to_owned(),
+            revision: env!("TRIPLINE_BUILD_REVISION").to_owned(),
+            rustc: env!("TRIPLINE_BUILD_RUSTC").to_owned(),
+            target: env!("TRIPLINE_BUILD_TARGET").to_owned(),
+        }
+    }
+}
+
 /// Bucket bounds of `tripline_batch_size_events`.
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
@@ -84,6 +126,7 @@ pub struct OutputMetrics {
     pub(crate) dropped_rate_limited: IntCounter,
     pub(crate) dropped_expired: IntCounter,
     pub(crate) queue_depth: IntGauge,
+    pub(crate) delivery_duration: Histogram,
 }
 
 /// The top-K anomaly-score gauge: at most `k` `integration_id` series, the
@@ -186,6 +229,9 @@ pub struct Metrics {
     top_k: Mutex<TopK>,
     ready: IntGauge,
     errors: IntCounterVec,
+    output_delivery_duration: HistogramVec,
+    checkpoint_last_success: Gauge,
+    checkpoint_bytes: IntGauge,
 }
 
 fn kind_index(kind: AlertKind) -> usize {
@@ -206,18 +252,38 @@ fn reg<C: prometheus::core::Collector + Clone + 'static>(
 
 impl Metrics {
     /// Builds every metric of the contract. `version` goes into
-    /// `tripline_build_info`; `top_k` is the number of anomaly-score series.
+    /// `tripline_build_info` (with this build's revision, rustc and target);
+    /// `top_k` is the number of anomaly-score series.
     pub fn new(version: &str, top_k: usize) -> Result<Self, MetricsError> {
+        Metrics::with_build_info(&BuildInfo::current(version), top_k)
+    }
+
+    /// [`Metrics::new`] with explicit build metadata.
+    pub fn with_build_info(build: &BuildInfo, top_k: usize) -> Result<Self, MetricsError> {
         let r = Registry::new();
+
+        // Process metrics (CPU, resident memory, open fds, start time,
+        // threads) under the standard `process_` names.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         let build_info = reg(
             &r,
             IntGaugeVec::new(
                 Opts::new("tripline_build_info", "Build metadata; always 1."),
-                &["version"],
+                &["version", "revision", "rustc", "target"],
             )?,
         )?;
-        build_info.get_metric_with_label_values(&[version])?.set(1);
+        build_info
+            .get_metric_with_label_values(&[
+                build.version.as_str(),
+                build.revision.as_str(),
+                build.rustc.as_str(),
+                build.target.as_str(),
+            ])?
+            .set(1);
 
         let events_received = reg(
             &r,
@@ -423,6 +489,35 @@ impl Metrics {
             )?,
         )?;
 
+        for (error_type, stage) in INITIAL_ERRORS {
+            errors.get_metric_with_label_values(&[error_type, stage])?;
+        }
+        let output_delivery_duration = reg(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "tripline_output_delivery_duration_seconds",
+                    "Time from queueing a notification to its successful delivery, per output.",
+                )
+                .buckets(DELIVERY_BUCKETS.to_vec()),
+                &["output"],
+            )?,
+        )?;
+        let checkpoint_last_success = reg(
+            &r,
+            Gauge::new(
+                "tripline_checkpoint_last_success_timestamp_seconds",
+                "Unix time of the last checkpoint written successfully (0: none yet); age = time() - this.",
+            )?,
+        )?;
+        let checkpoint_bytes = reg(
+            &r,
+            IntGauge::new(
+                "tripline_checkpoint_size_bytes",
+                "Sum of the latest checkpoint size of every partition this instance saved.",
+            )?,
+        )?;
+
         Ok(Metrics {
             registry: r,
             events_received,
@@ -448,6 +543,9 @@ impl Metrics {
             top_k: Mutex::new(TopK::new(top_k, score)),
             ready,
             errors,
+            output_delivery_duration,
+            checkpoint_last_success,
+            checkpoint_bytes,
         })
     }
 
@@ -588,6 +686,14 @@ impl Metrics {
         }
     }
 
+    /// A checkpoint was written: `at_unix_seconds` now, `total_bytes` the sum
+    /// of the latest checkpoint of every partition saved.
+    pub fn checkpoint_saved(&self, at_unix_seconds: f64, total_bytes: u64) {
+        self.checkpoint_last_success.set(at_unix_seconds);
+        self.checkpoint_bytes
+            .set(i64::try_from(total_bytes).unwrap_or(i64::MAX));
+    }
+
     /// Resolves (and creates at 0) the series of one configured output.
     pub fn output(&self, name: &str) -> Result<OutputMetrics, MetricsError> {
         if name.is_empty() {
@@ -612,6 +718,9 @@ impl Metrics {
                 .get_metric_with_label_values(&[name, "expired"])?,
             queue_depth: self
                 .output_queue_depth
+                .get_metric_with_label_values(&[name])?,
+            delivery_duration: self
+                .output_delivery_duration
                 .get_metric_with_label_values(&[name])?,
         })
     }
@@ -676,10 +785,32 @@ mod tests {
             value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
             Some(0.0)
         );
+        let b = BuildInfo::current("0.1.0");
         assert_eq!(
-            value(&text, r#"tripline_build_info{version="0.1.0"}"#),
+            value(
+                &text,
+                &format!(
+                    r#"tripline_build_info{{revision="{}",rustc="{}",target="{}",version="0.1.0"}}"#,
+                    b.revision, b.rustc, b.target
+                )
+            ),
             Some(1.0)
         );
+        assert!(!b.rustc.is_empty() && b.rustc != "unknown", "{b:?}");
+        assert!(b.target.contains('-'), "{b:?}");
+        assert_eq!(
+            value(
+                &text,
+                r#"tripline_errors_total{error_type="kafka",stage="consume"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&text, "tripline_checkpoint_last_success_timestamp_seconds"),
+            Some(0.0)
+        );
+        #[cfg(target_os = "linux")]
+        assert!(value(&text, "process_start_time_seconds").is_some_and(|v| v > 0.0));
 
         m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
         m.alert(&alert(AlertKind::CallSpike, Severity::Critical));

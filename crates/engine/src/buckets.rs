@@ -1,0 +1,220 @@
+//! Event-time buckets: open, count, close; closed buckets fold into hour
+//! totals, finished hours into the seasonal baselines ([`crate::stats`]).
+//!
+//! Everything here runs on the integration's own watermark. A bucket closes
+//! once the watermark minus the lateness allowance has passed its end; an hour
+//! closes once no open bucket is left in it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::AlertKind;
+use crate::detect::Cx;
+use crate::event::Event;
+use crate::state::IntegrationState;
+use crate::time::{hour_of_week, is_month_end, HOUR_MS, WEEK_MS};
+
+/// Count series kept per integration.
+pub(crate) const CALLS: usize = 0;
+pub(crate) const RECORDS: usize = 1;
+pub(crate) const ERRORS: usize = 2;
+pub(crate) const SERIES: usize = 3;
+/// At most this many hours of silence are folded into the baseline as zeros
+/// when an integration resumes (four weeks: every slot gets several updates).
+const MAX_ZERO_HOURS: i64 = 4 * 168;
+
+/// One open event-time bucket.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    pub(crate) start_ms: i64,
+    /// calls, records, auth errors.
+    pub(crate) counts: [u64; SERIES],
+    pub(crate) bytes: u64,
+    /// Running count at which each series must be examined next (u64::MAX: done).
+    pub(crate) check_at: [u64; SERIES],
+    /// Whether each series fired in this bucket (its contribution is clipped).
+    pub(crate) fired: [bool; SERIES],
+    /// The clip level for each series (the cheap threshold).
+    pub(crate) clip: [u64; SERIES],
+    /// Bytes that make `volume_spike` fire on bytes alone.
+    pub(crate) bytes_check_at: u64,
+}
+
+impl Cx<'_, '_> {
+    /// Closes every bucket the watermark has passed (minus lateness), folding
+    /// it into the hour totals, and closes finished hours into the baselines.
+    pub(crate) fn advance_buckets(&mut self, st: &mut IntegrationState) {
+        let bucket_ms = self.cfg.bucket_ms();
+        let closable = st.watermark - self.cfg.lateness_ms();
+        while let Some(b) = st.buckets.first() {
+            if b.start_ms + bucket_ms > closable {
+                break;
+            }
+            let b = st.buckets.remove(0);
+            self.close_bucket(st, &b);
+        }
+        // Hours with no open bucket left and before the watermark are complete.
+        let open_from = st
+            .buckets
+            .first()
+            .map_or(closable, |b| b.start_ms.min(closable));
+        self.close_hours_until(st, open_from.div_euclid(bucket_ms) * bucket_ms);
+    }
+
+    fn close_bucket(&mut self, st: &mut IntegrationState, b: &Bucket) {
+        self.close_hours_until(st, b.start_ms);
+        for s in 0..SERIES {
+            let x = if b.fired[s] {
+                b.clip[s].min(b.counts[s])
+            } else {
+                b.counts[s]
+            } as f64;
+            st.hour_totals[s] += x;
+            st.hour_sq[s] += x * x;
+        }
+        if b.counts[RECORDS] > 0 && !b.fired[RECORDS] {
+            let bpr = b.bytes as f64 / b.counts[RECORDS] as f64;
+            st.bytes_per_record = if st.bytes_per_record == 0.0 {
+                bpr
+            } else {
+                0.99 * st.bytes_per_record + 0.01 * bpr
+            };
+        }
+    }
+
+    /// Folds every complete hour before `until` into the seasonal baselines;
+    /// hours with no traffic count as zeros (bounded to four weeks).
+    fn close_hours_until(&mut self, st: &mut IntegrationState, until: i64) {
+        let bucket_ms = self.cfg.bucket_ms();
+        let per_hour = (HOUR_MS / bucket_ms) as f64;
+        if until - st.hour_start > MAX_ZERO_HOURS * HOUR_MS {
+            // Skip most of a long silence: keep the hour accumulator's data for
+            // its own hour, then jump.
+            self.close_one_hour(st, per_hour);
+            st.hour_start = (until - MAX_ZERO_HOURS * HOUR_MS).div_euclid(HOUR_MS) * HOUR_MS;
+        }
+        while st.hour_start + HOUR_MS <= until {
+            self.close_one_hour(st, per_hour);
+        }
+    }
+
+    fn close_one_hour(&mut self, st: &mut IntegrationState, per_hour: f64) {
+        let h = st.hour_start;
+        let slot = hour_of_week(h);
+        let month_end = is_month_end(h, self.cfg.month_end_days);
+        let weeks = ((h - st.first_seen).max(0) / WEEK_MS + 1).min(i64::from(u16::MAX)) as u16;
+        // The first hour is only partly observed: average over what was seen.
+        let covered = if st.first_seen > h {
+            (((h + HOUR_MS - st.first_seen) / self.cfg.bucket_ms()) as f64).max(1.0)
+        } else {
+            per_hour
+        };
+        for s in 0..SERIES {
+            let mean_per_bucket = st.hour_totals[s] / covered;
+            st.baselines[s].observe_hour(slot, mean_per_bucket, month_end, weeks);
+            st.baselines[s].observe_dispersion(st.hour_totals[s], st.hour_sq[s], covered);
+        }
+        st.hour_totals = [0.0; SERIES];
+        st.hour_sq = [0.0; SERIES];
+        st.hour_start = h + HOUR_MS;
+    }
+
+    /// Adds the event to its bucket and runs the spike detectors on the
+    /// running counts, so a spike fires mid-bucket, as soon as it is improbable.
+    pub(crate) fn count(&mut self, st: &mut IntegrationState, ev: &Event<'_>) {
+        let bucket_ms = self.cfg.bucket_ms();
+        let start = ev.ts_ms.div_euclid(bucket_ms) * bucket_ms;
+        let idx = match st.buckets.binary_search_by_key(&start, |b| b.start_ms) {
+            Ok(i) => i,
+            Err(i) => {
+                let factors = self.threshold_factors(ev);
+                let b = self.open_bucket(st, start, factors);
+                st.buckets.insert(i, b);
+                i
+            }
+        };
+        let mature = st.mature(ev.ts_ms, self.cfg.learning_ms());
+        let b = &mut st.buckets[idx];
+        b.counts[CALLS] += 1;
+        b.counts[RECORDS] = b.counts[RECORDS].saturating_add(ev.records);
+        b.bytes = b.bytes.saturating_add(ev.bytes);
+        if ev.is_auth_error() {
+            b.counts[ERRORS] += 1;
+        }
+        if !mature {
+            return;
+        }
+        // `examine(s)` only changes series `s`'s check state, so each series
+        // can read the live bucket (no per-event copy of it).
+        for s in 0..SERIES {
+            let b = &st.buckets[idx];
+            let bytes_hit = s == RECORDS && b.bytes >= b.bytes_check_at;
+            if b.counts[s] >= b.check_at[s] || bytes_hit {
+                self.examine(st, idx, s, ev);
+            }
+        }
+    }
+
+    /// Feedback multipliers of each series' thresholds (1 without feedback).
+    fn threshold_factors(&self, ev: &Event<'_>) -> [f64; SERIES] {
+        if self.feedback.is_empty() {
+            return [1.0; SERIES];
+        }
+        let f = |k| {
+            self.feedback
+                .threshold_factor(ev.integration_id, k, ev.ts_ms)
+        };
+        [
+            f(AlertKind::CallSpike),
+            f(AlertKind::VolumeSpike),
+            f(AlertKind::ErrorBurst),
+        ]
+    }
+
+    /// Opens a bucket; its thresholds are the configured ones times
+    /// `factors` (raised by feedback until the bucket closes).
+    fn open_bucket(&self, st: &IntegrationState, start: i64, factors: [f64; SERIES]) -> Bucket {
+        let slot = hour_of_week(start);
+        let month_end = is_month_end(start, self.cfg.month_end_days);
+        let d = &self.cfg.detectors;
+        let mut b = Bucket {
+            start_ms: start,
+            ..Bucket::default()
+        };
+        for (s, factor) in factors.iter().enumerate() {
+            let (enabled, ratio, excess) = match s {
+                CALLS => (
+                    d.call_spike.enabled,
+                    d.call_spike.min_ratio,
+                    d.call_spike.min_excess,
+                ),
+                RECORDS => (
+                    d.volume_spike.spike.enabled,
+                    d.volume_spike.spike.min_ratio,
+                    d.volume_spike.spike.min_excess,
+                ),
+                _ => (
+                    d.error_burst.enabled,
+                    d.error_burst.min_ratio,
+                    d.error_burst.min_excess,
+                ),
+            };
+            let (ratio, excess) = (ratio * factor, excess * factor);
+            let cheap = match st.baselines[s].expected(slot, month_end) {
+                Some(mean) if enabled => (mean * ratio).max(mean + excess).ceil().max(1.0) as u64,
+                _ => u64::MAX,
+            };
+            b.check_at[s] = cheap;
+            b.clip[s] = if cheap == u64::MAX { u64::MAX } else { cheap };
+        }
+        b.bytes_check_at = match st.baselines[RECORDS].expected(slot, month_end) {
+            Some(mean) if d.volume_spike.spike.enabled && st.bytes_per_record > 0.0 => {
+                let exp = mean * st.bytes_per_record;
+                (exp * d.volume_spike.spike.min_ratio * factors[RECORDS])
+                    .max(exp + d.volume_spike.min_excess_bytes * factors[RECORDS])
+                    .ceil() as u64
+            }
+            _ => u64::MAX,
+        };
+        b
+    }
+}

@@ -1,0 +1,111 @@
+//! The detectors, by family, and the per-event context they share.
+//!
+//! - [`spike`]: `call_spike`, `volume_spike`, `error_burst` — running bucket
+//!   counts against the seasonal baseline.
+//! - [`learned`]: `new_data_type`, `new_source` (learned networks),
+//!   `dormant_reactivated` (integrations and keys), and the bookkeeping of the
+//!   per-integration lists they learn from.
+//! - [`rules`]: registry rules — `scope_violation`, `revoked_credential`,
+//!   `off_hours`, `unknown_integration`, `new_source` outside declared
+//!   networks. They speak from the first event, without learning.
+//!
+//! [`Cx::observe`] is the order in which one event goes through all of them.
+
+mod learned;
+mod rules;
+mod spike;
+
+use crate::alert::Outputs;
+use crate::config::EngineConfig;
+use crate::engine::EngineStats;
+use crate::episodes::close_episodes;
+use crate::event::Event;
+use crate::feedback::FeedbackState;
+use crate::registry::{IntegrationDecl, Registry};
+use crate::state::IntegrationState;
+
+/// The per-event working context.
+pub(crate) struct Cx<'a, 'o> {
+    pub(crate) cfg: &'a EngineConfig,
+    pub(crate) registry: Option<&'a Registry>,
+    pub(crate) decl: Option<&'a IntegrationDecl>,
+    pub(crate) out: &'o mut Outputs,
+    pub(crate) stats: &'a mut EngineStats,
+    pub(crate) feedback: &'a FeedbackState,
+}
+
+impl Cx<'_, '_> {
+    /// One event through the integration's state and every detector.
+    pub(crate) fn observe(&mut self, st: &mut IntegrationState, ev: &Event<'_>) {
+        let ts = ev.ts_ms;
+        let learning = self.cfg.learning_ms();
+        // Resume after silence: judged before this event updates anything.
+        if ts > st.last_seen {
+            let gap = ts - st.last_seen;
+            if st.events > 0 {
+                self.check_dormant(st, ev, gap);
+            }
+            st.max_gap_ms = st.max_gap_ms.max(gap);
+            st.last_seen = ts;
+        }
+        st.events += 1;
+        st.records = st.records.saturating_add(ev.records);
+        st.bytes = st.bytes.saturating_add(ev.bytes);
+        if ev.is_auth_error() {
+            st.auth_errors += 1;
+        }
+        close_episodes(self.cfg, ev.integration_id, st, ts, self.out, false);
+
+        // Buckets and baselines, on this integration's own watermark.
+        let late = ts < st.watermark - self.cfg.lateness_ms();
+        if late {
+            st.late_events += 1;
+            self.stats.late_events += 1;
+        } else {
+            st.watermark = st.watermark.max(ts);
+            self.advance_buckets(st);
+            self.count(st, ev);
+        }
+
+        // Registry detectors: from the first event, no learning.
+        match (self.registry, self.decl) {
+            (Some(_), None) => self.unknown_integration(st, ev),
+            (Some(_), Some(d)) => {
+                self.scope_violation(st, ev, d);
+                self.off_hours(st, ev, d);
+            }
+            _ => {}
+        }
+        self.credentials(st, ev, learning);
+        self.data_type(st, ev, learning);
+        self.source(st, ev, learning);
+    }
+
+    fn is_sensitive(&self, resource: &str) -> bool {
+        self.cfg.sensitive_resources.iter().any(|r| r == resource)
+    }
+}
+
+/// A number for a summary: integers without decimals, else one decimal.
+fn fmt1(v: f64) -> String {
+    if v >= 100.0 || (v - v.round()).abs() < 0.05 {
+        format!("{:.0}", v)
+    } else {
+        format!("{:.1}", v)
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,174 @@
+//! What the engine remembers about one integration: counters, its own
+//! event-time watermark, the bounded lists of data types, networks, keys and
+//! principals it used, its open anomaly episodes, and (private to the
+//! bucket code) its open buckets and seasonal baselines.
+//!
+//! Plain data: it serializes for checkpoints (field order is part of the
+//! checkpoint format) and is what the inventory and audit read.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::buckets::{Bucket, SERIES};
+use crate::episodes::Episode;
+use crate::event::Action;
+use crate::stats::Seasonal;
+use crate::time::HOUR_MS;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataTypeUse {
+    pub resource: Box<str>,
+    pub action: Action,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkUse {
+    pub network: IpNet,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CredentialUse {
+    pub id: Box<str>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub count: u64,
+    /// Longest silence between two uses.
+    pub max_gap_ms: i64,
+}
+
+/// Everything the engine knows about one integration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationState {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// This integration's own event-time watermark (max ts seen).
+    pub watermark: i64,
+    pub events: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub auth_errors: u64,
+    pub late_events: u64,
+    /// Longest silence between two events.
+    pub max_gap_ms: i64,
+    pub data_types: Vec<DataTypeUse>,
+    pub networks: Vec<NetworkUse>,
+    pub keys: Vec<CredentialUse>,
+    pub principals: Vec<CredentialUse>,
+    pub episodes: Vec<Episode>,
+    /// Whether the registry lists it (registered ones are never evicted).
+    pub registered: bool,
+    pub(crate) baselines: Vec<Seasonal>,
+    /// Learned bytes per record, to judge bytes on the records baseline.
+    pub(crate) bytes_per_record: f64,
+    pub(crate) buckets: Vec<Bucket>,
+    /// Start of the hour being accumulated, and its per-series totals.
+    pub(crate) hour_start: i64,
+    pub(crate) hour_totals: [f64; SERIES],
+    /// Sums of squares of the hour's bucket counts (within-hour dispersion).
+    pub(crate) hour_sq: [f64; SERIES],
+}
+
+impl IntegrationState {
+    pub(crate) fn new(ts: i64) -> Self {
+        IntegrationState {
+            first_seen: ts,
+            last_seen: ts,
+            watermark: ts,
+            events: 0,
+            records: 0,
+            bytes: 0,
+            auth_errors: 0,
+            late_events: 0,
+            max_gap_ms: 0,
+            data_types: Vec::new(),
+            networks: Vec::new(),
+            keys: Vec::new(),
+            principals: Vec::new(),
+            episodes: Vec::new(),
+            registered: false,
+            baselines: vec![Seasonal::default(); SERIES],
+            bytes_per_record: 0.0,
+            buckets: Vec::with_capacity(2),
+            hour_start: ts.div_euclid(HOUR_MS) * HOUR_MS,
+            hour_totals: [0.0; SERIES],
+            hour_sq: [0.0; SERIES],
+        }
+    }
+
+    /// Estimated heap + inline bytes.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .baselines
+                .iter()
+                .map(|b| b.memory_bytes() + std::mem::size_of::<Seasonal>())
+                .sum::<usize>()
+            + self.data_types.capacity() * std::mem::size_of::<DataTypeUse>()
+            + self
+                .data_types
+                .iter()
+                .map(|d| d.resource.len())
+                .sum::<usize>()
+            + self.networks.capacity() * std::mem::size_of::<NetworkUse>()
+            + (self.keys.capacity() + self.principals.capacity())
+                * std::mem::size_of::<CredentialUse>()
+            + self
+                .keys
+                .iter()
+                .chain(&self.principals)
+                .map(|k| k.id.len())
+                .sum::<usize>()
+            + self.episodes.capacity() * std::mem::size_of::<Episode>()
+            + self.buckets.capacity() * std::mem::size_of::<Bucket>()
+    }
+
+    /// Whether the learning period has passed at `now` (event time).
+    pub(crate) fn mature(&self, now: i64, learning_ms: i64) -> bool {
+        now - self.first_seen >= learning_ms
+    }
+}
+
+/// Records a use of a key or principal; returns its previous (last use, max gap).
+pub(crate) fn track(
+    list: &mut Vec<CredentialUse>,
+    id: &str,
+    ts: i64,
+    cap: usize,
+) -> Option<(i64, i64)> {
+    if let Some(c) = list.iter_mut().find(|c| &*c.id == id) {
+        let prev = (c.last_seen, c.max_gap_ms);
+        if ts > c.last_seen {
+            c.max_gap_ms = c.max_gap_ms.max(ts - c.last_seen);
+            c.last_seen = ts;
+        }
+        c.first_seen = c.first_seen.min(ts);
+        c.count += 1;
+        return Some(prev);
+    }
+    if list.len() < cap {
+        list.push(CredentialUse {
+            id: id.into(),
+            first_seen: ts,
+            last_seen: ts,
+            count: 1,
+            max_gap_ms: 0,
+        });
+    }
+    None
+}
+
+/// The network an address belongs to for `new_source`.
+pub fn network_of(ip: IpAddr, v4: u8, v6: u8) -> IpNet {
+    let len = if ip.is_ipv4() { v4 } else { v6 };
+    IpNet::new(ip, len)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
+}
