@@ -6,7 +6,7 @@
 //! so the hot path never hashes label values and every series a dashboard
 //! expects exists at 0 from the first scrape.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tripline_engine::{Alert, AlertKind, Resolved, Severity};
+
+pub use crate::top_k::TopK;
 
 /// Default number of `tripline_integration_anomaly_score` series: the metrics
 /// contract's cardinality budget assumes K = 20.
@@ -127,78 +129,6 @@ pub struct OutputMetrics {
     pub(crate) dropped_expired: IntCounter,
     pub(crate) queue_depth: IntGauge,
     pub(crate) delivery_duration: Histogram,
-}
-
-/// The top-K anomaly-score gauge: at most `k` `integration_id` series, the
-/// ones with the highest current score. Series that drop out of the top K are
-/// removed, so the cardinality stays K however many integrations exist.
-#[derive(Debug)]
-pub struct TopK {
-    k: usize,
-    gauge: GaugeVec,
-    current: HashSet<String>,
-}
-
-impl TopK {
-    fn new(k: usize, gauge: GaugeVec) -> Self {
-        TopK {
-            k,
-            gauge,
-            current: HashSet::new(),
-        }
-    }
-
-    /// Replaces the series with the top `k` of `scores` (highest first; ties
-    /// broken by id so the choice is deterministic). NaN scores are ignored.
-    pub fn update<'a>(&mut self, scores: impl IntoIterator<Item = (&'a str, f64)>) {
-        let top = select_top_k(scores, self.k);
-        let next: HashSet<String> = top.iter().map(|(id, _)| (*id).to_owned()).collect();
-        for gone in self.current.difference(&next) {
-            // The series exists (we created it), so removal only fails if it
-            // was removed already; nothing to do either way.
-            let _ = self.gauge.remove_label_values(&[gone.as_str()]);
-        }
-        for (id, score) in &top {
-            if let Ok(g) = self.gauge.get_metric_with_label_values(&[id]) {
-                g.set(*score);
-            }
-        }
-        self.current = next;
-    }
-
-    /// The integration ids currently exported.
-    pub fn current(&self) -> impl Iterator<Item = &str> {
-        self.current.iter().map(String::as_str)
-    }
-}
-
-/// The `k` highest-scoring entries, highest first, ties by id ascending.
-/// Keeps only `k` candidates in memory whatever the input size.
-fn select_top_k<'a>(
-    scores: impl IntoIterator<Item = (&'a str, f64)>,
-    k: usize,
-) -> Vec<(&'a str, f64)> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let better = |a: &(&str, f64), b: &(&str, f64)| a.1 > b.1 || (a.1 == b.1 && a.0 < b.0);
-    let mut top: Vec<(&'a str, f64)> = Vec::with_capacity(k + 1);
-    for entry in scores {
-        if entry.1.is_nan() {
-            continue;
-        }
-        if top.len() == k {
-            // `top` is sorted best-first; skip anything not better than the worst.
-            match top.last() {
-                Some(worst) if !better(&entry, worst) => continue,
-                _ => {}
-            }
-        }
-        let pos = top.partition_point(|e| better(e, &entry));
-        top.insert(pos, entry);
-        top.truncate(k);
-    }
-    top
 }
 
 /// All of tripline's metrics, in one registry.
@@ -739,177 +669,5 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn alert(kind: AlertKind, severity: Severity) -> Alert {
-        Alert {
-            id: "00".into(),
-            kind,
-            severity,
-            integration_id: "i".into(),
-            key_id: None,
-            resource: None,
-            detected_at: 0,
-            window_start: 0,
-            window_end: 0,
-            observed: None,
-            expected: None,
-            score: 0.5,
-            summary: String::new(),
-            evidence: Default::default(),
-        }
-    }
-
-    fn value(text: &str, series: &str) -> Option<f64> {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-    }
-
-    #[test]
-    fn series_exist_at_zero_and_count() {
-        let m = Metrics::new("0.1.0", 3).unwrap();
-        let text = m.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_alerts_total{kind="off_hours",severity="info"}"#
-            ),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
-            Some(0.0)
-        );
-        let b = BuildInfo::current("0.1.0");
-        assert_eq!(
-            value(
-                &text,
-                &format!(
-                    r#"tripline_build_info{{revision="{}",rustc="{}",target="{}",version="0.1.0"}}"#,
-                    b.revision, b.rustc, b.target
-                )
-            ),
-            Some(1.0)
-        );
-        assert!(!b.rustc.is_empty() && b.rustc != "unknown", "{b:?}");
-        assert!(b.target.contains('-'), "{b:?}");
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_errors_total{error_type="kafka",stage="consume"}"#
-            ),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(&text, "tripline_checkpoint_last_success_timestamp_seconds"),
-            Some(0.0)
-        );
-        #[cfg(target_os = "linux")]
-        assert!(value(&text, "process_start_time_seconds").is_some_and(|v| v > 0.0));
-
-        m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
-        m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
-        m.rejected("invalid_json");
-        m.rejected("some new thing");
-        m.record_batch(&BatchStats {
-            received: 10,
-            processed: 8,
-            late: 1,
-            duration: Duration::from_millis(3),
-            event_delays_seconds: &[0.2, 0.3],
-        });
-        let text = m.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_alerts_total{kind="call_spike",severity="critical"}"#
-            ),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_events_rejected_total{reason="invalid_json"}"#
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
-            Some(1.0)
-        );
-        assert_eq!(value(&text, "tripline_events_received_total"), Some(10.0));
-        assert_eq!(
-            value(&text, "tripline_event_delay_seconds_count"),
-            Some(2.0)
-        );
-        assert!(!text.contains("some new thing"));
-    }
-
-    #[test]
-    fn top_k_keeps_at_most_k_series_and_removes_dropouts() {
-        let m = Metrics::new("t", 2).unwrap();
-        m.update_top_scores([("a", 0.1), ("b", 0.9), ("c", 0.5)]);
-        let text = m.render();
-        assert!(text.contains(r#"integration_id="b""#));
-        assert!(text.contains(r#"integration_id="c""#));
-        assert!(!text.contains(r#"integration_id="a""#));
-        m.update_top_scores([("a", 0.95), ("c", 0.4), ("d", f64::NAN)]);
-        let text = m.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_integration_anomaly_score{integration_id="a"}"#
-            ),
-            Some(0.95)
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_integration_anomaly_score{integration_id="c"}"#
-            ),
-            Some(0.4)
-        );
-        assert!(!text.contains(r#"integration_id="b""#));
-        assert!(!text.contains(r#"integration_id="d""#));
-    }
-
-    #[test]
-    fn select_top_k_cases() {
-        let check = |input: &[(&'static str, f64)], k: usize, expect: &[&str]| {
-            let got: Vec<&str> = select_top_k(input.iter().copied(), k)
-                .into_iter()
-                .map(|e| e.0)
-                .collect();
-            assert_eq!(got, expect, "input {input:?} k {k}");
-        };
-        check(&[], 3, &[]);
-        check(&[("a", 1.0)], 0, &[]);
-        check(&[("a", 1.0), ("b", 2.0), ("c", 3.0)], 2, &["c", "b"]);
-        check(&[("b", 1.0), ("a", 1.0), ("c", 1.0)], 2, &["a", "b"]);
-        check(&[("a", f64::NAN), ("b", 0.0)], 5, &["b"]);
-        let many: Vec<(&str, f64)> = (0..1000).map(|i| ("x", i as f64)).collect();
-        assert_eq!(
-            select_top_k(many.iter().copied(), 3)
-                .iter()
-                .map(|e| e.1)
-                .collect::<Vec<_>>(),
-            vec![999.0, 998.0, 997.0]
-        );
-    }
-
-    #[test]
-    fn consumer_lag_series_follow_assignment() {
-        let m = Metrics::new("t", 1).unwrap();
-        m.set_consumer_lag("events", 3, 42);
-        assert!(m
-            .render()
-            .contains(r#"tripline_consumer_lag_messages{partition="3",topic="events"} 42"#));
-        m.remove_consumer_lag("events", 3);
-        assert!(!m.render().contains(r#"partition="3""#));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;
