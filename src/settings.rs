@@ -21,6 +21,8 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:9464";
 /// Spec default shutdown deadline (issue: graceful shutdown within 10 s).
 pub const DEFAULT_SHUTDOWN_DEADLINE_SECONDS: u64 = 10;
+/// A request head must arrive within this many seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
 /// Top-K integrations exported with their anomaly score.
 pub const DEFAULT_TOP_K: usize = 20;
 
@@ -110,6 +112,21 @@ pub struct HttpSettings {
     pub api_token_env: Option<String>,
     /// File holding the API bearer token.
     pub api_token_file: Option<PathBuf>,
+    /// A client must send its request head within this (half-sent requests
+    /// are closed).
+    pub header_read_timeout_seconds: u64,
+    /// Open connections at most; beyond it a new connection is closed at once.
+    pub max_connections: usize,
+}
+
+impl HttpSettings {
+    /// The admin/API server's connection limits.
+    pub fn limits(&self) -> tripline_output::HttpLimits {
+        tripline_output::HttpLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -119,6 +136,8 @@ impl Default for HttpSettings {
             top_k: DEFAULT_TOP_K,
             api_token_env: None,
             api_token_file: None,
+            header_read_timeout_seconds: DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+            max_connections: tripline_output::HttpLimits::default().max_connections,
         }
     }
 }
@@ -388,6 +407,18 @@ impl Settings {
             p.push(format!(
                 "http.top_k = {}: at most 1000 (it bounds metric cardinality)",
                 self.http.top_k
+            ));
+        }
+        if !(1..=300).contains(&self.http.header_read_timeout_seconds) {
+            p.push(format!(
+                "http.header_read_timeout_seconds = {}: must be 1..=300",
+                self.http.header_read_timeout_seconds
+            ));
+        }
+        if !(1..=100_000).contains(&self.http.max_connections) {
+            p.push(format!(
+                "http.max_connections = {}: must be 1..=100000",
+                self.http.max_connections
             ));
         }
         if self.checkpoint.interval_seconds == 0 || self.checkpoint.interval_seconds > 86_400 {

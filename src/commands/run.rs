@@ -206,13 +206,14 @@ pub async fn serve(
     // last, after the outputs are flushed.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin = tripline_output::serve(
+    let admin = tripline_output::serve_with_limits(
         addr,
         AdminState {
             metrics: Arc::clone(&metrics),
             readiness: readiness.clone(),
         },
         Some(api),
+        settings.http.limits(),
         async move {
             let _ = admin_stop_rx.await;
         },
