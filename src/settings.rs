@@ -40,6 +40,58 @@ pub struct Settings {
     pub outputs: Vec<OutputConfig>,
     pub shutdown: ShutdownSettings,
     pub checkpoint: CheckpointSettings,
+    /// Input formats per topic (docs/formats.md).
+    pub ingest: IngestSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Topic → built-in format name (`tripline formats`). Topics not listed
+    /// carry canonical events.
+    pub formats: std::collections::BTreeMap<String, String>,
+    /// Topic → mapping profile file (TOML); with an entry in `formats` it
+    /// overrides that built-in key by key.
+    pub mappings: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl IngestSettings {
+    /// The compiled format of every configured topic, or every problem.
+    pub fn topic_formats(
+        &self,
+        topics: &[String],
+    ) -> Result<std::collections::HashMap<String, tripline_ingest::Format>, Vec<String>> {
+        let mut out = std::collections::HashMap::new();
+        let mut problems = Vec::new();
+        let names: std::collections::BTreeSet<&String> =
+            self.formats.keys().chain(self.mappings.keys()).collect();
+        for topic in names {
+            if !topics.contains(topic) {
+                problems.push(format!(
+                    "ingest: topic {topic:?} has a format but is not in kafka.topics"
+                ));
+                continue;
+            }
+            match tripline_ingest::load_format(
+                self.formats.get(topic).map(String::as_str),
+                self.mappings.get(topic).map(PathBuf::as_path),
+            ) {
+                Ok(f) => {
+                    out.insert(topic.clone(), f);
+                }
+                Err(e) => problems.extend(
+                    e.problems
+                        .into_iter()
+                        .map(|p| format!("ingest: topic {topic:?} ({}): {p}", e.profile)),
+                ),
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -276,8 +328,10 @@ fn remove_at(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) -> 
 }
 
 /// Paths whose children are free-form maps or tagged lists.
-const FREE_FORM: [&str; 5] = [
+const FREE_FORM: [&str; 7] = [
     "kafka.properties",
+    "ingest.formats",
+    "ingest.mappings",
     "outputs",
     "checkpoint.dir",
     "checkpoint.changelog_topic",
@@ -394,6 +448,9 @@ impl Settings {
                 "shutdown.deadline_seconds = {}: must be 1..=600",
                 self.shutdown.deadline_seconds
             ));
+        }
+        if let Err(e) = self.ingest.topic_formats(&self.kafka.topics) {
+            p.extend(e);
         }
         let mut secrets = Vec::new();
         let _ = tripline_output::secret::resolve(

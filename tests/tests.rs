@@ -8,6 +8,7 @@ mod e2e_alerting;
 mod e2e_kafka;
 mod e2e_state;
 mod eval;
+mod formats_cli;
 mod input_hygiene;
 mod support;
 mod text_safety;
