@@ -5,6 +5,7 @@
 mod audit;
 mod cli;
 mod e2e_alerting;
+mod e2e_formats;
 mod e2e_kafka;
 mod e2e_state;
 mod eval;
