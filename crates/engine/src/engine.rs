@@ -29,6 +29,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
+use crate::clock::StreamClock;
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::close_episodes;
@@ -58,8 +59,15 @@ pub struct EngineStats {
     pub folded: u64,
     /// Estimated heap bytes of all engine state.
     pub approx_memory_bytes: usize,
-    /// Highest event time seen.
+    /// The stream time: the robust high of recent event times
+    /// ([`crate::clock`]), so one hostile event cannot move it. Audit
+    /// `as_of` and idle partitions' `advance_to` use it.
     pub max_event_time_ms: i64,
+    /// Events too far ahead of the stream time (or a new integration's first
+    /// event too far behind it), see `max_future_skew_seconds`: checked by
+    /// the rule detectors at the bounded time, never baselined.
+    #[serde(default)]
+    pub ts_out_of_range: u64,
 }
 
 /// The engine. Feed it events with [`Engine::process`]; it appends alerts and
@@ -79,6 +87,10 @@ pub struct Engine {
     /// Analyst feedback and its audit trail; checkpoints carry it.
     #[serde(default)]
     feedback: FeedbackState,
+    /// The robust stream time: idle sweep, eviction and the bound on how far
+    /// an event may move an integration's clock.
+    #[serde(default)]
+    clock: StreamClock,
 }
 
 impl Engine {
@@ -90,6 +102,7 @@ impl Engine {
             stats: EngineStats::default(),
             last_sweep_day: i64::MIN,
             feedback: FeedbackState::default(),
+            clock: StreamClock::default(),
         }
     }
 
@@ -199,12 +212,27 @@ impl Engine {
             return self.process(&clamped, out);
         }
         self.stats.events += 1;
-        self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
-        if !self.integrations.contains_key(ev.integration_id) {
+        let now = self.clock.observe(ev.ts_ms);
+        self.stats.max_event_time_ms = now;
+        let skew = self.config.max_future_skew_ms();
+        let known = self.integrations.contains_key(ev.integration_id);
+        // Event time is attacker-controlled: no event moves an integration's
+        // clocks (watermark, last seen, learning start) beyond the skew of
+        // the robust stream time. Beyond it, it is counted and checked by the
+        // rule detectors, never baselined.
+        let bound = now.saturating_add(skew);
+        let floor = now.saturating_sub(skew);
+        let out_of_range = ev.ts_ms > bound || (!known && ev.ts_ms < floor);
+        if out_of_range {
+            self.stats.ts_out_of_range += 1;
+        }
+        if !known {
             if self.integrations.len() >= self.config.max_integrations {
                 self.evict_for_room();
             }
-            let mut st = IntegrationState::new(ev.ts_ms);
+            // A first event dated long before the stream would start the
+            // learning period in the past (and skip it).
+            let mut st = IntegrationState::new(ev.ts_ms.clamp(floor, bound));
             st.registered = self
                 .registry
                 .as_ref()
@@ -225,12 +253,16 @@ impl Engine {
             out,
             stats: &mut self.stats,
             feedback: &self.feedback,
+            out_of_range,
+            bound,
         };
         cx.observe(st, ev);
-        let day = ev.ts_ms.div_euclid(DAY_MS);
+        // The sweep runs on the stream time, so one event dated 9999 cannot
+        // make every integration look idle.
+        let day = now.div_euclid(DAY_MS);
         if day > self.last_sweep_day {
             self.last_sweep_day = day;
-            self.sweep_idle(ev.ts_ms);
+            self.sweep_idle(now);
         }
     }
 

@@ -503,3 +503,70 @@ fn advancing_time_from_outside_announces_ends_but_folding_follows_the_integratio
     advanced.process(&Ev::new(at + 2 * 3_600_000, "a").as_event(), &mut b);
     assert_eq!(b.resolved.len(), 1);
 }
+
+// ---- hostile event times (issue 16, item 1) ------------------------------
+
+/// Eight days of steady traffic from "a", then a call spike on it.
+fn learned_then_spike(hostile: &[Ev]) -> (Engine, Outputs) {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs = steady("a", t0(), 8, 2, 2);
+    let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
+    evs.retain(|x| x.ts < spike_at);
+    evs.extend(hostile.iter().cloned());
+    for i in 0..400 {
+        evs.push(Ev::new(spike_at + i * 100, "a"));
+    }
+    let out = run(&mut e, &evs);
+    (e, out)
+}
+
+#[test]
+fn one_event_dated_9999_from_a_new_id_cannot_evict_or_blind() {
+    let (_, clean) = learned_then_spike(&[]);
+    assert!(kinds(&clean).contains(&AlertKind::CallSpike));
+    let (e, out) = learned_then_spike(&[Ev::new(crate::engine::MAX_TS_MS, "x")]);
+    assert!(e.integration("a").is_some(), "the idle sweep evicted a");
+    assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
+    assert_eq!(e.stats().ts_out_of_range, 1);
+    assert!(e.stats().max_event_time_ms < t0() + 9 * DAY_MS);
+}
+
+#[test]
+fn one_event_dated_2030_on_an_existing_integration_cannot_blind_it() {
+    let (_, clean) = learned_then_spike(&[]);
+    // Mixed in just before the spike.
+    let x = Ev::new(parse_rfc3339("2030-01-01T00:00:00Z").unwrap(), "a");
+    let (e, out) = learned_then_spike(&[x]);
+    let a = e.integration("a").unwrap();
+    assert!(a.watermark < t0() + 8 * DAY_MS, "watermark jumped");
+    assert_eq!(e.stats().ts_out_of_range, 1);
+    assert!(
+        a.late_events < 10,
+        "{} later events counted late",
+        a.late_events
+    );
+    assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
+}
+
+#[test]
+fn a_1970_first_event_cannot_skip_the_learning_period() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs = steady("a", t0(), 8, 2, 2);
+    let now = t0() + 8 * DAY_MS - 3_600_000;
+    evs.retain(|x| x.ts < now);
+    evs.push(Ev::new(0, "n"));
+    for i in 0..30 {
+        evs.push(Ev::new(now + i * 1000, "n"));
+    }
+    let mut junk = Ev::new(now + 60_000, "n");
+    junk.resource = "deals".into();
+    evs.push(junk);
+    let out = run(&mut e, &evs);
+    let n: Vec<_> = out
+        .alerts
+        .iter()
+        .filter(|a| a.integration_id == "n")
+        .collect();
+    assert!(n.is_empty(), "n skipped learning: {n:#?}");
+    assert!(e.integration("n").unwrap().first_seen > now - DAY_MS);
+}
