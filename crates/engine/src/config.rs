@@ -19,9 +19,10 @@ pub const DEFAULT_MAX_INTEGRATIONS: usize = 200_000;
 pub const DEFAULT_IDLE_EVICT_DAYS: u32 = 400;
 /// Event time is written by the people tripline watches: an event more than
 /// this far ahead of the partition's robust stream time does not move any
-/// clock. Five minutes is far above gateway clock skew and far below
-/// anything that could blind an integration (lateness is one minute).
-pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: u32 = 300;
+/// clock. An hour covers gateway clock skew and sparse partitions (the
+/// stream time lags the newest event by a few inter-event gaps); an event
+/// inside it can hold an integration's watermark ahead by at most an hour.
+pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: u32 = 3600;
 
 /// Spec default (`registry.md`): resources whose exposure raises severity.
 pub fn default_sensitive_resources() -> Vec<String> {

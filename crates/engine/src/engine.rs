@@ -222,7 +222,12 @@ impl Engine {
         // rule detectors, never baselined.
         let bound = now.saturating_add(skew);
         let floor = now.saturating_sub(skew);
-        let out_of_range = ev.ts_ms > bound || (!known && ev.ts_ms < floor);
+        // A new integration's first event is only bounded when it is older
+        // than a whole learning period (the 1970 attack): a smaller lag is
+        // ordinary delivery delay, and bounding it would make `first_seen`
+        // depend on the partition's stream time (run ≢ replay).
+        let far_past = now.saturating_sub(self.config.learning_ms());
+        let out_of_range = ev.ts_ms > bound || (!known && ev.ts_ms < far_past);
         if out_of_range {
             self.stats.ts_out_of_range += 1;
         }
@@ -232,7 +237,8 @@ impl Engine {
             }
             // A first event dated long before the stream would start the
             // learning period in the past (and skip it).
-            let mut st = IntegrationState::new(ev.ts_ms.clamp(floor, bound));
+            let first = if ev.ts_ms < far_past { floor } else { ev.ts_ms };
+            let mut st = IntegrationState::new(first.min(bound));
             st.registered = self
                 .registry
                 .as_ref()
