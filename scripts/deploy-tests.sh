@@ -333,7 +333,24 @@ def dashboard():
     missing = [m for m in required if m not in used]
     assert not missing, f"dashboard lacks panels for {missing}"
     exprs = [t["expr"] for p in walk(d["panels"]) for t in p.get("targets", [])]
-    assert "topk(10, tripline_integration_anomaly_score)" in exprs
+    # Portable: importable (__inputs), no hard-coded job, every query (top-K
+    # included) filtered by the job and instance variables.
+    assert any(i.get("type") == "datasource" and i.get("pluginId") == "prometheus" for i in d.get("__inputs", [])), "__inputs lacks the Prometheus datasource"
+    assert 'topk(10, tripline_integration_anomaly_score{job=~"$job", instance=~"$instance"})' in exprs
+    for e in exprs + [a["expr"] for a in d["annotations"]["list"] if a.get("expr")]:
+        assert 'job="tripline"' not in e, f"hard-coded job in {e}"
+        assert 'job=~"$job"' in e, f"query ignores $job: {e}"
+    for e in exprs:
+        assert 'instance=~"$instance"' in e, f"query ignores $instance: {e}"
+    var_names = {v["name"] for v in d["templating"]["list"]}
+    assert {"datasource", "job", "instance"} <= var_names, var_names
+    assert any(a.get("expr") for a in d["annotations"]["list"]), "no alert annotations"
+    links = [l["url"] for p in walk(d["panels"]) for l in p.get("links", [])]
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', open("docs/operations.md").read()))
+    assert links, "no runbook links on panels"
+    for u in links:
+        a = u.split("#", 1)[1] if "#" in u else None
+        assert a is None or a in anchors, f"panel link to missing anchor #{a}"
     assert any(v["type"] == "datasource" for v in d["templating"]["list"]), "no datasource variable"
     print(f"dashboard ok: {n} panels; unused spec metrics: {sorted(names - used)}")
 

@@ -109,6 +109,12 @@ pub struct CheckpointSettings {
     /// Compacted Kafka topic holding per-partition checkpoints, so that any
     /// instance of the consumer group can restore a partition it is handed.
     pub changelog_topic: Option<String>,
+    /// Replication factor the changelog topic is created with (if it does
+    /// not exist yet); -1: the broker's `default.replication.factor`.
+    pub changelog_replication_factor: i32,
+    /// `min.insync.replicas` of a created changelog topic (unset: the
+    /// broker's default).
+    pub changelog_min_insync_replicas: Option<u32>,
     /// How often each partition's state is checkpointed (also on revoke and
     /// shutdown). Offsets are committed only up to the last checkpoint.
     pub interval_seconds: u64,
@@ -121,6 +127,8 @@ impl Default for CheckpointSettings {
         CheckpointSettings {
             dir: None,
             changelog_topic: None,
+            changelog_replication_factor: 1,
+            changelog_min_insync_replicas: None,
             interval_seconds: DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
             on_corrupt: OnCorrupt::Fail,
         }
@@ -249,11 +257,12 @@ fn remove_at(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) -> 
 }
 
 /// Paths whose children are free-form maps or tagged lists.
-const FREE_FORM: [&str; 4] = [
+const FREE_FORM: [&str; 5] = [
     "kafka.properties",
     "outputs",
     "checkpoint.dir",
     "checkpoint.changelog_topic",
+    "checkpoint.changelog_min_insync_replicas",
 ];
 
 fn strip_unknown_keys(
@@ -332,6 +341,19 @@ impl Settings {
                 "checkpoint.interval_seconds = {}: must be 1..=86400",
                 self.checkpoint.interval_seconds
             ));
+        }
+        let rf = self.checkpoint.changelog_replication_factor;
+        if rf == 0 || !(-1..=32).contains(&rf) {
+            p.push(format!(
+                "checkpoint.changelog_replication_factor = {rf}: must be -1 (broker default) or 1..=32"
+            ));
+        }
+        if let Some(m) = self.checkpoint.changelog_min_insync_replicas {
+            if m == 0 || (rf > 0 && m > rf as u32) {
+                p.push(format!(
+                    "checkpoint.changelog_min_insync_replicas = {m}: must be 1..=changelog_replication_factor"
+                ));
+            }
         }
         if self.checkpoint.dir.is_some() && self.checkpoint.changelog_topic.is_some() {
             p.push("checkpoint: set dir or changelog_topic, not both".into());

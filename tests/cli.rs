@@ -388,3 +388,69 @@ fn an_invalid_log_level_flag_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(64), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--log-level"));
 }
+
+/// The Docker quick start of docs/operations.md works copy-pasted: its
+/// `docker run` line, run as the image would (`check-config` with the
+/// mounted `deploy/kubernetes/config` and exactly the documented `-e`
+/// variables, evaluated by a shell like the copy-paste would be), is
+/// accepted (exit 0, not 64).
+#[test]
+fn documented_docker_quick_start_passes_check_config() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ops = std::fs::read_to_string(Path::new(root).join("docs/operations.md")).unwrap();
+    let section = &ops[ops.find("### Docker").expect("Docker section")..];
+    let block = &section[section.find("```sh").expect("sh block")..];
+    let block = &block[..block[5..].find("```").expect("end of block") + 5];
+    let joined = block.replace("\\\n", " ");
+    let run_line = joined
+        .lines()
+        .find(|l| l.trim_start().starts_with("docker run"))
+        .expect("a docker run line");
+    // Every `-e NAME=VALUE` (VALUE may be quoted and contain $(...)).
+    let words: Vec<&str> = run_line.split_whitespace().collect();
+    let mut envs = Vec::new();
+    let mut mount = None;
+    for (i, w) in words.iter().enumerate() {
+        if *w == "-e" {
+            // Re-join a quoted value split by whitespace.
+            let mut v = words[i + 1].to_owned();
+            let mut j = i + 2;
+            while v.matches('"').count() % 2 == 1 && j < words.len() {
+                v.push(' ');
+                v.push_str(words[j]);
+                j += 1;
+            }
+            envs.push(v);
+        }
+        if *w == "-v" && words[i + 1].contains(":/etc/tripline") {
+            mount = Some(words[i + 1].trim_matches('"').replace("$PWD", root));
+        }
+    }
+    let mount = mount.expect("the config mount");
+    let host_dir = mount.split(':').next().unwrap();
+    assert!(
+        envs.iter().any(|e| e.starts_with("WEBHOOK_URL=")),
+        "{envs:?}"
+    );
+    let script = format!(
+        "exec env {} \"$TRIPLINE\" check-config --config {host_dir}/config.toml --registry {host_dir}/registry.toml",
+        envs.join(" ")
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&script);
+    cmd.env("TRIPLINE", env!("CARGO_BIN_EXE_tripline"))
+        .env("TRIPLINE_LOG", "warn");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TRIPLINE__") || k.starts_with("WEBHOOK_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("sh");
+    assert!(
+        out.status.success(),
+        "documented quick start: {script}\nexit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

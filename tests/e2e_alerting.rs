@@ -546,6 +546,39 @@ async fn prometheus_scrapes_tripline_and_promtool_is_clean() {
         out.status
     );
 
+    // The live scrape is within the documented budget, exactly:
+    // F + P + N·O + T (+ error series beyond the initial ones).
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/specs/metrics.md"
+    ))
+    .unwrap();
+    let start = spec
+        .find("exactly **")
+        .expect("budget formula in metrics.md")
+        + 10;
+    let formula: String = spec[start..].chars().take_while(|c| *c != '*').collect();
+    let nums: Vec<usize> = formula
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let samples: Vec<&str> = scrape
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let count = |prefix: &str| samples.iter().filter(|l| l.starts_with(prefix)).count();
+    let partitions = count("tripline_consumer_lag_messages{");
+    let outputs = count("tripline_output_queue_depth{");
+    let scored = count("tripline_integration_anomaly_score{");
+    let extra_errors = count("tripline_errors_total{").saturating_sub(7);
+    let budget = nums[0] + partitions + nums[1] * outputs + scored + extra_errors;
+    assert_eq!(
+        samples.len(),
+        budget,
+        "live scrape vs docs/specs/metrics.md {formula:?} with P={partitions}, O={outputs}, \
+         T={scored}, extra errors {extra_errors}"
+    );
+
     // Once everything is consumed, the counter equals the printed alerts.
     let alerts = eventually(
         "tripline_alerts_total equals the alerts printed",

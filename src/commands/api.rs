@@ -1,19 +1,22 @@
 //! The audit API (`/api/v1/...`) of a running service: the audit crate's
 //! views answered by the Kafka loop's partition engines through its control
 //! channel (no locks on the processing path; each request runs between
-//! batches on the processing task).
+//! batches on the processing task). The API's handlers call these on
+//! blocking threads, so a busy loop never stalls `/metrics` or the probes;
+//! a full channel or a slow answer is [`Busy`] (503 with `Retry-After`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tripline_audit::api::{AuditDefaults, FeedbackApplier, InventoryView};
+use tripline_audit::api::{AuditDefaults, Busy, FeedbackApplier, FeedbackError, InventoryView};
 use tripline_audit::inventory::{self, IntegrationDetail, IntegrationSummary};
 use tripline_audit::report::{self, AuditOptions, AuditReport};
 use tripline_engine::{Engine, Feedback, FeedbackRecord};
 use tripline_kafka::ControlHandle;
 
 /// How long an API request waits for the processing task.
-const VISIT_TIMEOUT: Duration = Duration::from_secs(10);
+const VISIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Inventory, audit and feedback over the live partition engines.
 pub struct LiveEngines {
@@ -23,26 +26,32 @@ pub struct LiveEngines {
     pub empty: Arc<Engine>,
 }
 
-impl LiveEngines {
-    /// A read-only union of the partition engines: a clone of all their
-    /// state, so only the views that need every integration use it
-    /// (`/integrations`, `/audit`).
-    fn merged(&self) -> Engine {
-        self.control
-            .visit(VISIT_TIMEOUT, Engine::merged)
-            .flatten()
-            .unwrap_or_else(|| (*self.empty).clone())
-    }
-}
-
 impl InventoryView for LiveEngines {
-    fn integrations(&self) -> Vec<IntegrationSummary> {
-        inventory::summaries(&self.merged())
+    /// Summaries computed on each engine (no clone of engine state); an
+    /// integration's summary comes from the engine that tracks it.
+    fn integrations(&self) -> Result<Vec<IntegrationSummary>, Busy> {
+        let empty = Arc::clone(&self.empty);
+        self.control
+            .visit(VISIT_TIMEOUT, move |engines| {
+                if engines.is_empty() {
+                    return inventory::summaries(&empty);
+                }
+                let mut by_id: BTreeMap<String, IntegrationSummary> = BTreeMap::new();
+                for e in engines {
+                    for s in inventory::summaries(e) {
+                        if e.integration(&s.id).is_some() || !by_id.contains_key(&s.id) {
+                            by_id.insert(s.id.clone(), s);
+                        }
+                    }
+                }
+                by_id.into_values().collect()
+            })
+            .ok_or(Busy)
     }
 
     /// From the one engine that tracks it (or any, for a declared but
     /// unseen integration): no clone of the rest.
-    fn integration(&self, id: &str) -> Option<IntegrationDetail> {
+    fn integration(&self, id: &str) -> Result<Option<IntegrationDetail>, Busy> {
         let key = id.to_owned();
         let empty = Arc::clone(&self.empty);
         self.control
@@ -53,10 +62,12 @@ impl InventoryView for LiveEngines {
                     .or(engines.first());
                 inventory::detail(owner.copied().unwrap_or(&empty), &key)
             })
-            .unwrap_or_else(|| inventory::detail(&self.empty, id))
+            .ok_or(Busy)
     }
 
-    fn audit(&self, as_of_ms: i64) -> AuditReport {
+    /// The audit needs every integration side by side: it runs over a
+    /// merged copy of the engines' state.
+    fn audit(&self, as_of_ms: i64) -> Result<AuditReport, Busy> {
         let d = self.defaults;
         let opts = AuditOptions {
             as_of_ms,
@@ -64,10 +75,15 @@ impl InventoryView for LiveEngines {
             dormant_days: d.dormant_days,
             rotation_days: d.rotation_days,
         };
-        report::audit(&self.merged(), &opts)
+        let merged = self
+            .control
+            .visit(VISIT_TIMEOUT, Engine::merged)
+            .ok_or(Busy)?
+            .unwrap_or_else(|| (*self.empty).clone());
+        Ok(report::audit(&merged, &opts))
     }
 
-    fn latest_event_ms(&self) -> Option<i64> {
+    fn latest_event_ms(&self) -> Result<Option<i64>, Busy> {
         self.control
             .visit(VISIT_TIMEOUT, |engines| {
                 engines
@@ -77,7 +93,7 @@ impl InventoryView for LiveEngines {
                     .map(|s| s.max_event_time_ms)
                     .max()
             })
-            .flatten()
+            .ok_or(Busy)
     }
 }
 
@@ -85,7 +101,7 @@ impl FeedbackApplier for LiveEngines {
     /// Applied to every partition's engine: feedback is keyed by integration,
     /// so this keeps detection a function of each integration's own history
     /// wherever that integration's events land.
-    fn apply(&self, fb: Feedback) -> Result<FeedbackRecord, String> {
+    fn apply(&self, fb: Feedback) -> Result<FeedbackRecord, FeedbackError> {
         let known_decl = self
             .empty
             .registry()
@@ -97,32 +113,39 @@ impl FeedbackApplier for LiveEngines {
                         .iter()
                         .any(|e| e.integration(&fb.integration_id).is_some());
                 if !known {
-                    return Err(format!("unknown integration {}", fb.integration_id));
+                    return Err(FeedbackError::Rejected(format!(
+                        "unknown integration {}",
+                        fb.integration_id
+                    )));
                 }
                 if engines.is_empty() {
-                    return Err("no partition is assigned yet; try again".to_owned());
+                    // Nothing to apply it to yet: a retry will find one.
+                    return Err(FeedbackError::Busy(Busy));
                 }
                 let mut record = None;
                 for e in engines.iter_mut() {
-                    e.apply_feedback(&fb).map_err(|e| e.to_string())?;
+                    e.apply_feedback(&fb)
+                        .map_err(|e| FeedbackError::Rejected(e.to_string()))?;
                     record = e.feedback().trail().last().cloned();
                 }
-                record.ok_or_else(|| "feedback was not recorded".to_owned())
+                record
+                    .ok_or_else(|| FeedbackError::Rejected("feedback was not recorded".to_owned()))
             })
-            .unwrap_or_else(|| Err("the processing loop is busy; try again".to_owned()))
+            .unwrap_or(Err(FeedbackError::Busy(Busy)))
     }
 
     /// Feedback is applied to every partition engine, so the longest trail
     /// is the whole trail.
-    fn trail(&self) -> Vec<FeedbackRecord> {
+    fn trail(&self) -> Result<Vec<FeedbackRecord>, Busy> {
+        let empty = Arc::clone(&self.empty);
         self.control
-            .visit(VISIT_TIMEOUT, |engines| {
+            .visit(VISIT_TIMEOUT, move |engines| {
                 engines
                     .iter()
                     .max_by_key(|e| e.feedback().trail().count())
                     .map(|e| e.feedback().trail().cloned().collect())
-                    .unwrap_or_default()
+                    .unwrap_or_else(|| empty.feedback().trail().cloned().collect())
             })
-            .unwrap_or_else(|| self.empty.feedback().trail().cloned().collect())
+            .ok_or(Busy)
     }
 }

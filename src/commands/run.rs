@@ -152,8 +152,12 @@ pub async fn serve(
     )
     .with_context(|| format!("serving HTTP on {addr}"))?;
     tracing::info!(addr = %admin.local_addr(), "Serving /metrics, /healthz and /readyz.");
+    // When shutdown was requested: every step after it shares one deadline.
+    let requested_at = Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
+    let requested = Arc::clone(&requested_at);
     tokio::spawn(async move {
         shutdown.await;
+        let _ = requested.set(tokio::time::Instant::now());
         let _ = stop_tx.send(true);
     });
 
@@ -169,7 +173,12 @@ pub async fn serve(
     });
     let deadline = Duration::from_secs(settings.shutdown.deadline_seconds);
     let mut kafka = settings.kafka.clone();
-    kafka.shutdown_deadline_ms = kafka.shutdown_deadline_ms.min(deadline.as_millis() as u64);
+    // The Kafka loop gets at most three quarters of the one deadline, so the
+    // outputs keep at least a quarter for the alerts of its last batches.
+    kafka.shutdown_deadline_ms = kafka
+        .shutdown_deadline_ms
+        .min((deadline.as_millis() as u64).saturating_mul(3) / 4)
+        .max(100);
     let mut stop = stop_rx.clone();
     let kafka_stop = async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -179,13 +188,22 @@ pub async fn serve(
     config.registry = registry;
     config.sink = sink;
     config.observer = observer;
-    config.state_store = state_store;
+    config.state_store = Arc::new(MeteredStore {
+        inner: state_store,
+        metrics: Arc::clone(&metrics),
+        sizes: std::sync::Mutex::new(std::collections::HashMap::new()),
+    });
     config.control = Some(control_rx);
     let summary = tripline_kafka::run(config, kafka_stop)
         .await
         .context("the Kafka source")?;
-    // Whatever part of the deadline the Kafka drain did not use goes to the outputs.
-    let flush_deadline = tokio::time::Instant::now() + deadline / 2;
+    // Whatever part of the deadline the Kafka drain did not use goes to the
+    // outputs (not a fresh one).
+    let flush_deadline = requested_at
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now)
+        + deadline;
     let flushed = dispatcher.flush(flush_deadline).await;
     if flushed.abandoned > 0 {
         tracing::warn!(
@@ -196,6 +214,45 @@ pub async fn serve(
     let _ = admin_stop_tx.send(());
     let _ = admin.wait().await;
     Ok(summary)
+}
+
+/// A [`tripline_kafka::StateStore`] that reports successful saves to
+/// `tripline_checkpoint_last_success_timestamp_seconds` and
+/// `tripline_checkpoint_size_bytes`.
+struct MeteredStore {
+    inner: Arc<dyn tripline_kafka::StateStore>,
+    metrics: Arc<Metrics>,
+    /// Latest checkpoint size per partition (bounded by the assignment).
+    sizes: std::sync::Mutex<std::collections::HashMap<(String, i32), u64>>,
+}
+
+impl tripline_kafka::StateStore for MeteredStore {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn interval(&self) -> Duration {
+        self.inner.interval()
+    }
+    fn cold_on_corrupt(&self) -> bool {
+        self.inner.cold_on_corrupt()
+    }
+    fn load(&self, topic: &str, partition: i32) -> Result<Option<Vec<u8>>, String> {
+        self.inner.load(topic, partition)
+    }
+    fn save(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), String> {
+        self.inner.save(topic, partition, bytes)?;
+        let total = {
+            let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+            sizes.insert((topic.to_owned(), partition), bytes.len() as u64);
+            sizes.values().sum()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.metrics.checkpoint_saved(now, total);
+        Ok(())
+    }
 }
 
 /// The checkpoint store `[checkpoint]` asks for: a directory, a changelog
@@ -214,10 +271,18 @@ async fn state_store(settings: &Settings) -> anyhow::Result<Arc<dyn tripline_kaf
         }));
     }
     if let Some(topic) = &c.changelog_topic {
-        let store =
-            tripline_kafka::ChangelogStore::from_settings(&settings.kafka, topic, interval, cold)
-                .await
-                .context("checkpoint.changelog_topic")?;
+        let store = tripline_kafka::ChangelogStore::from_settings(
+            &settings.kafka,
+            topic,
+            tripline_kafka::ChangelogTopic {
+                replication_factor: c.changelog_replication_factor,
+                min_insync_replicas: c.changelog_min_insync_replicas,
+            },
+            interval,
+            cold,
+        )
+        .await
+        .context("checkpoint.changelog_topic")?;
         return Ok(Arc::new(store));
     }
     Ok(Arc::new(tripline_kafka::NoStateStore))

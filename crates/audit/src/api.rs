@@ -39,27 +39,48 @@ pub const DEFAULT_ALERTS_LIMIT: usize = 100;
 /// Largest `limit` honoured: a response stays small whatever is asked.
 pub const MAX_ALERTS_LIMIT: usize = 1000;
 
-/// Read access to what the engines know.
+/// The engines could not answer in time (the processing loop is busy or
+/// restarting): the API answers 503 with `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the processing loop is busy; retry later")]
+pub struct Busy;
+
+/// Seconds a client is told to wait after a [`Busy`].
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Why feedback was not applied.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FeedbackError {
+    /// The request is wrong (unknown integration, bad decision): 422.
+    #[error("{0}")]
+    Rejected(String),
+    /// Try again later: 503.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+}
+
+/// Read access to what the engines know. Methods may block (call them from
+/// a blocking thread); [`Busy`] when the engines did not answer in time.
 pub trait InventoryView: Send + Sync {
     /// Every tracked or declared integration, by id.
-    fn integrations(&self) -> Vec<IntegrationSummary>;
+    fn integrations(&self) -> Result<Vec<IntegrationSummary>, Busy>;
     /// One integration, or `None` when neither tracked nor declared.
-    fn integration(&self, id: &str) -> Option<IntegrationDetail>;
+    fn integration(&self, id: &str) -> Result<Option<IntegrationDetail>, Busy>;
     /// The audit as of `as_of_ms` (event time).
-    fn audit(&self, as_of_ms: i64) -> AuditReport;
+    fn audit(&self, as_of_ms: i64) -> Result<AuditReport, Busy>;
     /// The latest event time seen: the default `as_of` of
     /// `GET /api/v1/audit`. `None` (the default) falls back to the clock.
-    fn latest_event_ms(&self) -> Option<i64> {
-        None
+    fn latest_event_ms(&self) -> Result<Option<i64>, Busy> {
+        Ok(None)
     }
 }
 
 /// Applies analyst feedback to the engine owning the integration.
 pub trait FeedbackApplier: Send + Sync {
-    /// Applies one decision; the error is a message for the caller.
-    fn apply(&self, fb: Feedback) -> Result<FeedbackRecord, String>;
+    /// Applies one decision.
+    fn apply(&self, fb: Feedback) -> Result<FeedbackRecord, FeedbackError>;
     /// The audit trail, oldest first.
-    fn trail(&self) -> Vec<FeedbackRecord>;
+    fn trail(&self) -> Result<Vec<FeedbackRecord>, Busy>;
 }
 
 /// A bounded ring of recent alerts. The lock is a std `Mutex`, held only to
@@ -215,10 +236,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
 }
 
+/// 503 with `Retry-After`: the engines are busy, the request may be repeated.
+fn busy() -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, Busy.to_string());
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(RETRY_AFTER_SECONDS),
+    );
+    r
+}
+
 async fn integrations(State(r): State<Routes>) -> Response {
     let inv = r.state.inventory.clone();
     match blocking(move || inv.integrations()).await {
-        Ok(list) => Json(serde_json::json!({ "integrations": list })).into_response(),
+        Ok(Ok(list)) => Json(serde_json::json!({ "integrations": list })).into_response(),
+        Ok(Err(Busy)) => busy(),
         Err(e) => e,
     }
 }
@@ -227,8 +259,9 @@ async fn integration(State(r): State<Routes>, Path(id): Path<String>) -> Respons
     let inv = r.state.inventory.clone();
     let lookup = id.clone();
     match blocking(move || inv.integration(&lookup)).await {
-        Ok(Some(d)) => Json(d).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("unknown integration {id}")),
+        Ok(Ok(Some(d))) => Json(d).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("unknown integration {id}")),
+        Ok(Err(Busy)) => busy(),
         Err(e) => e,
     }
 }
@@ -280,22 +313,27 @@ async fn audit(State(r): State<Routes>, q: Result<Query<AuditQuery>, QueryReject
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let as_of = match q.as_of.as_deref().map(parse_instant) {
-        Some(Some(t)) => t,
+        Some(Some(t)) => Some(t),
         Some(None) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "as_of must be RFC 3339 or epoch milliseconds",
             )
         }
-        None => r
-            .state
-            .inventory
-            .latest_event_ms()
-            .unwrap_or_else(wall_clock_ms),
+        None => None,
     };
     let inv = r.state.inventory.clone();
-    match blocking(move || inv.audit(as_of)).await {
-        Ok(report) => Json(report).into_response(),
+    // Both lookups block on the engines: off the async runtime.
+    let answer = blocking(move || {
+        let as_of = match as_of {
+            Some(t) => t,
+            None => inv.latest_event_ms()?.unwrap_or_else(wall_clock_ms),
+        };
+        inv.audit(as_of)
+    });
+    match answer.await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(Busy)) => busy(),
         Err(e) => e,
     }
 }
@@ -366,13 +404,21 @@ async fn feedback(
             );
             (StatusCode::CREATED, Json(rec)).into_response()
         }
-        Ok(Err(message)) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        Ok(Err(FeedbackError::Rejected(message))) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, message)
+        }
+        Ok(Err(FeedbackError::Busy(Busy))) => busy(),
         Err(e) => e,
     }
 }
 
 async fn trail(State(r): State<Routes>) -> Response {
-    Json(serde_json::json!({ "feedback": r.state.feedback.trail() })).into_response()
+    let applier = r.state.feedback.clone();
+    match blocking(move || applier.trail()).await {
+        Ok(Ok(trail)) => Json(serde_json::json!({ "feedback": trail })).into_response(),
+        Ok(Err(Busy)) => busy(),
+        Err(e) => e,
+    }
 }
 
 /// Audit thresholds used by [`SharedEngine`]'s [`InventoryView::audit`].
@@ -423,17 +469,17 @@ impl SharedEngine {
 }
 
 impl InventoryView for SharedEngine {
-    fn integrations(&self) -> Vec<IntegrationSummary> {
-        inventory::summaries(&self.lock())
+    fn integrations(&self) -> Result<Vec<IntegrationSummary>, Busy> {
+        Ok(inventory::summaries(&self.lock()))
     }
 
-    fn integration(&self, id: &str) -> Option<IntegrationDetail> {
-        inventory::detail(&self.lock(), id)
+    fn integration(&self, id: &str) -> Result<Option<IntegrationDetail>, Busy> {
+        Ok(inventory::detail(&self.lock(), id))
     }
 
-    fn audit(&self, as_of_ms: i64) -> AuditReport {
+    fn audit(&self, as_of_ms: i64) -> Result<AuditReport, Busy> {
         let d = self.defaults;
-        report::audit(
+        Ok(report::audit(
             &self.lock(),
             &AuditOptions {
                 as_of_ms,
@@ -441,35 +487,40 @@ impl InventoryView for SharedEngine {
                 dormant_days: d.dormant_days,
                 rotation_days: d.rotation_days,
             },
-        )
+        ))
     }
 
-    fn latest_event_ms(&self) -> Option<i64> {
+    fn latest_event_ms(&self) -> Result<Option<i64>, Busy> {
         let s = self.lock().stats();
-        (s.events > 0).then_some(s.max_event_time_ms)
+        Ok((s.events > 0).then_some(s.max_event_time_ms))
     }
 }
 
 impl FeedbackApplier for SharedEngine {
-    fn apply(&self, fb: Feedback) -> Result<FeedbackRecord, String> {
+    fn apply(&self, fb: Feedback) -> Result<FeedbackRecord, FeedbackError> {
         let mut engine = self.lock();
         let known = engine.integration(&fb.integration_id).is_some()
             || engine
                 .registry()
                 .is_some_and(|r| r.integration(&fb.integration_id).is_some());
         if !known {
-            return Err(format!("unknown integration {}", fb.integration_id));
+            return Err(FeedbackError::Rejected(format!(
+                "unknown integration {}",
+                fb.integration_id
+            )));
         }
-        engine.apply_feedback(&fb).map_err(|e| e.to_string())?;
+        engine
+            .apply_feedback(&fb)
+            .map_err(|e| FeedbackError::Rejected(e.to_string()))?;
         engine
             .feedback()
             .trail()
             .last()
             .cloned()
-            .ok_or_else(|| "feedback was not recorded".to_owned())
+            .ok_or_else(|| FeedbackError::Rejected("feedback was not recorded".to_owned()))
     }
 
-    fn trail(&self) -> Vec<FeedbackRecord> {
-        self.lock().feedback().trail().cloned().collect()
+    fn trail(&self) -> Result<Vec<FeedbackRecord>, Busy> {
+        Ok(self.lock().feedback().trail().cloned().collect())
     }
 }

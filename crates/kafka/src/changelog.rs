@@ -33,6 +33,24 @@ const READ_IDLE: Duration = Duration::from_millis(1500);
 /// Upper bound on one restore read.
 const READ_MAX: Duration = Duration::from_secs(60);
 
+/// How a missing changelog topic is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangelogTopic {
+    /// -1: the broker's default.
+    pub replication_factor: i32,
+    /// `min.insync.replicas`; `None`: the broker's default.
+    pub min_insync_replicas: Option<u32>,
+}
+
+impl Default for ChangelogTopic {
+    fn default() -> Self {
+        ChangelogTopic {
+            replication_factor: 1,
+            min_insync_replicas: None,
+        }
+    }
+}
+
 /// A [`StateStore`] backed by a (compacted) Kafka topic.
 pub struct ChangelogStore {
     config: ClientConfig,
@@ -86,6 +104,7 @@ impl ChangelogStore {
     pub async fn from_settings(
         settings: &crate::KafkaSettings,
         topic: &str,
+        create: ChangelogTopic,
         interval: Duration,
         cold_on_corrupt: bool,
     ) -> Result<Self, crate::Error> {
@@ -105,9 +124,16 @@ impl ChangelogStore {
         if let Ok(admin) =
             ac.create::<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>()
         {
-            let nt =
-                rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
-                    .set("cleanup.policy", "compact");
+            let min_isr = create.min_insync_replicas.map(|m| m.to_string());
+            let mut nt = rdkafka::admin::NewTopic::new(
+                topic,
+                1,
+                rdkafka::admin::TopicReplication::Fixed(create.replication_factor),
+            )
+            .set("cleanup.policy", "compact");
+            if let Some(m) = &min_isr {
+                nt = nt.set("min.insync.replicas", m);
+            }
             let opts = rdkafka::admin::AdminOptions::new()
                 .operation_timeout(Some(Duration::from_secs(10)));
             match admin.create_topics([&nt], &opts).await {

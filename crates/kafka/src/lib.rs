@@ -42,7 +42,7 @@ mod pipeline;
 pub mod settings;
 mod util;
 
-pub use changelog::ChangelogStore;
+pub use changelog::{ChangelogStore, ChangelogTopic};
 pub use error::Error;
 pub use hooks::{
     AlertSink, DeadLetterOutcome, DirStateStore, NoStateStore, NoopObserver, NoopSink, Observer,

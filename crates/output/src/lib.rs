@@ -19,8 +19,8 @@
 //! 7. On shutdown: `dispatcher.flush(deadline).await`, then stop the admin server last.
 //!
 //! # Layout
-//! - [`metrics`]: [`Metrics`], every series of `docs/specs/metrics.md`, and
-//!   the top-K anomaly-score gauge.
+//! - [`metrics`]: [`Metrics`], every series of `docs/specs/metrics.md`;
+//!   `top_k.rs` the top-K anomaly-score gauge.
 //! - [`http`]: the admin server on its own thread and runtime, and
 //!   [`Readiness`].
 //! - [`outputs`]: output configuration and validation, one payload encoder
@@ -39,10 +39,11 @@ pub mod http;
 pub mod metrics;
 pub mod outputs;
 pub mod secret;
+mod top_k;
 
 pub use grouping::{GroupingConfig, GroupingStats};
 pub use http::{serve, AdminServer, AdminState, HealthCheck, HttpError, Readiness};
-pub use metrics::{BatchStats, Metrics, MetricsError, DEFAULT_TOP_K};
+pub use metrics::{BatchStats, BuildInfo, Metrics, MetricsError, DEFAULT_TOP_K};
 pub use outputs::{
     validate_outputs, DeliveryConfig, Dispatcher, DispatcherError, FlushOutcome, Notification,
     OutputConfig, OutputHealth, OutputSettings, OutputStats, OverflowPolicy,

@@ -6,15 +6,17 @@
 //! so the hot path never hashes label values and every series a dashboard
 //! expects exists at 0 from the first scrape.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tripline_engine::{Alert, AlertKind, Resolved, Severity};
+
+pub use crate::top_k::TopK;
 
 /// Default number of `tripline_integration_anomaly_score` series: the metrics
 /// contract's cardinality budget assumes K = 20.
@@ -42,6 +44,48 @@ const PROCESSING_BUCKETS: &[f64] = &[
 const DELAY_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
 ];
+/// Bucket bounds of `tripline_output_delivery_duration_seconds`: queued to
+/// delivered, from a healthy receiver (milliseconds) to one back after an
+/// outage (the six-hour `max_age` default).
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0,
+];
+/// `tripline_errors_total` series created at 0: one per stage that reports
+/// errors, with the error type that stage reports most generally, so rate()
+/// and alerts work from the first scrape. Other types appear when they occur.
+pub const INITIAL_ERRORS: [(&str, &str); 7] = [
+    ("kafka", "consume"),
+    ("kafka", "commit"),
+    ("kafka", "store_offset"),
+    ("kafka", "seed"),
+    ("checkpoint_failed", "checkpoint"),
+    ("rebalance", "rebalance"),
+    ("serialize", "alerts_topic"),
+];
+
+/// Build metadata for `tripline_build_info` (from `build.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: String,
+    /// Git revision, or "unknown" (a build without `.git` and without
+    /// `TRIPLINE_REVISION`).
+    pub revision: String,
+    pub rustc: String,
+    pub target: String,
+}
+
+impl BuildInfo {
+    /// This build, with `version` (the binary's package version).
+    pub fn current(version: &str) -> Self {
+        BuildInfo {
+            version: version.to_owned(),
+            revision: env!("TRIPLINE_BUILD_REVISION").to_owned(),
+            rustc: env!("TRIPLINE_BUILD_RUSTC").to_owned(),
+            target: env!("TRIPLINE_BUILD_TARGET").to_owned(),
+        }
+    }
+}
+
 /// Bucket bounds of `tripline_batch_size_events`.
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
@@ -83,78 +127,7 @@ pub struct OutputMetrics {
     pub(crate) dropped_rate_limited: IntCounter,
     pub(crate) dropped_expired: IntCounter,
     pub(crate) queue_depth: IntGauge,
-}
-
-/// The top-K anomaly-score gauge: at most `k` `integration_id` series, the
-/// ones with the highest current score. Series that drop out of the top K are
-/// removed, so the cardinality stays K however many integrations exist.
-#[derive(Debug)]
-pub struct TopK {
-    k: usize,
-    gauge: GaugeVec,
-    current: HashSet<String>,
-}
-
-impl TopK {
-    fn new(k: usize, gauge: GaugeVec) -> Self {
-        TopK {
-            k,
-            gauge,
-            current: HashSet::new(),
-        }
-    }
-
-    /// Replaces the series with the top `k` of `scores` (highest first; ties
-    /// broken by id so the choice is deterministic). NaN scores are ignored.
-    pub fn update<'a>(&mut self, scores: impl IntoIterator<Item = (&'a str, f64)>) {
-        let top = select_top_k(scores, self.k);
-        let next: HashSet<String> = top.iter().map(|(id, _)| (*id).to_owned()).collect();
-        for gone in self.current.difference(&next) {
-            // The series exists (we created it), so removal only fails if it
-            // was removed already; nothing to do either way.
-            let _ = self.gauge.remove_label_values(&[gone.as_str()]);
-        }
-        for (id, score) in &top {
-            if let Ok(g) = self.gauge.get_metric_with_label_values(&[id]) {
-                g.set(*score);
-            }
-        }
-        self.current = next;
-    }
-
-    /// The integration ids currently exported.
-    pub fn current(&self) -> impl Iterator<Item = &str> {
-        self.current.iter().map(String::as_str)
-    }
-}
-
-/// The `k` highest-scoring entries, highest first, ties by id ascending.
-/// Keeps only `k` candidates in memory whatever the input size.
-fn select_top_k<'a>(
-    scores: impl IntoIterator<Item = (&'a str, f64)>,
-    k: usize,
-) -> Vec<(&'a str, f64)> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let better = |a: &(&str, f64), b: &(&str, f64)| a.1 > b.1 || (a.1 == b.1 && a.0 < b.0);
-    let mut top: Vec<(&'a str, f64)> = Vec::with_capacity(k + 1);
-    for entry in scores {
-        if entry.1.is_nan() {
-            continue;
-        }
-        if top.len() == k {
-            // `top` is sorted best-first; skip anything not better than the worst.
-            match top.last() {
-                Some(worst) if !better(&entry, worst) => continue,
-                _ => {}
-            }
-        }
-        let pos = top.partition_point(|e| better(e, &entry));
-        top.insert(pos, entry);
-        top.truncate(k);
-    }
-    top
+    pub(crate) delivery_duration: Histogram,
 }
 
 /// All of tripline's metrics, in one registry.
@@ -185,6 +158,9 @@ pub struct Metrics {
     top_k: Mutex<TopK>,
     ready: IntGauge,
     errors: IntCounterVec,
+    output_delivery_duration: HistogramVec,
+    checkpoint_last_success: Gauge,
+    checkpoint_bytes: IntGauge,
 }
 
 fn kind_index(kind: AlertKind) -> usize {
@@ -205,18 +181,38 @@ fn reg<C: prometheus::core::Collector + Clone + 'static>(
 
 impl Metrics {
     /// Builds every metric of the contract. `version` goes into
-    /// `tripline_build_info`; `top_k` is the number of anomaly-score series.
+    /// `tripline_build_info` (with this build's revision, rustc and target);
+    /// `top_k` is the number of anomaly-score series.
     pub fn new(version: &str, top_k: usize) -> Result<Self, MetricsError> {
+        Metrics::with_build_info(&BuildInfo::current(version), top_k)
+    }
+
+    /// [`Metrics::new`] with explicit build metadata.
+    pub fn with_build_info(build: &BuildInfo, top_k: usize) -> Result<Self, MetricsError> {
         let r = Registry::new();
+
+        // Process metrics (CPU, resident memory, open fds, start time,
+        // threads) under the standard `process_` names.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         let build_info = reg(
             &r,
             IntGaugeVec::new(
                 Opts::new("tripline_build_info", "Build metadata; always 1."),
-                &["version"],
+                &["version", "revision", "rustc", "target"],
             )?,
         )?;
-        build_info.get_metric_with_label_values(&[version])?.set(1);
+        build_info
+            .get_metric_with_label_values(&[
+                build.version.as_str(),
+                build.revision.as_str(),
+                build.rustc.as_str(),
+                build.target.as_str(),
+            ])?
+            .set(1);
 
         let events_received = reg(
             &r,
@@ -422,6 +418,35 @@ impl Metrics {
             )?,
         )?;
 
+        for (error_type, stage) in INITIAL_ERRORS {
+            errors.get_metric_with_label_values(&[error_type, stage])?;
+        }
+        let output_delivery_duration = reg(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "tripline_output_delivery_duration_seconds",
+                    "Time from queueing a notification to its successful delivery, per output.",
+                )
+                .buckets(DELIVERY_BUCKETS.to_vec()),
+                &["output"],
+            )?,
+        )?;
+        let checkpoint_last_success = reg(
+            &r,
+            Gauge::new(
+                "tripline_checkpoint_last_success_timestamp_seconds",
+                "Unix time of the last checkpoint written successfully (0: none yet); age = time() - this.",
+            )?,
+        )?;
+        let checkpoint_bytes = reg(
+            &r,
+            IntGauge::new(
+                "tripline_checkpoint_size_bytes",
+                "Sum of the latest checkpoint size of every partition this instance saved.",
+            )?,
+        )?;
+
         Ok(Metrics {
             registry: r,
             events_received,
@@ -447,6 +472,9 @@ impl Metrics {
             top_k: Mutex::new(TopK::new(top_k, score)),
             ready,
             errors,
+            output_delivery_duration,
+            checkpoint_last_success,
+            checkpoint_bytes,
         })
     }
 
@@ -587,6 +615,14 @@ impl Metrics {
         }
     }
 
+    /// A checkpoint was written: `at_unix_seconds` now, `total_bytes` the sum
+    /// of the latest checkpoint of every partition saved.
+    pub fn checkpoint_saved(&self, at_unix_seconds: f64, total_bytes: u64) {
+        self.checkpoint_last_success.set(at_unix_seconds);
+        self.checkpoint_bytes
+            .set(i64::try_from(total_bytes).unwrap_or(i64::MAX));
+    }
+
     /// Resolves (and creates at 0) the series of one configured output.
     pub fn output(&self, name: &str) -> Result<OutputMetrics, MetricsError> {
         if name.is_empty() {
@@ -612,6 +648,9 @@ impl Metrics {
             queue_depth: self
                 .output_queue_depth
                 .get_metric_with_label_values(&[name])?,
+            delivery_duration: self
+                .output_delivery_duration
+                .get_metric_with_label_values(&[name])?,
         })
     }
 
@@ -629,155 +668,5 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn alert(kind: AlertKind, severity: Severity) -> Alert {
-        Alert {
-            id: "00".into(),
-            kind,
-            severity,
-            integration_id: "i".into(),
-            key_id: None,
-            resource: None,
-            detected_at: 0,
-            window_start: 0,
-            window_end: 0,
-            observed: None,
-            expected: None,
-            score: 0.5,
-            summary: String::new(),
-            evidence: Default::default(),
-        }
-    }
-
-    fn value(text: &str, series: &str) -> Option<f64> {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-    }
-
-    #[test]
-    fn series_exist_at_zero_and_count() {
-        let m = Metrics::new("0.1.0", 3).unwrap();
-        let text = m.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_alerts_total{kind="off_hours",severity="info"}"#
-            ),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(&text, r#"tripline_build_info{version="0.1.0"}"#),
-            Some(1.0)
-        );
-
-        m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
-        m.alert(&alert(AlertKind::CallSpike, Severity::Critical));
-        m.rejected("invalid_json");
-        m.rejected("some new thing");
-        m.record_batch(&BatchStats {
-            received: 10,
-            processed: 8,
-            late: 1,
-            duration: Duration::from_millis(3),
-            event_delays_seconds: &[0.2, 0.3],
-        });
-        let text = m.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_alerts_total{kind="call_spike",severity="critical"}"#
-            ),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_events_rejected_total{reason="invalid_json"}"#
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
-            Some(1.0)
-        );
-        assert_eq!(value(&text, "tripline_events_received_total"), Some(10.0));
-        assert_eq!(
-            value(&text, "tripline_event_delay_seconds_count"),
-            Some(2.0)
-        );
-        assert!(!text.contains("some new thing"));
-    }
-
-    #[test]
-    fn top_k_keeps_at_most_k_series_and_removes_dropouts() {
-        let m = Metrics::new("t", 2).unwrap();
-        m.update_top_scores([("a", 0.1), ("b", 0.9), ("c", 0.5)]);
-        let text = m.render();
-        assert!(text.contains(r#"integration_id="b""#));
-        assert!(text.contains(r#"integration_id="c""#));
-        assert!(!text.contains(r#"integration_id="a""#));
-        m.update_top_scores([("a", 0.95), ("c", 0.4), ("d", f64::NAN)]);
-        let text = m.render();
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_integration_anomaly_score{integration_id="a"}"#
-            ),
-            Some(0.95)
-        );
-        assert_eq!(
-            value(
-                &text,
-                r#"tripline_integration_anomaly_score{integration_id="c"}"#
-            ),
-            Some(0.4)
-        );
-        assert!(!text.contains(r#"integration_id="b""#));
-        assert!(!text.contains(r#"integration_id="d""#));
-    }
-
-    #[test]
-    fn select_top_k_cases() {
-        let check = |input: &[(&'static str, f64)], k: usize, expect: &[&str]| {
-            let got: Vec<&str> = select_top_k(input.iter().copied(), k)
-                .into_iter()
-                .map(|e| e.0)
-                .collect();
-            assert_eq!(got, expect, "input {input:?} k {k}");
-        };
-        check(&[], 3, &[]);
-        check(&[("a", 1.0)], 0, &[]);
-        check(&[("a", 1.0), ("b", 2.0), ("c", 3.0)], 2, &["c", "b"]);
-        check(&[("b", 1.0), ("a", 1.0), ("c", 1.0)], 2, &["a", "b"]);
-        check(&[("a", f64::NAN), ("b", 0.0)], 5, &["b"]);
-        let many: Vec<(&str, f64)> = (0..1000).map(|i| ("x", i as f64)).collect();
-        assert_eq!(
-            select_top_k(many.iter().copied(), 3)
-                .iter()
-                .map(|e| e.1)
-                .collect::<Vec<_>>(),
-            vec![999.0, 998.0, 997.0]
-        );
-    }
-
-    #[test]
-    fn consumer_lag_series_follow_assignment() {
-        let m = Metrics::new("t", 1).unwrap();
-        m.set_consumer_lag("events", 3, 42);
-        assert!(m
-            .render()
-            .contains(r#"tripline_consumer_lag_messages{partition="3",topic="events"} 42"#));
-        m.remove_consumer_lag("events", 3);
-        assert!(!m.render().contains(r#"partition="3""#));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

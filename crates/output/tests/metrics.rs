@@ -96,3 +96,50 @@ async fn rendered_metrics_pass_promtool() {
         "promtool check metrics is not clean:\n{msg}\n--- exposition ---\n{text}"
     );
 }
+
+/// (fixed, per output) of "**F + P + N·O + T**" in docs/specs/metrics.md.
+fn documented_budget() -> (usize, usize) {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/specs/metrics.md"
+    ))
+    .unwrap();
+    let start = spec
+        .find("exactly **")
+        .expect("budget formula in metrics.md")
+        + 10;
+    let formula: String = spec[start..].chars().take_while(|c| *c != '*').collect();
+    let nums: Vec<usize> = formula
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 2, "formula {formula:?}");
+    (nums[0], nums[1])
+}
+
+fn series(text: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count()
+}
+
+/// The documented cardinality budget is what a registry really exports:
+/// fixed part, per partition, per output, per top-K entry.
+#[tokio::test]
+async fn documented_series_budget_matches_the_registry() {
+    let (fixed, per_output) = documented_budget();
+    let m = Metrics::new("0.1.0", 20).unwrap();
+    assert_eq!(series(&m.render()), fixed, "fixed series");
+    let cfg = "[[outputs]]\nname = \"a\"\ntype = \"alertmanager\"\nurl = \"http://127.0.0.1:1\"\n\
+               [[outputs]]\nname = \"b\"\ntype = \"alertmanager\"\nurl = \"http://127.0.0.1:1\"\n";
+    let _d = Dispatcher::new(settings(cfg, &[]), &m).unwrap();
+    for p in 0..3 {
+        m.set_consumer_lag("events", p, 7);
+    }
+    m.update_top_scores([("x", 0.5), ("y", 0.7)]);
+    assert_eq!(
+        series(&m.render()),
+        fixed + 3 + per_output * 2 + 2,
+        "F + P + N·O + T with P = 3, O = 2, T = 2"
+    );
+}

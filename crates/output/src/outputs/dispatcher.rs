@@ -378,6 +378,9 @@ impl Output {
             match result {
                 Ok(()) => {
                     self.record_success();
+                    self.metrics
+                        .delivery_duration
+                        .observe(item.enqueued.elapsed().as_secs_f64());
                     let mut st = self.lock();
                     match &item.n {
                         Notification::Firing(a) => {
