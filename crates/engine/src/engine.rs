@@ -59,9 +59,8 @@ pub struct EngineStats {
     pub folded: u64,
     /// Estimated heap bytes of all engine state.
     pub approx_memory_bytes: usize,
-    /// The stream time: the robust high of recent event times
-    /// ([`crate::clock`]), so one hostile event cannot move it. Audit
-    /// `as_of` and idle partitions' `advance_to` use it.
+    /// Highest event time seen (raw; the engine's own decisions use the
+    /// robust stream time of [`crate::clock`]).
     pub max_event_time_ms: i64,
     /// Events too far ahead of the stream time (or a new integration's first
     /// event too far behind it), see `max_future_skew_seconds`: checked by
@@ -91,6 +90,9 @@ pub struct Engine {
     /// an event may move an integration's clock.
     #[serde(default)]
     clock: StreamClock,
+    /// Last event day on which expired feedback was pruned.
+    #[serde(default)]
+    last_prune_day: i64,
 }
 
 impl Engine {
@@ -103,6 +105,7 @@ impl Engine {
             last_sweep_day: i64::MIN,
             feedback: FeedbackState::default(),
             clock: StreamClock::default(),
+            last_prune_day: i64::MIN,
         }
     }
 
@@ -213,7 +216,7 @@ impl Engine {
         }
         self.stats.events += 1;
         let now = self.clock.observe(ev.ts_ms);
-        self.stats.max_event_time_ms = now;
+        self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
         let skew = self.config.max_future_skew_ms();
         let known = self.integrations.contains_key(ev.integration_id);
         // Event time is attacker-controlled: no event moves an integration's
@@ -270,6 +273,15 @@ impl Engine {
             self.last_sweep_day = day;
             self.sweep_idle(now);
         }
+        // Expired feedback is pruned on each integration's own watermark,
+        // so any event's day change may trigger it (no eviction involved).
+        let ev_day = ev.ts_ms.div_euclid(DAY_MS);
+        if ev_day > self.last_prune_day && !self.feedback.is_empty() {
+            self.last_prune_day = ev_day;
+            let integrations = &self.integrations;
+            self.feedback
+                .prune(|id| integrations.get(id).map(|s| s.watermark));
+        }
     }
 
     /// Moves event time forward without an event (idle inputs): ends every
@@ -314,10 +326,5 @@ impl Engine {
         self.integrations
             .retain(|_, s| s.registered || s.last_seen >= horizon);
         self.stats.evicted_integrations += (before - self.integrations.len()) as u64;
-        if !self.feedback.is_empty() {
-            let integrations = &self.integrations;
-            self.feedback
-                .prune(|id| integrations.get(id).map(|s| s.watermark));
-        }
     }
 }

@@ -528,7 +528,6 @@ fn one_event_dated_9999_from_a_new_id_cannot_evict_or_blind() {
     assert!(e.integration("a").is_some(), "the idle sweep evicted a");
     assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
     assert_eq!(e.stats().ts_out_of_range, 1);
-    assert!(e.stats().max_event_time_ms < t0() + 9 * DAY_MS);
 }
 
 #[test]
