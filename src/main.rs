@@ -41,20 +41,36 @@ pub struct Common {
     pub registry: Option<PathBuf>,
 }
 
+/// How input events are read (docs/formats.md).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FormatArgs {
+    /// Input format: `canonical` (default) or a built-in vendor profile
+    /// (`tripline formats` lists them).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// A mapping profile (TOML). With --format, or with `extends = "NAME"`
+    /// in the file, it overrides that built-in key by key.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Replay access-log files (JSONL; none or `-` = stdin); alerts as JSONL on stdout.
     Replay {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        fmt: FormatArgs,
         /// Input files.
         files: Vec<PathBuf>,
         /// Benchmark floor: only deserialize each line into the event type
         /// (no detection, no output). See BENCHMARKS.md.
         #[arg(long, hide = true)]
         parse_only: bool,
-        /// Engines to spread the integrations over (default: one per CPU
-        /// core). Output is byte-identical for any value.
+        /// Engines to spread the integrations over (default 1: every worker
+        /// still scans every line, so more threads are not faster yet; see
+        /// BENCHMARKS.md). Output is byte-identical for any value.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
     },
@@ -67,7 +83,24 @@ enum Command {
         /// then go live (same as `kafka.seed_from`).
         #[arg(long)]
         seed_from: Option<String>,
+        /// Seed from exported history first: these files (read with
+        /// --format/--mapping, e.g. a month of Salesforce ELF CSVs) are learnt
+        /// with alerts suppressed before the sidecar goes live on Kafka.
+        #[arg(long, num_args = 1..)]
+        seed_file: Vec<PathBuf>,
+        /// Format of the --seed-file files.
+        #[command(flatten)]
+        fmt: FormatArgs,
     },
+    /// Map vendor logs to canonical events: JSONL on stdout, each reject
+    /// (with its reason, escaped) on stderr. Files, or stdin when none.
+    Normalize {
+        #[command(flatten)]
+        fmt: FormatArgs,
+        files: Vec<PathBuf>,
+    },
+    /// List the built-in input formats, one line each.
+    Formats,
     /// Everything on an embedded Kafka cluster with simulated traffic.
     Demo(commands::demo::DemoArgs),
     /// Audit integrations from access logs: unregistered ones, grants to
@@ -91,6 +124,10 @@ enum Command {
         rate_scale: f64,
         #[arg(long)]
         out: PathBuf,
+        /// `kong`: also write the events as Kong kafka-log records
+        /// (`events.kong.jsonl`) and the mapping that reads them back.
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -103,11 +140,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay {
             common,
+            fmt,
             files,
             parse_only,
             threads,
-        } => commands::replay::main(&common, &files, parse_only, threads.map(usize::from)),
-        Command::Run { common, seed_from } => commands::run::main(&common, seed_from),
+        } => commands::replay::main(&common, &fmt, &files, parse_only, threads.map(usize::from)),
+        Command::Run {
+            common,
+            seed_from,
+            seed_file,
+            fmt,
+        } => commands::run::main(&common, seed_from, &seed_file, &fmt),
+        Command::Normalize { fmt, files } => commands::normalize::main(&fmt, &files),
+        Command::Formats => commands::normalize::formats(),
         Command::Demo(args) => commands::demo::main(&args),
         Command::Audit(args) => commands::audit::main(&args),
         Command::CheckConfig { common } => commands::check_config(&common),
@@ -117,7 +162,15 @@ fn main() -> ExitCode {
             integrations,
             rate_scale,
             out,
-        } => commands::simulate(seed, days, integrations, rate_scale, &out),
+            format,
+        } => commands::simulate(
+            seed,
+            days,
+            integrations,
+            rate_scale,
+            &out,
+            format.as_deref(),
+        ),
     };
     match result {
         Ok(code) => code,

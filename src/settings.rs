@@ -21,6 +21,8 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:9464";
 /// Spec default shutdown deadline (issue: graceful shutdown within 10 s).
 pub const DEFAULT_SHUTDOWN_DEADLINE_SECONDS: u64 = 10;
+/// A request head must arrive within this many seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
 /// Top-K integrations exported with their anomaly score.
 pub const DEFAULT_TOP_K: usize = 20;
 
@@ -38,6 +40,58 @@ pub struct Settings {
     pub outputs: Vec<OutputConfig>,
     pub shutdown: ShutdownSettings,
     pub checkpoint: CheckpointSettings,
+    /// Input formats per topic (docs/formats.md).
+    pub ingest: IngestSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Topic → built-in format name (`tripline formats`). Topics not listed
+    /// carry canonical events.
+    pub formats: std::collections::BTreeMap<String, String>,
+    /// Topic → mapping profile file (TOML); with an entry in `formats` it
+    /// overrides that built-in key by key.
+    pub mappings: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl IngestSettings {
+    /// The compiled format of every configured topic, or every problem.
+    pub fn topic_formats(
+        &self,
+        topics: &[String],
+    ) -> Result<std::collections::HashMap<String, tripline_ingest::Format>, Vec<String>> {
+        let mut out = std::collections::HashMap::new();
+        let mut problems = Vec::new();
+        let names: std::collections::BTreeSet<&String> =
+            self.formats.keys().chain(self.mappings.keys()).collect();
+        for topic in names {
+            if !topics.contains(topic) {
+                problems.push(format!(
+                    "ingest: topic {topic:?} has a format but is not in kafka.topics"
+                ));
+                continue;
+            }
+            match tripline_ingest::load_format(
+                self.formats.get(topic).map(String::as_str),
+                self.mappings.get(topic).map(PathBuf::as_path),
+            ) {
+                Ok(f) => {
+                    out.insert(topic.clone(), f);
+                }
+                Err(e) => problems.extend(
+                    e.problems
+                        .into_iter()
+                        .map(|p| format!("ingest: topic {topic:?} ({}): {p}", e.profile)),
+                ),
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -58,6 +112,21 @@ pub struct HttpSettings {
     pub api_token_env: Option<String>,
     /// File holding the API bearer token.
     pub api_token_file: Option<PathBuf>,
+    /// A client must send its request head within this (half-sent requests
+    /// are closed).
+    pub header_read_timeout_seconds: u64,
+    /// Open connections at most; beyond it a new connection is closed at once.
+    pub max_connections: usize,
+}
+
+impl HttpSettings {
+    /// The admin/API server's connection limits.
+    pub fn limits(&self) -> tripline_output::HttpLimits {
+        tripline_output::HttpLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -67,6 +136,8 @@ impl Default for HttpSettings {
             top_k: DEFAULT_TOP_K,
             api_token_env: None,
             api_token_file: None,
+            header_read_timeout_seconds: DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+            max_connections: tripline_output::HttpLimits::default().max_connections,
         }
     }
 }
@@ -257,8 +328,10 @@ fn remove_at(tree: &mut serde_json::Value, path: &serde_path_to_error::Path) -> 
 }
 
 /// Paths whose children are free-form maps or tagged lists.
-const FREE_FORM: [&str; 5] = [
+const FREE_FORM: [&str; 7] = [
     "kafka.properties",
+    "ingest.formats",
+    "ingest.mappings",
     "outputs",
     "checkpoint.dir",
     "checkpoint.changelog_topic",
@@ -336,6 +409,18 @@ impl Settings {
                 self.http.top_k
             ));
         }
+        if !(1..=300).contains(&self.http.header_read_timeout_seconds) {
+            p.push(format!(
+                "http.header_read_timeout_seconds = {}: must be 1..=300",
+                self.http.header_read_timeout_seconds
+            ));
+        }
+        if !(1..=100_000).contains(&self.http.max_connections) {
+            p.push(format!(
+                "http.max_connections = {}: must be 1..=100000",
+                self.http.max_connections
+            ));
+        }
         if self.checkpoint.interval_seconds == 0 || self.checkpoint.interval_seconds > 86_400 {
             p.push(format!(
                 "checkpoint.interval_seconds = {}: must be 1..=86400",
@@ -363,6 +448,9 @@ impl Settings {
                 "shutdown.deadline_seconds = {}: must be 1..=600",
                 self.shutdown.deadline_seconds
             ));
+        }
+        if let Err(e) = self.ingest.topic_formats(&self.kafka.topics) {
+            p.extend(e);
         }
         let mut secrets = Vec::new();
         let _ = tripline_output::secret::resolve(

@@ -5,9 +5,11 @@
 mod audit;
 mod cli;
 mod e2e_alerting;
+mod e2e_formats;
 mod e2e_kafka;
 mod e2e_state;
 mod eval;
+mod formats_cli;
 mod input_hygiene;
 mod support;
 mod text_safety;

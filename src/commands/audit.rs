@@ -71,8 +71,15 @@ pub fn main(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let mut stats = ReplayStats::default();
     for (name, input) in inputs {
         let reader = BufReader::with_capacity(1 << 20, input);
-        replay_reader(&mut engine, reader, &name, &mut io::sink(), &mut stats)
-            .with_context(|| format!("reading {name}"))?;
+        replay_reader(
+            &mut engine,
+            &tripline_ingest::Format::Canonical,
+            reader,
+            &name,
+            &mut io::sink(),
+            &mut stats,
+        )
+        .with_context(|| format!("reading {name}"))?;
     }
     let as_of = match as_of {
         Some(t) => t,

@@ -167,7 +167,7 @@ pub fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 None => shutdown_signal().await,
             }
         };
-        serve(settings, Some(registry), stop, Some(tap)).await
+        serve(settings, Some(registry), stop, Some(tap), None).await
     })?;
     drop(cluster);
     println!(

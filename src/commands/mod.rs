@@ -3,9 +3,11 @@
 pub mod api;
 pub mod audit;
 pub mod demo;
+pub mod normalize;
 pub mod replay;
 pub mod replay_sharded;
 pub mod run;
+pub mod to_kong;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ use anyhow::Context;
 use tripline_engine::Registry;
 
 use crate::settings::{self, Settings};
-use crate::Common;
+use crate::{Common, FormatArgs};
 
 /// Configuration or registry that cannot be used: exit 64 with every problem.
 #[derive(Debug)]
@@ -62,6 +64,20 @@ pub fn load(common: &Common) -> anyhow::Result<(Settings, Option<Registry>)> {
     }
 }
 
+/// The input format named by `--format` / `--mapping` (a problem is a
+/// config problem: exit 64 with every problem of the profile).
+pub fn load_format(fmt: &FormatArgs) -> anyhow::Result<tripline_ingest::Format> {
+    tripline_ingest::load_format(fmt.format.as_deref(), fmt.mapping.as_deref()).map_err(|e| {
+        ConfigProblem(format!(
+            "{} problem(s) in mapping `{}`:\n  - {}",
+            e.problems.len(),
+            e.profile,
+            e.problems.join("\n  - ")
+        ))
+        .into()
+    })
+}
+
 pub fn check_config(common: &Common) -> anyhow::Result<ExitCode> {
     let (_, registry) = load(common)?;
     let n = registry.as_ref().map_or(0, |r| r.integrations().len());
@@ -82,7 +98,14 @@ pub fn simulate(
     integrations: u32,
     rate_scale: f64,
     out: &Path,
+    format: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    if !matches!(format, None | Some("canonical") | Some("kong")) {
+        return Err(ConfigProblem(format!(
+            "--format {format:?}: simulate writes canonical or kong"
+        ))
+        .into());
+    }
     let cfg = tripline_sim::SimConfig {
         seed,
         days,
@@ -96,5 +119,18 @@ pub fn simulate(
         "wrote {} events (+{} malformed lines), {} incidents over {} integration-days:\n  {}\n  {}\n  {}",
         s.events, s.malformed_lines, s.incidents, s.integration_days, s.events_path, s.registry_path, s.truth_path
     );
+    if format == Some("kong") {
+        let events = Path::new(&s.events_path);
+        let kong = events.with_extension("kong.jsonl");
+        let n = to_kong::convert(events, &kong)?;
+        let mapping = out.join("kong-sim.toml");
+        std::fs::write(&mapping, to_kong::KONG_SIM_MAPPING)
+            .with_context(|| format!("writing {}", mapping.display()))?;
+        eprintln!(
+            "  {} ({n} Kong kafka-log records; read them with --mapping {})",
+            kong.display(),
+            mapping.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,9 +12,11 @@ use std::time::Instant;
 use anyhow::Context;
 use tripline_engine::{AlertKind, Engine, Outputs};
 use tripline_ingest::lines::{read_bounded_line, Line};
-use tripline_ingest::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
+use tripline_ingest::{
+    parse_event, read_events, Format, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES,
+};
 
-use crate::Common;
+use crate::{Common, FormatArgs};
 
 /// At most this many rejected lines are described individually on stderr;
 /// the rest are only counted (bad input is counted and rate-limited).
@@ -28,6 +30,9 @@ pub struct ReplayStats {
     pub lines: u64,
     pub events: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Optional fields a mapping profile dropped (failed cast), in events
+    /// that were still processed.
+    pub dropped_fields: u64,
     pub alerts: BTreeMap<AlertKind, u64>,
     pub resolved: u64,
 }
@@ -44,16 +49,19 @@ impl ReplayStats {
             *self.alerts.entry(k).or_insert(0) += v;
         }
         self.resolved += o.resolved;
+        self.dropped_fields += o.dropped_fields;
     }
 }
 
 pub fn main(
     common: &Common,
+    fmt: &FormatArgs,
     files: &[PathBuf],
     parse_only: bool,
     threads: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let (settings, registry) = super::load(common)?;
+    let format = super::load_format(fmt)?;
     // Open every file up front: an unreadable file is a clear error before
     // any output, not a half-done replay.
     let mut inputs: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
@@ -69,14 +77,15 @@ pub fn main(
             inputs.push((f.display().to_string(), Box::new(h)));
         }
     }
-    let threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, MAX_THREADS);
+    // Default 1: the sharded reader still scans every line in every worker,
+    // so more threads are slower today (BENCHMARKS.md, replay --threads).
+    let threads = threads.unwrap_or(1).clamp(1, MAX_THREADS);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let started = Instant::now();
     let mut stats = ReplayStats::default();
-    if threads > 1 && !parse_only {
+    // Sharding reads canonical lines; a mapped format replays on one thread.
+    if threads > 1 && !parse_only && matches!(format, Format::Canonical) {
         let config = settings.engine_config();
         let make = || Engine::new(config.clone(), registry.clone());
         let totals =
@@ -95,9 +104,9 @@ pub fn main(
     for (name, input) in inputs {
         let reader = BufReader::with_capacity(1 << 20, input);
         if parse_only {
-            parse_floor(reader, &mut stats).with_context(|| format!("reading {name}"))?;
+            parse_floor(&format, reader, &mut stats).with_context(|| format!("reading {name}"))?;
         } else {
-            replay_reader(&mut engine, reader, &name, &mut out, &mut stats)
+            replay_reader(&mut engine, &format, reader, &name, &mut out, &mut stats)
                 .with_context(|| format!("reading {name}"))?;
         }
     }
@@ -108,14 +117,19 @@ pub fn main(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replays one reader; alerts are written to `out` as they are detected.
+/// Replays one reader in `format`; alerts are written to `out` as they
+/// are detected.
 pub fn replay_reader(
     engine: &mut Engine,
+    format: &Format,
     mut input: impl BufRead,
     name: &str,
     out: &mut impl Write,
     stats: &mut ReplayStats,
 ) -> anyhow::Result<()> {
+    if let Format::Mapped(_) = format {
+        return replay_mapped(engine, format, input, name, out, stats);
+    }
     let mut line = Vec::with_capacity(4096);
     let mut outputs = Outputs::default();
     let mut lineno = 0u64;
@@ -159,8 +173,70 @@ pub fn replay_reader(
     Ok(())
 }
 
-/// The benchmark floor: the same reading and deserialization, nothing else.
-fn parse_floor(mut input: impl BufRead, stats: &mut ReplayStats) -> anyhow::Result<()> {
+/// A mapped format: records (JSONL lines, which may hold several events,
+/// or CSV rows) decoded by the profile, then the same engine.
+fn replay_mapped(
+    engine: &mut Engine,
+    format: &Format,
+    input: impl BufRead,
+    name: &str,
+    out: &mut impl Write,
+    stats: &mut ReplayStats,
+) -> anyhow::Result<()> {
+    let mut outputs = Outputs::default();
+    let mut write_err: Option<io::Error> = None;
+    let read = read_events(format, input, |lineno, r| {
+        match r {
+            Ok(raw) => {
+                stats.events += 1;
+                stats.dropped_fields += u64::from(raw.dropped_fields());
+                engine.process(&raw.event(), &mut outputs);
+            }
+            Err(rej) => {
+                *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
+                let total: u64 = stats.rejected.values().sum();
+                if total <= MAX_REJECT_LOGS {
+                    tracing::warn!(file = name, line = lineno, reason = rej.reason.as_str(), detail = ?rej.detail, "Rejected event.");
+                } else if total == MAX_REJECT_LOGS + 1 {
+                    tracing::warn!("Further rejected events are counted, not logged.");
+                }
+            }
+        }
+        if !outputs.is_empty() {
+            for a in outputs.alerts.drain(..) {
+                *stats.alerts.entry(a.kind).or_insert(0) += 1;
+                if write_err.is_none() {
+                    let w = serde_json::to_writer(&mut *out, &a)
+                        .map_err(io::Error::from)
+                        .and_then(|()| out.write_all(b"\n"));
+                    write_err = w.err();
+                }
+            }
+            stats.resolved += outputs.resolved.len() as u64;
+            outputs.resolved.clear();
+        }
+    })?;
+    stats.lines += read.records;
+    match write_err {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// The benchmark floor: the same reading and decoding, nothing else.
+fn parse_floor(
+    format: &Format,
+    mut input: impl BufRead,
+    stats: &mut ReplayStats,
+) -> anyhow::Result<()> {
+    if let Format::Mapped(_) = format {
+        let read = read_events(format, input, |_, r| match r {
+            Ok(raw) => stats.events += u64::from(std::hint::black_box(raw.event()).status > 0),
+            Err(rej) => *stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1,
+        })?;
+        stats.lines += read.records;
+        return Ok(());
+    }
     let mut line = Vec::with_capacity(4096);
     loop {
         let read = read_bounded_line(&mut input, &mut line, LINE_LIMIT)?;
@@ -216,6 +292,12 @@ fn print_summary(stats: &ReplayStats, late_events: u64, tracked: usize, secs: f6
         secs,
         stats.lines as f64 / secs.max(1e-9)
     );
+    if stats.dropped_fields > 0 {
+        s.push_str(&format!(
+            "  dropped optional fields  {}\n",
+            stats.dropped_fields
+        ));
+    }
     for r in RejectReason::ALL {
         if let Some(n) = stats.rejected.get(r.as_str()) {
             s.push_str(&format!("  rejected {:<16} {n}\n", r.as_str()));

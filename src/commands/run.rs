@@ -31,8 +31,24 @@ const MAX_SCORED_INTEGRATIONS: usize = 10_000;
 /// Recent alerts kept for `GET /api/v1/alerts`.
 const ALERT_LOG_CAPACITY: usize = 1000;
 
-pub fn main(common: &Common, seed_from: Option<String>) -> anyhow::Result<ExitCode> {
+pub fn main(
+    common: &Common,
+    seed_from: Option<String>,
+    seed_files: &[std::path::PathBuf],
+    fmt: &crate::FormatArgs,
+) -> anyhow::Result<ExitCode> {
     let (mut settings, registry) = super::load(common)?;
+    let seed = if seed_files.is_empty() {
+        None
+    } else {
+        let format = super::load_format(fmt)?;
+        Some(seed_from_files(
+            &settings,
+            registry.as_ref(),
+            &format,
+            seed_files,
+        )?)
+    };
     if let Some(t) = seed_from {
         if tripline_engine::time::parse_rfc3339(&t).is_none() {
             return Err(
@@ -47,10 +63,56 @@ pub fn main(common: &Common, seed_from: Option<String>) -> anyhow::Result<ExitCo
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let summary = serve(settings, registry, shutdown_signal(), None).await?;
+        let summary = serve(settings, registry, shutdown_signal(), None, seed).await?;
         tracing::info!(?summary, "Stopped.");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `--seed-file`: learns exported history (alerts suppressed) into one
+/// engine before going live. Its integrations' states move to the partition
+/// engines as their first live events arrive (see `tripline_kafka::RunConfig`),
+/// so no partition count or partitioner needs to be known here.
+fn seed_from_files(
+    settings: &Settings,
+    registry: Option<&Registry>,
+    format: &tripline_ingest::Format,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<tripline_engine::Engine> {
+    let mut engine = tripline_engine::Engine::new(settings.engine_config(), registry.cloned());
+    let mut out = Outputs::default();
+    let (mut events, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
+    for f in files {
+        let h = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+        let name = f.display().to_string();
+        tripline_ingest::read_events(format, std::io::BufReader::with_capacity(1 << 20, h), |line, r| {
+            match r {
+                Ok(raw) => {
+                    events += 1;
+                    engine.process(&raw.event(), &mut out);
+                    suppressed += out.alerts.len() as u64;
+                    out.clear();
+                }
+                Err(rej) => {
+                    rejected += 1;
+                    if rejected <= 10 {
+                        tracing::warn!(file = %name, line, reason = rej.reason.as_str(), detail = ?rej.detail, "Seed record rejected.");
+                    }
+                }
+            }
+        })
+        .with_context(|| format!("reading seed file {name}"))?;
+    }
+    tracing::info!(
+        files = files.len(),
+        events,
+        rejected,
+        suppressed_alerts = suppressed,
+        integrations = engine.stats().tracked_integrations,
+        format = format.name(),
+        "Seeded from files."
+    );
+    Ok(engine)
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -89,7 +151,12 @@ pub async fn serve(
     registry: Option<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     tap: Option<AlertTap>,
+    seed: Option<tripline_engine::Engine>,
 ) -> anyhow::Result<RunSummary> {
+    let formats = settings
+        .ingest
+        .topic_formats(&settings.kafka.topics)
+        .map_err(|p| super::ConfigProblem(p.join("; ")))?;
     let metrics = Arc::new(
         Metrics::new(env!("CARGO_PKG_VERSION"), settings.http.top_k).context("creating metrics")?,
     );
@@ -139,13 +206,14 @@ pub async fn serve(
     // last, after the outputs are flushed.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin = tripline_output::serve(
+    let admin = tripline_output::serve_with_limits(
         addr,
         AdminState {
             metrics: Arc::clone(&metrics),
             readiness: readiness.clone(),
         },
         Some(api),
+        settings.http.limits(),
         async move {
             let _ = admin_stop_rx.await;
         },
@@ -194,6 +262,8 @@ pub async fn serve(
         sizes: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     config.control = Some(control_rx);
+    config.formats = formats;
+    config.seed_engine = seed.map(|e| Arc::new(Mutex::new(e)));
     let summary = tripline_kafka::run(config, kafka_stop)
         .await
         .context("the Kafka source")?;

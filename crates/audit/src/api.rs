@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tripline_engine::feedback::FeedbackAction;
+use tripline_engine::text::safe;
 use tripline_engine::time::parse_rfc3339;
 use tripline_engine::{Alert, Engine, Feedback, FeedbackRecord};
 use tripline_output::Secret;
@@ -194,6 +196,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/feedback", get(trail).post(feedback))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(routes.clone(), authorize))
         .with_state(routes)
 }
@@ -266,9 +269,56 @@ async fn integration(State(r): State<Routes>, Path(id): Path<String>) -> Respons
     }
 }
 
-/// Parses an RFC 3339 instant or integer epoch milliseconds.
+/// Latest instant accepted anywhere (9999-12-31T23:59:59.999Z, as events).
+const MAX_INSTANT_MS: i64 = 253_402_300_799_999;
+
+/// Parses an RFC 3339 instant or integer epoch milliseconds within
+/// 1970..=9999 (so `as_of=-99999999999999999` is a 400, not an audit).
 fn parse_instant(s: &str) -> Option<i64> {
-    s.parse::<i64>().ok().or_else(|| parse_rfc3339(s))
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| parse_rfc3339(s))
+        .filter(|t| (0..=MAX_INSTANT_MS).contains(t))
+}
+
+/// Largest request body (a feedback request is a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Feedback expires at most this long after it is created.
+pub const MAX_FEEDBACK_MS: i64 = 366 * 86_400_000;
+/// `accept_network` narrower than this needs no `allow_broad` (IPv4, IPv6).
+pub const BROAD_PREFIX: (u8, u8) = (8, 32);
+
+/// A 413 for an oversize body, a 400 for any other unreadable one.
+fn body_error(e: &JsonRejection) -> Response {
+    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    error(status, e.body_text())
+}
+
+/// Feedback values an attacker with a token could use to blind detection
+/// for good: a network covering the internet, or an expiry centuries away.
+fn check_feedback_bounds(req: &FeedbackRequest, created_at_ms: i64) -> Result<(), String> {
+    if let FeedbackAction::AcceptNetwork { cidr } = &req.action {
+        let min = if cidr.addr().is_ipv4() {
+            BROAD_PREFIX.0
+        } else {
+            BROAD_PREFIX.1
+        };
+        let broad = cidr.prefix_len() < min;
+        if broad && !req.allow_broad {
+            return Err(format!(
+                "accept_network {cidr} is broader than /{} (IPv4) or /{} (IPv6); set \"allow_broad\": true to mean it",
+                BROAD_PREFIX.0, BROAD_PREFIX.1
+            ));
+        }
+    }
+    if req.expires_at > created_at_ms.saturating_add(MAX_FEEDBACK_MS) {
+        return Err("expires_at is more than 366 days after created_at".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,6 +411,9 @@ pub struct FeedbackRequest {
     /// RFC 3339; defaults to the server's clock.
     #[serde(default, with = "opt_rfc3339")]
     pub created_at: Option<i64>,
+    /// Required to accept a network broader than [`BROAD_PREFIX`].
+    #[serde(default)]
+    pub allow_broad: bool,
 }
 
 mod opt_rfc3339 {
@@ -382,8 +435,12 @@ async fn feedback(
 ) -> Response {
     let req = match body {
         Ok(Json(req)) => req,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => return body_error(&e),
     };
+    let created_at_ms = req.created_at.unwrap_or_else(wall_clock_ms);
+    if let Err(message) = check_feedback_bounds(&req, created_at_ms) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, message);
+    }
     let fb = Feedback {
         integration_id: req.integration_id,
         action: req.action,
@@ -391,14 +448,14 @@ async fn feedback(
         author: req.author,
         reason: req.reason,
         alert_id: req.alert_id,
-        created_at_ms: req.created_at.unwrap_or_else(wall_clock_ms),
+        created_at_ms,
     };
     let applier = r.state.feedback.clone();
     match blocking(move || applier.apply(fb)).await {
         Ok(Ok(rec)) => {
             tracing::info!(
-                integration = %rec.feedback.integration_id,
-                author = %rec.feedback.author,
+                integration = %safe(&rec.feedback.integration_id),
+                author = %safe(&rec.feedback.author),
                 seq = rec.seq,
                 "Feedback recorded."
             );

@@ -474,3 +474,83 @@ fn alert_log_is_bounded_and_filters_by_time() {
     assert_eq!(log.since(t0() + 4 * MINUTE_MS, 10).len(), 1);
     assert_eq!(log.since(i64::MIN, 2)[1].integration_id, "shadow-4");
 }
+
+/// Issue 16: a 10 MB body got 400 (not 413), `as_of=-99999999999999999` and
+/// feedback accepting `0.0.0.0/0` until 9999 were accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_request_values_are_bounded() {
+    let s = start(Some(TOKEN)).await;
+    let big = format!(r#"{{"reason":"{}"}}"#, "x".repeat(10 << 20));
+    // The server answers 413 from the limit and closes without reading the
+    // rest, so the client either reads that 413 or finds the connection
+    // closed mid-upload (a race on the socket): both refuse the body; a
+    // 200 or a 400 fails.
+    let sent = s
+        .client
+        .post(format!("http://{}/api/v1/feedback", s.addr))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => assert_eq!(resp.status().as_u16(), 413),
+        Err(e) => assert!(e.is_request() && !e.is_timeout(), "unexpected error: {e}"),
+    }
+
+    for q in ["-99999999999999999", "99999999999999999", "-1"] {
+        let (st, body) = s
+            .get(&format!("/api/v1/audit?as_of={q}"), Some(TOKEN))
+            .await;
+        assert_eq!(st, 400, "as_of={q}: {body}");
+    }
+    let (st, _) = s
+        .get("/api/v1/alerts?since=-99999999999999999", Some(TOKEN))
+        .await;
+    assert_eq!(st, 400);
+
+    let feedback = |cidr: &str, expires: &str, allow_broad: Option<bool>| {
+        let mut v = json!({
+            "integration_id": "crm-sync",
+            "action": {"type": "accept_network", "cidr": cidr},
+            "expires_at": expires,
+            "author": "analyst@acme.example",
+            "created_at": "2026-11-02T09:00:00Z"
+        });
+        if let Some(b) = allow_broad {
+            v["allow_broad"] = json!(b);
+        }
+        v.to_string()
+    };
+    for cidr in ["0.0.0.0/0", "::/0", "10.0.0.0/7"] {
+        let (st, body) = s
+            .post(
+                "/api/v1/feedback",
+                &feedback(cidr, "2026-11-03T10:00:00Z", None),
+            )
+            .await;
+        assert_eq!(st, 422, "{cidr}: {body}");
+    }
+    let (st, body) = s
+        .post(
+            "/api/v1/feedback",
+            &feedback("198.51.100.0/24", "9999-12-31T00:00:00Z", None),
+        )
+        .await;
+    assert_eq!(st, 422, "until 9999: {body}");
+    // Narrow networks, and broad ones said explicitly, are fine.
+    let (st, body) = s
+        .post(
+            "/api/v1/feedback",
+            &feedback("198.51.100.0/24", "2026-11-03T10:00:00Z", None),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = s
+        .post(
+            "/api/v1/feedback",
+            &feedback("10.0.0.0/7", "2026-11-03T10:00:00Z", Some(true)),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+}

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alert::AlertKind;
+use crate::detect::sustained::SHIFT_SERIES;
 use crate::detect::Cx;
 use crate::event::Event;
 use crate::state::IntegrationState;
@@ -37,6 +38,19 @@ pub(crate) struct Bucket {
     pub(crate) clip: [u64; SERIES],
     /// Bytes that make `volume_spike` fire on bytes alone.
     pub(crate) bytes_check_at: u64,
+    /// Running count (bytes for the last) at which each sustained series must
+    /// be examined next (u64::MAX: not watched).
+    #[serde(default)]
+    pub(crate) sustain_at: [u64; SHIFT_SERIES],
+    /// Whether each sustained series fired in this bucket (its statistic
+    /// restarts after it).
+    #[serde(default)]
+    pub(crate) sustained_fired: [bool; SHIFT_SERIES],
+    /// Records with each call's count capped at six times the integration's
+    /// mean records per call: what the sustained records statistic counts,
+    /// so one heavy call is not a shift.
+    #[serde(default)]
+    pub(crate) records_capped: u64,
 }
 
 impl Cx<'_, '_> {
@@ -61,6 +75,10 @@ impl Cx<'_, '_> {
     }
 
     fn close_bucket(&mut self, st: &mut IntegrationState, b: &Bucket) {
+        // The statistics step on the baseline the bucket was judged against,
+        // before its hour is folded in.
+        let mature = st.mature(b.start_ms, self.cfg.learning_ms());
+        self.shift_close(st, b, mature);
         self.close_hours_until(st, b.start_ms);
         for s in 0..SERIES {
             let x = if b.fired[s] {
@@ -112,6 +130,16 @@ impl Cx<'_, '_> {
             let mean_per_bucket = st.hour_totals[s] / covered;
             st.baselines[s].observe_hour(slot, mean_per_bucket, month_end, weeks);
             st.baselines[s].observe_dispersion(st.hour_totals[s], st.hour_sq[s], covered);
+            if s == CALLS {
+                // Within-hour burstiness is a property of the hour's calls
+                // (a batch filling half its hour); the other series use it too.
+                st.baselines[s].observe_slot_dispersion(
+                    slot,
+                    st.hour_totals[s],
+                    st.hour_sq[s],
+                    covered,
+                );
+            }
         }
         st.hour_totals = [0.0; SERIES];
         st.hour_sq = [0.0; SERIES];
@@ -129,13 +157,20 @@ impl Cx<'_, '_> {
                 let factors = self.threshold_factors(ev);
                 let b = self.open_bucket(st, start, factors);
                 st.buckets.insert(i, b);
+                for s in 0..SHIFT_SERIES {
+                    st.buckets[i].sustain_at[s] = self.sustain_threshold(st, i, s);
+                }
                 i
             }
         };
         let mature = st.mature(ev.ts_ms, self.cfg.learning_ms());
+        let cap = (6.0 * st.records as f64 / st.events.max(1) as f64)
+            .ceil()
+            .max(10.0) as u64;
         let b = &mut st.buckets[idx];
         b.counts[CALLS] += 1;
         b.counts[RECORDS] = b.counts[RECORDS].saturating_add(ev.records);
+        b.records_capped = b.records_capped.saturating_add(ev.records.min(cap));
         b.bytes = b.bytes.saturating_add(ev.bytes);
         if ev.is_auth_error() {
             b.counts[ERRORS] += 1;
@@ -150,6 +185,13 @@ impl Cx<'_, '_> {
             let bytes_hit = s == RECORDS && b.bytes >= b.bytes_check_at;
             if b.counts[s] >= b.check_at[s] || bytes_hit {
                 self.examine(st, idx, s, ev);
+            }
+        }
+        for s in 0..SHIFT_SERIES {
+            let b = &st.buckets[idx];
+            let x = if s < SERIES { b.counts[s] } else { b.bytes };
+            if x >= b.sustain_at[s] {
+                self.examine_sustained(st, idx, s, ev);
             }
         }
     }

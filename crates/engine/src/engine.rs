@@ -196,6 +196,21 @@ impl Engine {
         self.integrations.get(id)
     }
 
+    /// Moves one integration's whole state out of this engine. Seeding from
+    /// files: baselines learnt from exported history move to the partition
+    /// engine that owns the integration when its first live event arrives,
+    /// so the integration's state is still a function of its own ordered
+    /// events (history, then live) — the per-integration invariant.
+    pub fn take_integration(&mut self, id: &str) -> Option<(Box<str>, IntegrationState)> {
+        self.integrations.remove_entry(id)
+    }
+
+    /// Adopts a state taken with [`Engine::take_integration`] (replacing any
+    /// state this engine had for that id).
+    pub fn adopt_integration(&mut self, id: Box<str>, state: IntegrationState) {
+        self.integrations.insert(id, state);
+    }
+
     /// All tracked integrations, sorted by id.
     pub fn integrations(&self) -> Vec<(&str, &IntegrationState)> {
         let mut v: Vec<_> = self.integrations.iter().map(|(k, v)| (&**k, v)).collect();

@@ -77,9 +77,16 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// 401, 403 and 429 are the statuses `error_burst` watches: an expired,
-    /// leaked or over-used credential being probed.
+    /// 401 and 403 are the statuses `error_burst` watches: an expired, leaked
+    /// or under-privileged credential being probed.
     pub fn is_auth_error(&self) -> bool {
-        matches!(self.status, 401 | 403 | 429)
+        matches!(self.status, 401 | 403)
+    }
+
+    /// 429: the gateway rate-limited the call. Not an authentication
+    /// failure — a client over its quota, not a credential being probed —
+    /// so `error_burst` does not count it.
+    pub fn is_rate_limited(&self) -> bool {
+        self.status == 429
     }
 }

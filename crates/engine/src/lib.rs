@@ -11,11 +11,14 @@
 //! - [`config`]: thresholds, learning period, bucket size, memory bounds.
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.
+//! - [`shift`]: sustained upward shifts of a count series (quasi-Poisson
+//!   CUSUM against any expected count per step); reusable outside the detectors.
 //! - [`engine`]: the [`Engine`] — integrations by id, `process`,
 //!   `advance_to`, eviction.
 //! - [`state`]: what is kept per integration and its bounded lists.
 //! - `buckets`: event-time buckets, hourly folding into the baselines.
-//! - `detect`: the ten detectors by family (`spike`, `learned`, `rules`).
+//! - `detect`: the ten detectors by family (`spike`, `sustained`, `learned`,
+//!   `rules`).
 //! - `episodes`: folding repeats into episodes, opening alerts, resolving.
 //! - [`feedback`]: analyst feedback (accepted data types and networks,
 //!   raised thresholds) with event-time expiry, and its audit trail.
@@ -33,6 +36,7 @@ mod episodes;
 pub mod event;
 pub mod feedback;
 pub mod registry;
+pub mod shift;
 pub mod state;
 pub mod stats;
 pub mod text;
@@ -47,3 +51,5 @@ pub use registry::Registry;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_depth;

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::buckets::{Bucket, SERIES};
+use crate::detect::sustained::{KeyWatch, Shifts};
 use crate::episodes::Episode;
 use crate::event::Action;
 use crate::stats::Seasonal;
@@ -42,6 +43,9 @@ pub struct CredentialUse {
     pub count: u64,
     /// Longest silence between two uses.
     pub max_gap_ms: i64,
+    /// The key's sustained-shift statistic (unused for principals).
+    #[serde(default)]
+    pub(crate) watch: KeyWatch,
 }
 
 /// Everything the engine knows about one integration.
@@ -74,6 +78,9 @@ pub struct IntegrationState {
     pub(crate) hour_totals: [f64; SERIES],
     /// Sums of squares of the hour's bucket counts (within-hour dispersion).
     pub(crate) hour_sq: [f64; SERIES],
+    /// Sustained-shift statistics of every series.
+    #[serde(default)]
+    pub(crate) shifts: Shifts,
 }
 
 impl IntegrationState {
@@ -100,6 +107,7 @@ impl IntegrationState {
             hour_start: ts.div_euclid(HOUR_MS) * HOUR_MS,
             hour_totals: [0.0; SERIES],
             hour_sq: [0.0; SERIES],
+            shifts: Shifts::default(),
         }
     }
 
@@ -160,6 +168,7 @@ pub(crate) fn track(
             last_seen: ts,
             count: 1,
             max_gap_ms: 0,
+            watch: KeyWatch::default(),
         });
     }
     None

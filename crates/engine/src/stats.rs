@@ -38,6 +38,11 @@ pub struct Seasonal {
     dispersion_hours: u16,
     /// Month-end traffic ÷ ordinary traffic for the same hour; 0 = not learned.
     month_end_factor: f32,
+    /// Within-hour dispersion per hour-of-week slot, log2-quantized
+    /// (16 steps per doubling; 0 = 1 or unseen): a batch job that fills half
+    /// its hour is bursty *within* that hour, which the slot mean alone hides.
+    #[serde(default)]
+    slot_dispersion: Vec<u8>,
 }
 
 impl Default for Seasonal {
@@ -48,6 +53,7 @@ impl Default for Seasonal {
             dispersion: 1.0,
             dispersion_hours: 0,
             month_end_factor: 0.0,
+            slot_dispersion: Vec::new(),
         }
     }
 }
@@ -68,6 +74,35 @@ impl Seasonal {
 
     pub fn dispersion(&self) -> f64 {
         f64::from(self.dispersion).max(1.0)
+    }
+
+    /// The within-hour dispersion learned for `slot` (≥ 1; 1 when unseen).
+    pub fn slot_dispersion(&self, slot: usize) -> f64 {
+        self.slot_dispersion
+            .get(slot)
+            .map_or(1.0, |&q| (f64::from(q) / 16.0).exp2())
+    }
+
+    /// Folds one closed hour's within-hour dispersion into its slot (the
+    /// larger of the new hour and the decayed old value, so one quiet week
+    /// does not forget a weekly batch).
+    pub fn observe_slot_dispersion(&mut self, slot: usize, sum: f64, sum_sq: f64, n: f64) {
+        if n < 2.0 || sum <= 0.0 || slot >= 168 {
+            return;
+        }
+        let mean = sum / n;
+        let var = (sum_sq / n - mean * mean).max(0.0) * n / (n - 1.0);
+        let phi = (var / mean).clamp(1.0, 65_536.0);
+        let q = (phi.log2() * 16.0).round().clamp(0.0, 255.0) as u8;
+        if self.slot_dispersion.len() != 168 {
+            self.slot_dispersion = vec![0; 168];
+        }
+        let old = self.slot_dispersion[slot];
+        // Half the old value (in log terms) survives a week.
+        let decayed = old.saturating_sub(8);
+        self.slot_dispersion[slot] = q
+            .max(decayed)
+            .max(((u16::from(old) + u16::from(q)) / 2) as u8);
     }
 
     /// Folds one closed hour into the baseline: `per_bucket` is the hour's mean
@@ -123,7 +158,7 @@ impl Seasonal {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<f32>()
+        self.slots.capacity() * std::mem::size_of::<f32>() + self.slot_dispersion.capacity()
     }
 }
 

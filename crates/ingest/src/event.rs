@@ -26,15 +26,19 @@ pub enum RejectReason {
     MissingField,
     InvalidField,
     TooLarge,
+    /// A mapped (vendor-format) event whose URI no route of its profile
+    /// matched, so it has no `resource` (see `mapping::routes`).
+    UnmappedResource,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::InvalidJson,
         RejectReason::InvalidUtf8,
         RejectReason::MissingField,
         RejectReason::InvalidField,
         RejectReason::TooLarge,
+        RejectReason::UnmappedResource,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl RejectReason {
             RejectReason::MissingField => "missing_field",
             RejectReason::InvalidField => "invalid_field",
             RejectReason::TooLarge => "too_large",
+            RejectReason::UnmappedResource => "unmapped_resource",
         }
     }
 }
@@ -71,7 +76,7 @@ impl Reject {
         )
     }
 
-    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
         Reject {
             reason,
             detail: detail.into(),
@@ -191,14 +196,41 @@ pub struct RawEvent<'a> {
     ts_ms: i64,
     integration_id: Cow<'a, str>,
     resource: Cow<'a, str>,
+    method: Cow<'a, str>,
     action: Action,
     status: u16,
     key_id: Option<Cow<'a, str>>,
     principal: Option<Cow<'a, str>>,
+    endpoint: Option<Cow<'a, str>>,
     records: u64,
     bytes: u64,
     source_ip: Option<IpAddr>,
+    user_agent: Option<Cow<'a, str>>,
     tenant: Option<Cow<'a, str>>,
+    /// Optional fields a mapping profile dropped because they failed their
+    /// cast (always 0 for canonical input, which rejects instead).
+    dropped_fields: u8,
+}
+
+/// The already-typed fields of an event, before the bounds of the canonical
+/// schema are checked: what a mapping profile produces.
+#[derive(Debug, Default)]
+pub(crate) struct Parts<'a> {
+    pub ts_ms: i64,
+    pub integration_id: Cow<'a, str>,
+    pub resource: Cow<'a, str>,
+    pub method: Cow<'a, str>,
+    pub status: u16,
+    pub action: Option<Action>,
+    pub key_id: Option<Cow<'a, str>>,
+    pub principal: Option<Cow<'a, str>>,
+    pub endpoint: Option<Cow<'a, str>>,
+    pub records: Option<u64>,
+    pub bytes: Option<u64>,
+    pub source_ip: Option<IpAddr>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub tenant: Option<Cow<'a, str>>,
+    pub dropped_fields: u8,
 }
 
 impl<'a> RawEvent<'a> {
@@ -227,6 +259,93 @@ impl<'a> RawEvent<'a> {
 
     pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
+    }
+
+    /// Optional fields a mapping profile dropped (failed cast or time).
+    pub fn dropped_fields(&self) -> u8 {
+        self.dropped_fields
+    }
+
+    /// Appends this event as one canonical v1 JSON object (no newline):
+    /// what `tripline normalize` prints. `ts` is rendered as RFC 3339 UTC.
+    pub fn write_canonical_json(&self, out: &mut Vec<u8>) {
+        use serde::ser::{SerializeMap, Serializer};
+        let mut ts = String::with_capacity(24);
+        tripline_engine::time::write_rfc3339(&mut ts, self.ts_ms);
+        let mut ser = serde_json::Serializer::new(out);
+        // Writing into a Vec cannot fail; the map is built by hand so that
+        // absent optional fields are omitted without an intermediate struct.
+        let _ = (|| -> Result<(), serde_json::Error> {
+            let mut m = ser.serialize_map(None)?;
+            m.serialize_entry("ts", &ts)?;
+            m.serialize_entry("integration_id", &*self.integration_id)?;
+            m.serialize_entry("resource", &*self.resource)?;
+            m.serialize_entry("method", &*self.method)?;
+            m.serialize_entry("status", &self.status)?;
+            m.serialize_entry("action", self.action.as_str())?;
+            for (k, v) in [
+                ("key_id", &self.key_id),
+                ("principal", &self.principal),
+                ("endpoint", &self.endpoint),
+            ] {
+                if let Some(v) = v {
+                    m.serialize_entry(k, &**v)?;
+                }
+            }
+            m.serialize_entry("records", &self.records)?;
+            m.serialize_entry("bytes", &self.bytes)?;
+            if let Some(ip) = &self.source_ip {
+                m.serialize_entry("source_ip", &ip.to_string())?;
+            }
+            for (k, v) in [("user_agent", &self.user_agent), ("tenant", &self.tenant)] {
+                if let Some(v) = v {
+                    m.serialize_entry(k, &**v)?;
+                }
+            }
+            m.end()
+        })();
+    }
+
+    /// Applies the bounds of the canonical schema to already-typed fields
+    /// (the same checks, with the same reasons, as [`parse_event`]).
+    pub(crate) fn from_parts(p: Parts<'a>) -> Result<RawEvent<'a>, Reject> {
+        if !(0..=MAX_TS_MS).contains(&p.ts_ms) {
+            return Err(Reject::new(
+                RejectReason::InvalidField,
+                "`ts` outside 1970..9999",
+            ));
+        }
+        let integration_id = bounded("integration_id", Some(Str(p.integration_id)), 256)?;
+        let resource = bounded("resource", Some(Str(p.resource)), 128)?;
+        let method_action = action_for_method(&p.method).ok_or_else(|| {
+            Reject::new(
+                RejectReason::InvalidField,
+                "`method` must be GET, HEAD, POST, PUT, PATCH or DELETE",
+            )
+        })?;
+        if !(100..=599).contains(&p.status) {
+            return Err(Reject::new(
+                RejectReason::InvalidField,
+                format!("`status` {} outside 100-599", p.status),
+            ));
+        }
+        Ok(RawEvent {
+            ts_ms: p.ts_ms,
+            integration_id,
+            resource,
+            method: p.method,
+            action: p.action.unwrap_or(method_action),
+            status: p.status,
+            key_id: optional("key_id", p.key_id.map(Str), 256)?,
+            principal: optional("principal", p.principal.map(Str), 256)?,
+            endpoint: optional("endpoint", p.endpoint.map(Str), 1024)?,
+            records: p.records.unwrap_or(1),
+            bytes: p.bytes.unwrap_or(0),
+            source_ip: p.source_ip,
+            user_agent: optional("user_agent", p.user_agent.map(Str), 1024)?,
+            tenant: optional("tenant", p.tenant.map(Str), 256)?,
+            dropped_fields: p.dropped_fields,
+        })
     }
 }
 
@@ -358,19 +477,24 @@ pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
             )
         })?),
     };
-    let _ = (w.endpoint, w.fields, w.user_agent);
+    let _ = w.fields;
     Ok(RawEvent {
         ts_ms,
         integration_id,
         resource,
+        method,
         action,
         status,
         key_id: optional("key_id", w.key_id, 256)?,
         principal: optional("principal", w.principal, 256)?,
+        // Not bounded by the schema; kept (borrowed) only for `normalize`.
+        endpoint: w.endpoint.map(|s| s.0),
         records: w.records.unwrap_or(1),
         bytes: w.bytes.unwrap_or(0),
         source_ip,
+        user_agent: w.user_agent.map(|s| s.0),
         tenant: optional("tenant", w.tenant, 256)?,
+        dropped_fields: 0,
     })
 }
 

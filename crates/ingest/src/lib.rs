@@ -5,6 +5,8 @@
 //! - [`event`]: one JSON object → validated, borrowed [`tripline_engine::Event`],
 //!   or a [`Reject`] with a bounded [`RejectReason`]. Allocation-free for
 //!   ordinary (unescaped) input.
+//! - [`mapping`]: declarative vendor-format profiles (Kong, Salesforce, Envoy,
+//!   …) → the same borrowed events, with route tables for CRM REST paths.
 //! - [`lines`]: bounded JSONL line reading (an oversize line is skipped, never
 //!   buffered whole).
 //! - [`registry`]: TOML → [`tripline_engine::Registry`], reporting every problem
@@ -13,7 +15,9 @@
 
 pub mod event;
 pub mod lines;
+pub mod mapping;
 pub mod registry;
 
 pub use event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
+pub use mapping::{load_format, read_events, Format, Mapping, MappingError};
 pub use registry::{load_registry, parse_registry, RegistryError};

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+pub use crate::serve::HttpLimits;
 
 /// Something `/readyz` consults: returns why it is not healthy, if it is not.
 pub trait HealthCheck: Send + Sync + 'static {
@@ -182,6 +183,18 @@ pub fn serve(
     extra: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<AdminServer, HttpError> {
+    serve_with_limits(addr, state, extra, HttpLimits::default(), shutdown)
+}
+
+/// As [`serve`], with explicit connection limits (`http.header_read_timeout_seconds`,
+/// `http.max_connections`).
+pub fn serve_with_limits(
+    addr: SocketAddr,
+    state: AdminState,
+    extra: Option<Router>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<AdminServer, HttpError> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     listener.set_nonblocking(true)?;
@@ -196,9 +209,7 @@ pub fn serve(
         .spawn(move || {
             let result = runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await?;
+                crate::serve::serve_limited(listener, app, limits, shutdown).await?;
                 Ok(())
             });
             if let Err(error) = &result {

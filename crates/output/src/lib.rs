@@ -39,10 +39,14 @@ pub mod http;
 pub mod metrics;
 pub mod outputs;
 pub mod secret;
+mod serve;
 mod top_k;
 
 pub use grouping::{GroupingConfig, GroupingStats};
-pub use http::{serve, AdminServer, AdminState, HealthCheck, HttpError, Readiness};
+pub use http::{
+    serve, serve_with_limits, AdminServer, AdminState, HealthCheck, HttpError, HttpLimits,
+    Readiness,
+};
 pub use metrics::{BatchStats, BuildInfo, Metrics, MetricsError, DEFAULT_TOP_K};
 pub use outputs::{
     validate_outputs, DeliveryConfig, Dispatcher, DispatcherError, FlushOutcome, Notification,

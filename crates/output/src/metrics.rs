@@ -24,12 +24,13 @@ pub const DEFAULT_TOP_K: usize = 20;
 
 /// Reasons for `tripline_events_rejected_total`. Anything else maps to
 /// [`REJECT_OTHER`] so a typo in a caller cannot create unbounded series.
-pub const REJECT_REASONS: [&str; 5] = [
+pub const REJECT_REASONS: [&str; 6] = [
     "invalid_json",
     "missing_field",
     "invalid_field",
     "too_large",
     "invalid_utf8",
+    "unmapped_resource",
 ];
 /// The catch-all rejection reason.
 pub const REJECT_OTHER: &str = "other";

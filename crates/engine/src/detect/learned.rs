@@ -13,6 +13,24 @@ use crate::state::{network_of, track, DataTypeUse, IntegrationState, NetworkUse}
 use crate::stats::score_from_p;
 use crate::time::{format_rfc3339, DAY_MS};
 
+/// Whether a silence of `gap` after `history` of activity (whose longest
+/// gap was `max_gap`) is dormancy: `gap_factor` times the longest gap (at
+/// least a day) and either `min_silence_days` long — whatever the history, so
+/// a short-lived integration waking up is caught — or `learned_silence_days`
+/// long after a full learning period of history.
+fn is_dormancy(
+    d: &crate::config::DormantConfig,
+    gap: i64,
+    max_gap: i64,
+    history: i64,
+    learning: i64,
+) -> bool {
+    let long_vs_own = gap as f64 >= d.gap_factor * max_gap.max(DAY_MS) as f64;
+    let absolute = gap >= i64::from(d.min_silence_days) * DAY_MS;
+    let learned = history >= learning && gap >= i64::from(d.learned_silence_days) * DAY_MS;
+    long_vs_own && (absolute || learned)
+}
+
 impl Cx<'_, '_> {
     /// `dormant_reactivated` for the integration: `gap` is the silence this
     /// event ends, judged before the event updates anything.
@@ -22,13 +40,14 @@ impl Cx<'_, '_> {
             return;
         }
         let learning = self.cfg.learning_ms();
-        let min_silence = i64::from(d.min_silence_days) * DAY_MS;
-        // Mature before the silence: enough active history to know its gaps.
-        if st.last_seen - st.first_seen < learning {
-            return;
-        }
         let usual = st.max_gap_ms.max(DAY_MS);
-        if gap < min_silence || (gap as f64) < d.gap_factor * usual as f64 {
+        if !is_dormancy(
+            d,
+            gap,
+            st.max_gap_ms,
+            st.last_seen - st.first_seen,
+            learning,
+        ) {
             return;
         }
         let days = gap as f64 / DAY_MS as f64;
@@ -261,9 +280,7 @@ impl Cx<'_, '_> {
             .any(|e| e.kind == AlertKind::DormantReactivated && e.last_seen == ts);
         if !d.enabled
             || integration_woke
-            || !st.mature(last, learning)
-            || gap < i64::from(d.min_silence_days) * DAY_MS
-            || (gap as f64) < d.gap_factor * max_gap.max(DAY_MS) as f64
+            || !is_dormancy(d, gap, max_gap, last - st.first_seen, learning)
         {
             return;
         }

@@ -2,6 +2,8 @@
 //!
 //! - [`spike`]: `call_spike`, `volume_spike`, `error_burst` — running bucket
 //!   counts against the seasonal baseline.
+//! - [`sustained`]: the same three kinds for shifts that build over minutes
+//!   to hours (a CUSUM per series, per integration and per key).
 //! - [`learned`]: `new_data_type`, `new_source` (learned networks),
 //!   `dormant_reactivated` (integrations and keys), and the bookkeeping of the
 //!   per-integration lists they learn from.
@@ -14,6 +16,7 @@
 mod learned;
 mod rules;
 mod spike;
+pub(crate) mod sustained;
 
 use crate::alert::Outputs;
 use crate::config::EngineConfig;
@@ -75,6 +78,8 @@ impl Cx<'_, '_> {
             st.watermark = st.watermark.max(ts);
             self.advance_buckets(st);
             self.count(st, ev);
+            let mature = st.mature(ts, learning);
+            self.key_shift(st, ev, mature);
         }
 
         // Registry detectors: from the first event, no learning.

@@ -30,7 +30,7 @@ impl Cx<'_, '_> {
         let Some(mean) = st.baselines[s].expected(slot, month_end) else {
             return;
         };
-        let disp = st.baselines[s].dispersion();
+        let disp = super::sustained::effective_dispersion(st, s, slot);
         let d = &self.cfg.detectors;
         let p_thresh = match s {
             CALLS => d.call_spike.p_value,
@@ -108,7 +108,7 @@ impl Cx<'_, '_> {
             _ => (
                 AlertKind::ErrorBurst,
                 format!(
-                    "{} got {} auth failures (401/403/429) in {win}; its baseline for {label} is {} ± {}",
+                    "{} got {} auth failures (401/403) in {win}; its baseline for {label} is {} ± {}",
                     ev.integration_id,
                     counts[ERRORS],
                     fmt1(mean),

@@ -6,13 +6,15 @@
 //! [`PartState`], and the engine-stats walk (memory estimate) runs at most
 //! once a second.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
-use tripline_engine::{EngineStats, Outputs};
-use tripline_ingest::{parse_event, RejectReason};
+use tripline_engine::{Engine, EngineStats, Outputs};
+use tripline_ingest::{Format, RejectReason};
 
 use crate::consumer::Msg;
 use crate::hooks::DeadLetterOutcome;
@@ -58,7 +60,11 @@ struct Env<'a> {
     now_ms: i64,
     seed_from_ms: Option<i64>,
     dlq_topic: Option<&'a str>,
+    formats: &'a HashMap<String, Format>,
+    seed: Option<&'a Mutex<Engine>>,
 }
+
+static CANONICAL: Format = Format::Canonical;
 
 /// Runs one partition's messages of the batch through its engine, in order.
 fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
@@ -74,7 +80,10 @@ fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
             continue;
         }
         ps.batch_next = Some(m.next_offset());
-        match parse_event(m.payload()) {
+        // One message may hold several events (a Kong batch, a CloudWatch
+        // envelope); each is processed in order, each reject dead-lettered.
+        let format = env.formats.get(&*m.topic).unwrap_or(&CANONICAL);
+        format.decode(m.payload(), &mut |r| match r {
             Ok(raw) => {
                 let ev = raw.event();
                 if m.offset < ps.seed_until {
@@ -89,7 +98,10 @@ fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
                         ps.max_ts = ps.max_ts.max(ev.ts_ms);
                         acc.seeded += 1;
                     }
-                    continue;
+                    return;
+                }
+                if let Some(seed) = env.seed {
+                    adopt_seeded(&mut ps.engine, seed, ev.integration_id);
                 }
                 ps.engine.process(&ev, &mut acc.out);
                 ps.events += 1;
@@ -108,7 +120,23 @@ fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
                         .push(dead_letter(topic, m, reject.reason, &reject.detail));
                 }
             }
-        }
+        });
+    }
+}
+
+/// Seeding from files: the first live event of an integration this engine
+/// does not know moves the integration's learnt state over from the seed
+/// engine (one lock per integration, never again for it afterwards).
+fn adopt_seeded(engine: &mut Engine, seed: &Mutex<Engine>, id: &str) {
+    if engine.integration(id).is_some() {
+        return;
+    }
+    let taken = match seed.lock() {
+        Ok(mut s) => s.take_integration(id),
+        Err(poisoned) => poisoned.into_inner().take_integration(id),
+    };
+    if let Some((id, state)) = taken {
+        engine.adopt_integration(id, state);
     }
 }
 
@@ -152,6 +180,8 @@ impl Pipeline {
             now_ms,
             seed_from_ms: self.seed_from_ms,
             dlq_topic: self.dlq_topic.as_deref(),
+            formats: &self.formats,
+            seed: self.seed_engine.as_deref(),
         };
         run_engines(&mut self.parts, &mut self.accs, self.workers, env);
         for ps in &mut self.parts {

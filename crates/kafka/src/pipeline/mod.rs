@@ -27,6 +27,7 @@ mod main_loop;
 mod produce;
 mod shutdown;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tripline_engine::{Engine, EngineConfig, Registry};
+use tripline_ingest::Format;
 
 use crate::consumer::{commit_sync, poll_loop, Ctx, TriplineConsumer};
 use crate::error::Error;
@@ -74,6 +76,13 @@ pub struct RunConfig {
     pub state_store: Arc<dyn StateStore>,
     /// The HTTP API's view of the engines.
     pub control: Option<ControlReceiver>,
+    /// Input format per topic; a topic not listed is canonical
+    /// (`docs/specs/events.md`).
+    pub formats: HashMap<String, Format>,
+    /// Seeding from files: an engine that learnt exported history. Each
+    /// integration's state moves from it to the engine of the partition its
+    /// first live event arrives on (see `Engine::take_integration`).
+    pub seed_engine: Option<Arc<Mutex<Engine>>>,
 }
 
 impl RunConfig {
@@ -87,6 +96,8 @@ impl RunConfig {
             observer: Arc::new(NoopObserver),
             state_store: Arc::new(NoStateStore),
             control: None,
+            formats: HashMap::new(),
+            seed_engine: None,
         }
     }
 }
@@ -126,6 +137,8 @@ pub async fn run(
         observer,
         state_store,
         control,
+        formats,
+        seed_engine,
     } = config;
     let consumer_config = settings.client_config(Role::Consumer)?;
     let producer: Option<FutureProducer> =
@@ -216,6 +229,8 @@ pub async fn run(
         seed_from_ms,
         last_stats: Instant::now(),
         workers,
+        formats,
+        seed_engine,
     };
     let mut stopper = Stopper::new(shutdown, p.settings.shutdown_deadline());
     let mut rx = rx;
@@ -350,6 +365,10 @@ struct Pipeline {
     seed_from_ms: Option<i64>,
     /// When engine stats were last reported.
     last_stats: Instant,
+    /// Input format per topic (absent: canonical).
+    formats: HashMap<String, Format>,
+    /// State learnt from seed files, handed out per integration.
+    seed_engine: Option<Arc<Mutex<Engine>>>,
     /// Threads the engines of one batch are spread over.
     workers: usize,
 }

@@ -25,6 +25,7 @@ mod config;
 mod dispatcher;
 pub mod links;
 pub mod pagerduty;
+mod retry;
 pub mod slack;
 mod validate;
 pub mod webhook;

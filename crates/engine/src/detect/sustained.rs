@@ -1,0 +1,551 @@
+//! Sustained shifts: `call_spike`, `volume_spike` and `error_burst` for
+//! anomalies that build over ten minutes to several hours, when no single
+//! bucket is unusual — per integration on every count series (calls,
+//! records, bytes, 401/403 auth failures), and per key on calls.
+//!
+//! Each series runs a quasi-Poisson CUSUM ([`crate::shift`]) over its
+//! closed buckets against the same seasonal baseline the one-bucket
+//! detector uses. Records, bytes and auth failures are judged *given the
+//! calls*: their expected value is scaled up by the observed/expected call
+//! ratio, so a call spike is not also a volume spike, and auth failures are
+//! judged as a share of the calls made. A key is a sub-stream of its
+//! integration: its expected calls are the integration's times the key's
+//! recent share.
+//!
+//! The open buckets are judged as they fill (the statistic of the closed
+//! ones plus the open ones' increments, a lower bound of the statistic at
+//! close), so the detector fires mid-bucket like the one-bucket one.
+//! After an alarm the statistic is held at the threshold: a shift that goes
+//! on fires again in the next bucket and folds into the same episode, one
+//! that ends drains in a few buckets. A shift confined to one bucket is left
+//! to the one-bucket detector (and its excess and ratio floors).
+
+use serde::{Deserialize, Serialize};
+
+use super::{fmt1, Cx};
+use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
+use crate::buckets::{Bucket, CALLS, ERRORS, RECORDS};
+use crate::episodes::Finding;
+use crate::event::Event;
+use crate::shift::{Cusum, CusumParams};
+use crate::state::IntegrationState;
+use crate::stats::score_from_p;
+use crate::time::{format_rfc3339, hour_of_week, is_month_end, weekday, HOUR_MS, MINUTE_MS};
+
+/// The sustained series: the three baselined ones plus bytes (judged on the
+/// records baseline at the learned bytes per record).
+pub(crate) const BYTES: usize = 3;
+pub(crate) const SHIFT_SERIES: usize = 4;
+/// A gap without buckets longer than this restarts the statistics (the
+/// silence is its own signal: dormancy).
+const MAX_QUIET_MS: i64 = 6 * HOUR_MS;
+/// Time constant of a key's recent share of its integration's calls.
+const SHARE_TAU_MINUTES: f64 = 2.0 * 24.0 * 60.0;
+
+/// A silence this long makes the baselines stale (the hours of silence were
+/// folded in as zeros): the sustained statistics re-learn for a learning
+/// period before they speak again.
+const STALE_AFTER_MS: i64 = 3 * 24 * HOUR_MS;
+
+/// The dispersion series `s` is judged with in hour-of-week `slot`: its own
+/// (global) dispersion, raised by how much burstier than usual the slot's
+/// calls are within the hour (a batch job that fills half its hour).
+pub(crate) fn effective_dispersion(st: &IntegrationState, s: usize, slot: usize) -> f64 {
+    let base = if s == BYTES { RECORDS } else { s };
+    let calls = &st.baselines[CALLS];
+    let lift = (calls.slot_dispersion(slot) / calls.dispersion()).max(1.0);
+    st.baselines[base].dispersion() * lift
+}
+
+/// Per-integration sustained-shift state (≈ 120 bytes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shifts {
+    cusum: [Cusum; SHIFT_SERIES],
+    /// End of the last bucket stepped into the statistics.
+    stepped_to: i64,
+    /// The integration's recent call count (decayed, see [`KeyWatch`]).
+    recent_calls: f32,
+    /// Minute (epoch minutes) `recent_calls` is decayed to.
+    recent_minute: i64,
+    /// After a long silence: no sustained alert before this time.
+    relearn_until: i64,
+}
+
+/// Per-key sustained-shift state (≈ 48 bytes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyWatch {
+    cusum: Cusum,
+    /// The key's recent call count, decayed with a two-day time constant:
+    /// its share of the integration's calls follows key rotation.
+    recent: f32,
+    /// Expected calls of the key in `minute` (its share of the baseline).
+    mu: f32,
+    /// Minute being counted (epoch minutes), and its calls so far.
+    minute: i64,
+    minute_calls: u32,
+    /// Whether the statistic fired during `minute` (no second look in it).
+    alarmed: bool,
+}
+
+fn decay(v: f32, from: i64, to: i64) -> f32 {
+    if to <= from {
+        return v;
+    }
+    (f64::from(v) * (-((to - from) as f64) / SHARE_TAU_MINUTES).exp()) as f32
+}
+
+/// "Tue 13:12–14:05" (UTC), or with the first day when it spans days.
+fn span_label(a: i64, b: i64) -> String {
+    const WD: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let hm = |t: i64| {
+        let s = format_rfc3339(t);
+        s.get(11..16).unwrap_or("").to_owned()
+    };
+    let wa = WD[weekday(a, 0) as usize % 7];
+    let wb = WD[weekday(b, 0) as usize % 7];
+    if b - a < 24 * HOUR_MS && wa == wb {
+        format!("{wa} {}–{}", hm(a), hm(b))
+    } else {
+        format!("{wa} {}–{wb} {}", hm(a), hm(b))
+    }
+}
+
+impl Cx<'_, '_> {
+    fn shift_params(&self) -> CusumParams {
+        let d = &self.cfg.detectors.sustained;
+        CusumParams::new(d.ratio, d.p_value)
+    }
+
+    fn shift_enabled(&self, s: usize) -> bool {
+        let d = &self.cfg.detectors;
+        d.sustained.enabled
+            && match s {
+                CALLS => d.call_spike.enabled && d.sustained.calls,
+                RECORDS => d.volume_spike.spike.enabled,
+                // Bytes follow records at the learned bytes per record and
+                // are far noisier per call: the one-bucket detector judges
+                // them, the sustained one judges records.
+                BYTES => false,
+                _ => d.error_burst.enabled,
+            }
+    }
+
+    /// (expected, dispersion) of series `s` for a bucket at `start` with
+    /// `calls` calls so far; None while the slot is unseen.
+    fn shift_expected(
+        &self,
+        st: &IntegrationState,
+        s: usize,
+        start: i64,
+        calls: u64,
+    ) -> Option<(f64, f64)> {
+        let slot = hour_of_week(start);
+        let me = is_month_end(start, self.cfg.month_end_days);
+        let base = if s == BYTES { RECORDS } else { s };
+        let mut mu = st.baselines[base].expected(slot, me)?;
+        let mut phi = effective_dispersion(st, s, slot);
+        if s == ERRORS || s == RECORDS {
+            // Judged as a share of the calls, pooled over the whole history
+            // (rare events: a slot mean learned from a few hours is mostly
+            // noise): the calls made times the usual errors or records per
+            // call, and never less than the slot baseline at usual calls.
+            let events = st.events.max(1) as f64;
+            let per_call = if s == ERRORS {
+                (st.auth_errors as f64 + 1.0) / (events + 100.0)
+            } else {
+                st.records as f64 / events
+            };
+            let calls_mu = st.baselines[CALLS].expected(slot, me)?;
+            return Some(((calls as f64).max(calls_mu) * per_call, phi));
+        }
+        if s == BYTES {
+            if st.bytes_per_record <= 0.0 {
+                return None;
+            }
+            mu *= st.bytes_per_record;
+            phi *= st.bytes_per_record;
+        }
+        if s != CALLS {
+            // Judged given the calls: more calls than usual explain more
+            // records, bytes and auth failures in proportion.
+            let calls_mu = st.baselines[CALLS].expected(slot, me)?;
+            mu *= (calls as f64 / calls_mu).max(1.0);
+        }
+        Some((mu, phi))
+    }
+
+    fn bucket_count(b: &Bucket, s: usize) -> u64 {
+        match s {
+            BYTES => b.bytes,
+            RECORDS => b.records_capped,
+            s => b.counts[s],
+        }
+    }
+
+    /// Sum of the increments of the open buckets other than `skip`.
+    fn open_increments(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> f64 {
+        let p = self.shift_params();
+        let mut inc = 0.0;
+        for (i, b) in st.buckets.iter().enumerate() {
+            if Some(i) == skip {
+                continue;
+            }
+            if let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
+                inc += p.increment(Self::bucket_count(b, s) as f64, mu, phi);
+            }
+        }
+        inc
+    }
+
+    /// The count of series `s` in the bucket at `idx` at which the
+    /// statistic reaches the threshold (u64::MAX: not watched).
+    pub(crate) fn sustain_threshold(&self, st: &IntegrationState, idx: usize, s: usize) -> u64 {
+        if !self.shift_enabled(s) {
+            return u64::MAX;
+        }
+        let Some(b) = st.buckets.get(idx) else {
+            return u64::MAX;
+        };
+        let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) else {
+            return u64::MAX;
+        };
+        let p = self.shift_params();
+        let stat = f64::from(st.shifts.cusum[s].stat) + self.open_increments(st, s, Some(idx));
+        let need = p.needed(stat, mu, phi).ceil().max(1.0);
+        if need.is_finite() && need < u64::MAX as f64 {
+            need as u64
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Steps the closed bucket `b` into every series' statistic (called by
+    /// the bucket code when a bucket closes, before its hour is folded).
+    pub(crate) fn shift_close(&mut self, st: &mut IntegrationState, b: &Bucket, mature: bool) {
+        let bucket_ms = self.cfg.bucket_ms();
+        let end = b.start_ms + bucket_ms;
+        let quiet_ms = b.start_ms - st.shifts.stepped_to;
+        if st.shifts.stepped_to > 0 && quiet_ms > STALE_AFTER_MS {
+            st.shifts.relearn_until = b.start_ms + self.cfg.learning_ms();
+        }
+        // A sustained shift of a few times the baseline is told from the
+        // noise of a slot mean only once every hour-of-week slot has been
+        // seen twice: two learning periods of history.
+        let seasoned = b.start_ms - st.first_seen >= 2 * self.cfg.learning_ms();
+        let mature = mature && seasoned && b.start_ms >= st.shifts.relearn_until;
+        let restart = !mature || st.shifts.stepped_to == 0 || quiet_ms > MAX_QUIET_MS;
+        let p = self.shift_params();
+        let mut quiet = [0.0; SHIFT_SERIES];
+        for (s, q) in quiet.iter_mut().enumerate() {
+            *q = self
+                .shift_expected(st, s, b.start_ms, 0)
+                .map_or(0.0, |x| x.0);
+        }
+        for s in 0..SHIFT_SERIES {
+            let expected = if restart {
+                None
+            } else {
+                self.shift_expected(st, s, b.start_ms, b.counts[CALLS])
+            };
+            let c = &mut st.shifts.cusum[s];
+            let Some((mu, phi)) = expected else {
+                c.reset(end);
+                continue;
+            };
+
+            if quiet_ms > 0 {
+                // Buckets without a single call: the unscaled expectation.
+                let quiet_mu = quiet.get(s).copied().unwrap_or(mu);
+                c.quiet(&p, (quiet_ms / bucket_ms) as f64, quiet_mu, phi, b.start_ms);
+            }
+            c.step(
+                &p,
+                Self::bucket_count(b, s) as f64,
+                mu,
+                phi,
+                b.start_ms,
+                end,
+            );
+            let spiked = match s {
+                BYTES => b.fired[RECORDS],
+                s => b.fired[s],
+            };
+            if (b.sustained_fired[s] || spiked) && f64::from(c.stat) > p.h {
+                // An alarm was raised on this bucket: the statistic stays at
+                // the threshold, so a shift that goes on keeps firing (and
+                // folds into the episode) and one that ends drains quickly.
+                c.stat = p.h as f32;
+            }
+        }
+        st.shifts.stepped_to = end;
+    }
+
+    /// The running count of series `s` in the bucket at `idx` passed its
+    /// sustained threshold: compute the statistic and fire, or raise the bar.
+    pub(crate) fn examine_sustained(
+        &mut self,
+        st: &mut IntegrationState,
+        idx: usize,
+        s: usize,
+        ev: &Event<'_>,
+    ) {
+        let p = self.shift_params();
+        let Some(b) = st.buckets.get(idx) else {
+            return;
+        };
+        let (start, calls) = (b.start_ms, b.counts[CALLS]);
+        let Some((mu, phi)) = self.shift_expected(st, s, start, calls) else {
+            st.buckets[idx].sustain_at[s] = u64::MAX;
+            return;
+        };
+        let x = Self::bucket_count(b, s) as f64;
+        let others = self.open_increments(st, s, Some(idx));
+        let c = st.shifts.cusum[s];
+        let stat = (f64::from(c.stat) + others + p.increment(x, mu, phi)).max(0.0);
+        // A shift seen in this bucket alone is the one-bucket detector's
+        // (with its own excess and ratio floors): sustained means the window
+        // reaches back before this bucket.
+        let earlier = c.stat > 0.0 || others > 0.0;
+        // Analyst feedback that raised the kind's threshold raises this one.
+        let kind = match s {
+            CALLS => AlertKind::CallSpike,
+            RECORDS | BYTES => AlertKind::VolumeSpike,
+            _ => AlertKind::ErrorBurst,
+        };
+        let mut p = p;
+        if !self.feedback.is_empty() {
+            p.h *= self
+                .feedback
+                .threshold_factor(ev.integration_id, kind, ev.ts_ms)
+                .max(1.0);
+        }
+        if stat < p.h || !earlier {
+            let need = p.needed(f64::from(c.stat) + others, mu, phi).ceil();
+            let b = &mut st.buckets[idx];
+            b.sustain_at[s] = if need.is_finite() && need > x {
+                need as u64
+            } else {
+                Self::bucket_count(b, s).saturating_add(1)
+            };
+            return;
+        }
+        st.buckets[idx].sustain_at[s] = u64::MAX;
+        st.buckets[idx].sustained_fired[s] = true;
+        // The window that fired: the closed run plus every open bucket.
+        let bucket_ms = self.cfg.bucket_ms();
+        let mut observed = f64::from(c.observed);
+        let mut expected = f64::from(c.expected);
+        let mut first_open = i64::MAX;
+        let mut last_end = start + bucket_ms;
+        for b in &st.buckets {
+            if let Some((m, _)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
+                observed += Self::bucket_count(b, s) as f64;
+                expected += m;
+            }
+            first_open = first_open.min(b.start_ms);
+            last_end = last_end.max(b.start_ms + bucket_ms);
+        }
+        let from = if c.stat > 0.0 {
+            c.run_start
+        } else {
+            first_open
+        };
+        let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
+            .round()
+            .max(1.0);
+        let sd = (phi * expected).sqrt();
+        let label = span_label(from, last_end);
+        let id = ev.integration_id;
+        let win = format!("the last {} min", fmt1(minutes));
+        let (what, summary) = match s {
+            CALLS => (
+                "calls",
+                format!(
+                    "{id} made {} calls in {win}; its baseline for {label} is {} ± {}",
+                    fmt1(observed),
+                    fmt1(expected),
+                    fmt1(sd)
+                ),
+            ),
+            RECORDS => (
+                "records",
+                format!(
+                    "{id} moved {} records in {win}, {:.1}x its baseline for {label} given its calls ({} ± {})",
+                    fmt1(observed),
+                    observed / expected.max(1e-9),
+                    fmt1(expected),
+                    fmt1(sd)
+                ),
+            ),
+            BYTES => (
+                "bytes",
+                format!(
+                    "{id} moved {} in {win}, {:.1}x its baseline for {label} given its calls",
+                    super::human_bytes(observed as u64),
+                    observed / expected.max(1e-9)
+                ),
+            ),
+            _ => (
+                "auth_errors",
+                format!(
+                    "{id} got {} auth failures (401/403) in {win}; its baseline for {label}, given its calls, is {} ± {}",
+                    fmt1(observed),
+                    fmt1(expected),
+                    fmt1(sd)
+                ),
+            ),
+        };
+        let tail = (-stat).exp();
+        let mut evidence = Evidence::new();
+        evidence.insert("detector".into(), "sustained".into());
+        evidence.insert("series".into(), what.into());
+        evidence.insert("window_minutes".into(), minutes.into());
+        evidence.insert("window_label".into(), label.into());
+        evidence.insert("window_observed".into(), observed.into());
+        evidence.insert("window_expected".into(), round_sig(expected).into());
+        evidence.insert("window_stddev".into(), round_sig(sd).into());
+        evidence.insert("dispersion".into(), phi.into());
+        evidence.insert("cusum_nats".into(), round_sig(stat).into());
+        evidence.insert(
+            "design_ratio".into(),
+            self.cfg.detectors.sustained.ratio.into(),
+        );
+        evidence.insert("tail_probability".into(), EvidenceValue::Num(tail));
+        let f = Finding {
+            kind,
+            subject: "",
+            key_id: ev.key_id,
+            resource: None,
+            window: (from, last_end),
+            observed: Some(round_sig(observed)),
+            expected: Some(round_sig(expected)),
+            score: score_from_p(tail),
+            sensitive: false,
+            summary,
+            evidence,
+        };
+        self.fire(st, ev, f);
+    }
+
+    /// Per-key calls: the key's count this minute against its share of the
+    /// integration's baseline. Runs for every event with a key that is not late.
+    pub(crate) fn key_shift(&mut self, st: &mut IntegrationState, ev: &Event<'_>, mature: bool) {
+        let Some(k) = ev.key_id else { return };
+        let minute = ev.ts_ms.div_euclid(MINUTE_MS);
+        // The integration's recent calls, decayed to this minute.
+        let sh = &mut st.shifts;
+        sh.recent_calls = decay(sh.recent_calls, sh.recent_minute, minute) + 1.0;
+        sh.recent_minute = sh.recent_minute.max(minute);
+        let total = f64::from(sh.recent_calls);
+        let Some(ki) = st.keys.iter().position(|c| &*c.id == k) else {
+            return;
+        };
+        let p = self.shift_params();
+        let d = &self.cfg.detectors.sustained;
+        let learning = self.cfg.learning_ms();
+        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= 2 * learning
+            && ev.ts_ms - st.first_seen >= 2 * learning
+            && ev.ts_ms >= st.shifts.relearn_until;
+        let watch_on = d.enabled && d.calls && d.per_key && self.cfg.detectors.call_spike.enabled;
+        let calls_base = {
+            let slot = hour_of_week(ev.ts_ms);
+            let me = is_month_end(ev.ts_ms, self.cfg.month_end_days);
+            st.baselines[CALLS]
+                .expected(slot, me)
+                .map(|m| (m, st.baselines[CALLS].dispersion()))
+        };
+        let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
+        let w = &mut st.keys[ki].watch;
+        w.recent = decay(w.recent, w.minute, minute) + 1.0;
+        if minute > w.minute {
+            // Close the key's previous minute, then its quiet minutes.
+            let gap = minute - w.minute;
+            let phi = calls_base.map_or(1.0, |c| c.1);
+            if w.minute == 0 || gap * MINUTE_MS > MAX_QUIET_MS || w.mu <= 0.0 {
+                w.cusum.reset(minute * MINUTE_MS);
+            } else {
+                let mu = f64::from(w.mu);
+                let t = w.minute * MINUTE_MS;
+                w.cusum
+                    .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
+                if w.alarmed && f64::from(w.cusum.stat) > p.h {
+                    // Held at the threshold, as for the integration.
+                    w.cusum.stat = p.h as f32;
+                }
+                w.cusum
+                    .quiet(&p, (gap - 1) as f64, mu, phi, minute * MINUTE_MS);
+            }
+            w.minute = minute;
+            w.minute_calls = 0;
+            w.alarmed = false;
+            let share = (f64::from(w.recent) / total.max(1.0)).min(1.0);
+            w.mu = match calls_base {
+                Some((m, _)) if mature && key_mature => (m / bucket_min * share) as f32,
+                _ => 0.0,
+            };
+        }
+        w.minute_calls = w.minute_calls.saturating_add(1);
+        let share = f64::from(w.recent) / total.max(1.0);
+        // As for the integration: sustained means the window reaches back
+        // before this minute.
+        if !watch_on || w.alarmed || w.cusum.stat <= 0.0 || w.mu <= 0.0 || share > d.key_share_max {
+            return;
+        }
+        let Some((_, phi)) = calls_base else { return };
+        let mu = f64::from(w.mu);
+        let x = f64::from(w.minute_calls);
+        let stat = w.cusum.peek(&p, x, mu, phi);
+        if stat < p.h {
+            return;
+        }
+        let c = w.cusum;
+        let from = if c.stat > 0.0 {
+            c.run_start
+        } else {
+            minute * MINUTE_MS
+        };
+        let observed = f64::from(c.observed) + x;
+        let expected = f64::from(c.expected) + mu;
+        w.alarmed = true;
+        let last_end = (minute + 1) * MINUTE_MS;
+        let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
+            .round()
+            .max(1.0);
+        let label = span_label(from, last_end);
+        let sd = (phi * expected).sqrt();
+        let tail = (-stat).exp();
+        let mut evidence = Evidence::new();
+        evidence.insert("detector".into(), "sustained".into());
+        evidence.insert("series".into(), "calls".into());
+        evidence.insert("key_share".into(), round_sig(share).into());
+        evidence.insert("window_minutes".into(), minutes.into());
+        evidence.insert("window_label".into(), label.clone().into());
+        evidence.insert("window_observed".into(), observed.into());
+        evidence.insert("window_expected".into(), round_sig(expected).into());
+        evidence.insert("cusum_nats".into(), round_sig(stat).into());
+        evidence.insert("tail_probability".into(), EvidenceValue::Num(tail));
+        let subject = format!("key:{k}");
+        let f = Finding {
+            kind: AlertKind::CallSpike,
+            subject: &subject,
+            key_id: Some(k),
+            resource: None,
+            window: (from, last_end),
+            observed: Some(round_sig(observed)),
+            expected: Some(round_sig(expected)),
+            score: score_from_p(tail),
+            sensitive: false,
+            summary: format!(
+                "{}: key {k} made {} calls in the last {} min; its share ({:.0}% of the integration's calls) of the baseline for {label} is {} ± {}",
+                ev.integration_id,
+                fmt1(observed),
+                fmt1(minutes),
+                share * 100.0,
+                fmt1(expected),
+                fmt1(sd)
+            ),
+            evidence,
+        };
+        self.fire(st, ev, f);
+    }
+}

@@ -1,0 +1,267 @@
+//! Detection depth, on event time: sustained shifts per integration and per
+//! key, auth failures apart from rate limiting, dormancy without a learning
+//! period — and the benign look-alikes that must stay quiet.
+
+use crate::alert::{Alert, AlertKind, Outputs};
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::event::{Action, Event};
+use crate::time::{parse_rfc3339, DAY_MS, HOUR_MS, MINUTE_MS};
+
+/// Monday 2026-10-26 00:00 UTC.
+fn t0() -> i64 {
+    parse_rfc3339("2026-10-26T00:00:00Z").unwrap()
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    ts: i64,
+    status: u16,
+    key: Option<&'static str>,
+    records: u64,
+}
+
+fn call(ts: i64) -> Call {
+    Call {
+        ts,
+        status: 200,
+        key: None,
+        records: 10,
+    }
+}
+
+/// `per_hour` calls an hour, evenly spaced, over [from, to).
+fn even(from: i64, to: i64, per_hour: f64) -> Vec<Call> {
+    let step = (HOUR_MS as f64 / per_hour) as i64;
+    (0..)
+        .map(|i| from + i * step.max(1))
+        .take_while(|&t| t < to)
+        .map(call)
+        .collect()
+}
+
+/// The defaults with the sustained statistic on calls switched on.
+fn with_calls() -> EngineConfig {
+    use crate::config::{DetectorsConfig, SustainedConfig};
+    EngineConfig {
+        detectors: DetectorsConfig {
+            sustained: SustainedConfig {
+                calls: true,
+                ..SustainedConfig::default()
+            },
+            ..DetectorsConfig::default()
+        },
+        ..EngineConfig::default()
+    }
+}
+
+fn run(e: &mut Engine, id: &str, calls: &mut [Call]) -> Vec<Alert> {
+    calls.sort_by_key(|c| c.ts);
+    let mut out = Outputs::default();
+    for c in calls.iter() {
+        let ev = Event {
+            ts_ms: c.ts,
+            integration_id: id,
+            resource: "contacts",
+            action: Action::Read,
+            status: c.status,
+            key_id: c.key,
+            principal: None,
+            records: c.records,
+            bytes: c.records * 500,
+            source_ip: Some("198.51.100.7".parse().unwrap()),
+        };
+        e.process(&ev, &mut out);
+    }
+    out.alerts
+}
+
+fn of(alerts: &[Alert], kind: AlertKind) -> Vec<&Alert> {
+    alerts.iter().filter(|a| a.kind == kind).collect()
+}
+
+const ANOMALY: i64 = 16 * DAY_MS + 10 * HOUR_MS; // Wednesday 10:00
+
+/// `per_hour` calls an hour from the start until eight hours after the
+/// anomaly: sixteen days learned, every hour-of-week slot seen twice.
+fn learned(per_hour: f64) -> Vec<Call> {
+    even(t0(), t0() + ANOMALY + 8 * HOUR_MS, per_hour)
+}
+
+#[test]
+fn three_times_the_rate_for_an_hour_fires_though_no_minute_is_unusual() {
+    let mut e = Engine::new(with_calls(), None);
+    let mut calls = learned(30.0);
+    let a = t0() + ANOMALY;
+    calls.extend(even(a, a + HOUR_MS, 60.0)); // +2x: 3x in all
+    let alerts = run(&mut e, "low", &mut calls);
+    let spikes = of(&alerts, AlertKind::CallSpike);
+    assert_eq!(spikes.len(), 1, "{alerts:#?}");
+    let s = spikes[0];
+    assert!(s.detected_at >= a && s.detected_at < a + HOUR_MS, "{s:?}");
+    assert!(s.summary.contains("in the last"), "{}", s.summary);
+    assert_eq!(
+        s.evidence.get("detector"),
+        Some(&crate::alert::EvidenceValue::Str("sustained".into()))
+    );
+    // Never more than 3 calls in a minute: the one-bucket detector cannot see it.
+    assert!(s.observed.unwrap() > 2.0 * s.expected.unwrap());
+}
+
+#[test]
+fn fluctuations_below_the_break_even_ratio_stay_quiet_for_hours() {
+    let mut e = Engine::new(with_calls(), None);
+    let mut calls = learned(600.0);
+    let a = t0() + ANOMALY;
+    calls.extend(even(a, a + 6 * HOUR_MS, 480.0)); // +0.8x: 1.8x for six hours
+    let alerts = run(&mut e, "busy", &mut calls);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}
+
+#[test]
+fn one_key_of_three_at_five_times_its_share_fires_for_that_key() {
+    let mut e = Engine::new(with_calls(), None);
+    let keys = ["k1", "k2", "k3"];
+    let mut calls = learned(180.0);
+    for (i, c) in calls.iter_mut().enumerate() {
+        c.key = Some(keys[i % 3]);
+    }
+    let a = t0() + ANOMALY;
+    // k2 at 5x its 60 calls an hour for 45 minutes: the integration 2.3x.
+    let mut extra = even(a, a + 45 * MINUTE_MS, 240.0);
+    for c in &mut extra {
+        c.key = Some("k2");
+    }
+    calls.extend(extra);
+    let alerts = run(&mut e, "keyed", &mut calls);
+    let spikes = of(&alerts, AlertKind::CallSpike);
+    assert!(
+        spikes.iter().any(|s| s.key_id.as_deref() == Some("k2")
+            && s.summary.contains("key k2")
+            && s.detected_at < a + 45 * MINUTE_MS),
+        "{alerts:#?}"
+    );
+    assert!(
+        spikes
+            .iter()
+            .all(|s| s.key_id.as_deref() != Some("k1") || !s.summary.contains("key k1")),
+        "{alerts:#?}"
+    );
+}
+
+#[test]
+fn five_times_the_records_per_call_at_a_normal_rate_is_a_volume_spike() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut calls = learned(120.0);
+    let a = t0() + ANOMALY;
+    for c in calls
+        .iter_mut()
+        .filter(|c| c.ts >= a && c.ts < a + 3 * HOUR_MS)
+    {
+        c.records = 50;
+    }
+    let alerts = run(&mut e, "exfil", &mut calls);
+    let v = of(&alerts, AlertKind::VolumeSpike);
+    assert!(!v.is_empty(), "{alerts:#?}");
+    assert!(v[0].detected_at < a + 30 * MINUTE_MS, "{:?}", v[0]);
+    assert!(of(&alerts, AlertKind::CallSpike).is_empty(), "{alerts:#?}");
+}
+
+#[test]
+fn a_few_dozen_auth_failures_in_busy_traffic_fire_and_429s_do_not() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut calls = learned(1500.0);
+    // One benign 401 an hour.
+    for (i, c) in calls.iter_mut().enumerate() {
+        if i % 1500 == 7 {
+            c.status = 401;
+        }
+    }
+    let a = t0() + ANOMALY;
+    // 40 minutes of 429s at 12 a minute first: rate limiting, not probing.
+    let mut limited = even(a, a + 40 * MINUTE_MS, 720.0);
+    for c in &mut limited {
+        c.status = 429;
+    }
+    calls.extend(limited);
+    let probe_at = a + 90 * MINUTE_MS;
+    let mut probe = even(probe_at, probe_at + 30 * MINUTE_MS, 72.0);
+    for (i, c) in probe.iter_mut().enumerate() {
+        c.status = if i % 3 == 0 { 403 } else { 401 };
+    }
+    calls.extend(probe);
+    let alerts = run(&mut e, "busy", &mut calls);
+    let errs = of(&alerts, AlertKind::ErrorBurst);
+    assert_eq!(errs.len(), 1, "{alerts:#?}");
+    assert!(
+        errs[0].detected_at >= probe_at,
+        "the 429s paged: {:?}",
+        errs[0]
+    );
+    assert!(errs[0].detected_at < probe_at + 30 * MINUTE_MS);
+    assert!(errs[0].summary.contains("401/403"), "{}", errs[0].summary);
+    assert!(!errs[0].summary.contains("429"), "{}", errs[0].summary);
+}
+
+#[test]
+fn a_short_lived_integration_waking_up_after_two_weeks_is_dormant_reactivated() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    // Three days of use (less than the 7-day learning period), then 16 days
+    // of silence.
+    let mut calls = even(t0(), t0() + 3 * DAY_MS, 60.0);
+    let wake = t0() + 19 * DAY_MS + 10 * HOUR_MS;
+    calls.extend(even(wake, wake + HOUR_MS, 60.0));
+    let alerts = run(&mut e, "brief", &mut calls);
+    let d = of(&alerts, AlertKind::DormantReactivated);
+    assert_eq!(d.len(), 1, "{alerts:#?}");
+    assert_eq!(d[0].detected_at, wake);
+}
+
+#[test]
+fn a_short_silence_after_a_short_history_is_not_dormancy() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    // Three days, ten days of silence: below min_silence_days (14), and the
+    // history is too short for the learned rule.
+    let mut calls = even(t0(), t0() + 3 * DAY_MS, 60.0);
+    let wake = t0() + 13 * DAY_MS;
+    calls.extend(even(wake, wake + HOUR_MS, 60.0));
+    let alerts = run(&mut e, "brief", &mut calls);
+    assert!(
+        of(&alerts, AlertKind::DormantReactivated).is_empty(),
+        "{alerts:#?}"
+    );
+}
+
+#[test]
+fn a_week_of_silence_long_against_a_mature_history_fires() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    // Twenty days without a gap over a few minutes, then eight days of silence.
+    let mut calls = even(t0(), t0() + 20 * DAY_MS, 60.0);
+    let wake = t0() + 28 * DAY_MS + 10 * HOUR_MS;
+    calls.extend(even(wake, wake + HOUR_MS, 60.0));
+    let alerts = run(&mut e, "steady", &mut calls);
+    assert_eq!(
+        of(&alerts, AlertKind::DormantReactivated).len(),
+        1,
+        "{alerts:#?}"
+    );
+}
+
+#[test]
+fn a_batch_job_filling_half_its_hour_is_not_a_spike() {
+    let mut e = Engine::new(with_calls(), None);
+    let mut calls = Vec::new();
+    for d in 0..16 {
+        let day = t0() + d * DAY_MS;
+        calls.extend(even(day, day + DAY_MS, 30.0));
+        // 02:00-02:30: 40 calls a minute with 30 records each.
+        let b = day + 2 * HOUR_MS;
+        let mut batch = even(b, b + 30 * MINUTE_MS, 2400.0);
+        for c in &mut batch {
+            c.records = 30;
+        }
+        calls.extend(batch);
+    }
+    let alerts = run(&mut e, "batch", &mut calls);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}

@@ -1,0 +1,467 @@
+//! Decoders: bytes → a fixed array of slot values, one slot per field path
+//! a profile names. Nothing else of the input is materialised.
+//!
+//! - JSON: the profile's RFC 6901 pointers are compiled into a [`Trie`]; one
+//!   serde pass walks the document, descends only into keys on some pointer
+//!   and skips the rest (`IgnoredAny`). Strings borrow from the input unless
+//!   they contain escapes — the same rule as the canonical `parse_event`.
+//! - Envelopes: a root pointer (CloudWatch `/logEvents`, CometD
+//!   `/data/payload`), arrays exploded into one record per element (Kong
+//!   batches), and records embedded as a JSON string (CloudWatch `message`).
+//! - CSV: header names → slots once per file; each row fills slots with
+//!   borrowed fields of the `csv` crate's reused `ByteRecord`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Most distinct paths one profile may read (a bound, so a record's slots
+/// live on the stack).
+pub const MAX_SLOTS: usize = 48;
+
+/// One extracted value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Val<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An object or array where a scalar was expected.
+    Complex,
+}
+
+impl<'a> Val<'a> {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as text for string transforms; scalars other than strings
+    /// are rendered (rare: e.g. a JSON boolean looked up in a map).
+    pub fn into_text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Val::Str(s) => Some(s),
+            Val::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+            Val::Int(i) => Some(Cow::Owned(i.to_string())),
+            Val::UInt(u) => Some(Cow::Owned(u.to_string())),
+            Val::Float(x) => Some(Cow::Owned(x.to_string())),
+            Val::Null | Val::Complex => None,
+        }
+    }
+}
+
+pub type Slots<'a> = [Val<'a>; MAX_SLOTS];
+
+pub fn empty_slots<'a>() -> Slots<'a> {
+    std::array::from_fn(|_| Val::Null)
+}
+
+/// RFC 6901 pointer → reference tokens (`~1` → `/`, `~0` → `~`).
+pub fn pointer_tokens(p: &str) -> Result<Vec<String>, String> {
+    if p.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(rest) = p.strip_prefix('/') else {
+        return Err(format!("JSON pointer `{p}` must start with `/`"));
+    };
+    Ok(rest
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect())
+}
+
+#[derive(Debug, Default, Clone)]
+struct Node {
+    keys: Vec<(Box<str>, u32)>,
+    slot: Option<u16>,
+}
+
+/// Pointers compiled into a tree of object keys / array indices.
+#[derive(Debug, Clone)]
+pub struct Trie {
+    nodes: Vec<Node>,
+}
+
+impl Default for Trie {
+    fn default() -> Self {
+        Trie {
+            nodes: vec![Node::default()],
+        }
+    }
+}
+
+impl Trie {
+    /// Adds a pointer that fills `slot`.
+    pub fn insert(&mut self, tokens: &[String], slot: u16) {
+        let mut n = 0usize;
+        for t in tokens {
+            let next = self.nodes[n]
+                .keys
+                .iter()
+                .find(|(k, _)| **k == **t)
+                .map(|(_, c)| *c as usize);
+            n = match next {
+                Some(c) => c,
+                None => {
+                    let c = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    self.nodes[n].keys.push((t.as_str().into(), c as u32));
+                    c
+                }
+            };
+        }
+        self.nodes[n].slot = Some(slot);
+    }
+
+    fn child(&self, node: usize, key: &str) -> Option<usize> {
+        self.nodes[node]
+            .keys
+            .iter()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, c)| *c as usize)
+    }
+
+    /// Fills `slots` from one JSON document (a record).
+    pub fn extract<'de>(
+        &self,
+        json: &'de str,
+        slots: &mut Slots<'de>,
+    ) -> Result<(), serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        NodeSeed {
+            trie: self,
+            node: 0,
+            slots,
+        }
+        .deserialize(&mut de)?;
+        de.end()
+    }
+}
+
+struct NodeSeed<'t, 's, 'de> {
+    trie: &'t Trie,
+    node: usize,
+    slots: &'s mut Slots<'de>,
+}
+
+impl NodeSeed<'_, '_, '_> {
+    fn put<'de>(slots: &mut Slots<'de>, slot: Option<u16>, v: Val<'de>) {
+        if let Some(s) = slot {
+            slots[usize::from(s)] = v;
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        Self::put(self.slots, self.trie.nodes[self.node].slot, Val::Bool(v));
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        Self::put(self.slots, self.trie.nodes[self.node].slot, Val::Int(v));
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        Self::put(self.slots, self.trie.nodes[self.node].slot, Val::UInt(v));
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        Self::put(self.slots, self.trie.nodes[self.node].slot, Val::Float(v));
+        Ok(())
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        Self::put(
+            self.slots,
+            self.trie.nodes[self.node].slot,
+            Val::Str(Cow::Borrowed(v)),
+        );
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let slot = self.trie.nodes[self.node].slot;
+        if slot.is_some() {
+            Self::put(self.slots, slot, Val::Str(Cow::Owned(v.to_owned())));
+        }
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Self::put(self.slots, self.trie.nodes[self.node].slot, Val::Null);
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let NodeSeed { trie, node, slots } = self;
+        Self::put(slots, trie.nodes[node].slot, Val::Complex);
+        while let Some(child) = map.next_key_seed(KeySeed { trie, node })? {
+            match child {
+                Some(c) => map.next_value_seed(NodeSeed {
+                    trie,
+                    node: c,
+                    slots: &mut *slots,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let NodeSeed { trie, node, slots } = self;
+        Self::put(slots, trie.nodes[node].slot, Val::Complex);
+        let mut i = 0usize;
+        loop {
+            let child = if trie.nodes[node].keys.is_empty() {
+                None
+            } else {
+                let mut buf = itoa_buf(i);
+                trie.child(node, buf.as_str())
+            };
+            let more = match child {
+                Some(c) => seq
+                    .next_element_seed(NodeSeed {
+                        trie,
+                        node: c,
+                        slots: &mut *slots,
+                    })?
+                    .is_some(),
+                None => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+}
+
+/// A small stack rendering of an array index, to compare with trie keys.
+struct IdxBuf {
+    b: [u8; 20],
+    start: usize,
+}
+
+impl IdxBuf {
+    fn as_str(&mut self) -> &str {
+        std::str::from_utf8(&self.b[self.start..]).unwrap_or("")
+    }
+}
+
+fn itoa_buf(mut i: usize) -> IdxBuf {
+    let mut b = [0u8; 20];
+    let mut start = 20;
+    loop {
+        start -= 1;
+        b[start] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    IdxBuf { b, start }
+}
+
+/// An object key, matched against the node's children without allocating.
+struct KeySeed<'t> {
+    trie: &'t Trie,
+    node: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.trie.child(self.node, v))
+    }
+}
+
+/// Where the records of a message are, for envelope formats.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    /// Alternative root pointers (first present wins); empty = the document.
+    pub roots: Vec<Vec<String>>,
+    /// Pointer inside each record element to a string holding the record.
+    pub embedded: Option<Vec<String>>,
+}
+
+/// Finds the value at the first root pointer present, borrowed raw.
+pub fn find_root<'de>(
+    json: &'de str,
+    roots: &[Vec<String>],
+) -> Result<Option<&'de RawValue>, serde_json::Error> {
+    let mut trie = Trie::default();
+    for (i, r) in roots.iter().enumerate() {
+        trie.insert(r, i as u16);
+    }
+    let mut found: [Option<&'de RawValue>; 4] = [None; 4];
+    let mut de = serde_json::Deserializer::from_str(json);
+    RawSeed {
+        trie: &trie,
+        node: 0,
+        found: &mut found,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(found.into_iter().flatten().next())
+}
+
+struct RawSeed<'t, 'f, 'de> {
+    trie: &'t Trie,
+    node: usize,
+    found: &'f mut [Option<&'de RawValue>; 4],
+}
+
+impl<'de> DeserializeSeed<'de> for RawSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let n = &self.trie.nodes[self.node];
+        if let Some(slot) = n.slot {
+            let raw = <&'de RawValue as serde::Deserialize>::deserialize(d)?;
+            if let Some(f) = self.found.get_mut(usize::from(slot)) {
+                *f = Some(raw);
+            }
+            return Ok(());
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let RawSeed { trie, node, found } = self;
+        while let Some(child) = map.next_key_seed(KeySeed { trie, node })? {
+            match child {
+                Some(c) => map.next_value_seed(RawSeed {
+                    trie,
+                    node: c,
+                    found: &mut *found,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// The elements of a JSON array, borrowed raw (one allocation per message,
+/// not per event).
+pub fn array_elements(json: &str) -> Result<Vec<&RawValue>, serde_json::Error> {
+    serde_json::from_str(json)
+}
+
+/// The string at `pointer` inside `json`, unescaped (one allocation per
+/// record when the record is embedded as a string, which always has escapes).
+pub fn string_at<'de>(
+    json: &'de str,
+    pointer: &[String],
+) -> Result<Option<Cow<'de, str>>, serde_json::Error> {
+    let mut trie = Trie::default();
+    trie.insert(pointer, 0);
+    let mut slots = empty_slots();
+    trie.extract(json, &mut slots)?;
+    Ok(match std::mem::take(&mut slots[0]) {
+        Val::Str(s) => Some(s),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trie(paths: &[&str]) -> Trie {
+        let mut t = Trie::default();
+        for (i, p) in paths.iter().enumerate() {
+            t.insert(&pointer_tokens(p).unwrap(), i as u16);
+        }
+        t
+    }
+
+    #[test]
+    fn pointers_pick_nested_values_and_array_indices_borrowing_strings() {
+        let t = trie(&["/a/b", "/c/1", "/x~1y", "/n", "/missing", "/obj"]);
+        let doc = r#"{"skip":{"a":[1,2]},"a":{"b":"hi","z":3},"c":[10,"ten"],"x/y":2.5,"n":null,"obj":{"k":1}}"#;
+        let mut s = empty_slots();
+        t.extract(doc, &mut s).unwrap();
+        assert!(matches!(&s[0], Val::Str(Cow::Borrowed("hi"))));
+        assert_eq!(s[1], Val::Str(Cow::Borrowed("ten")));
+        assert_eq!(s[2], Val::Float(2.5));
+        assert_eq!(s[3], Val::Null);
+        assert_eq!(s[4], Val::Null);
+        assert_eq!(s[5], Val::Complex);
+        assert!(t.extract("{\"a\":", &mut empty_slots()).is_err());
+        assert!(t.extract("{} trailing", &mut empty_slots()).is_err());
+    }
+
+    #[test]
+    fn roots_and_embedded_records() {
+        let doc =
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"{\"a\":1}"}]}"#;
+        let roots = vec![
+            pointer_tokens("/records").unwrap(),
+            pointer_tokens("/logEvents").unwrap(),
+        ];
+        let root = find_root(doc, &roots).unwrap().unwrap();
+        let els = array_elements(root.get()).unwrap();
+        assert_eq!(els.len(), 1);
+        let inner = string_at(els[0].get(), &pointer_tokens("/message").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(inner, r#"{"a":1}"#);
+        assert!(find_root(r#"{"x":1}"#, &roots).unwrap().is_none());
+    }
+}

@@ -1,0 +1,315 @@
+//! Declarative mappings from vendor log formats to the canonical event.
+//!
+//! A **profile** (TOML) names a decoder, where each canonical field comes
+//! from (RFC 6901 pointers or CSV column names, with fallback chains: the
+//! first non-null source wins), a closed set of transforms, and a **route
+//! table** that derives `resource`, `endpoint` and `action` from a URI.
+//! There is no scripting: a profile compiles into a [`Mapping`] whose
+//! decode is one borrowed serde pass per record plus table lookups.
+//!
+//! # Layout
+//! - [`profile`]: TOML schema, key-by-key override of built-ins, validation.
+//! - [`decode`]: JSON pointer trie, envelopes, CSV → slot values.
+//! - [`assemble`]: slot values → validated [`RawEvent`] with reject reasons.
+//! - [`transform`]: time formats, casts, text ops, hashing, Salesforce ids.
+//! - [`routes`]: URI path templates → resource / endpoint / action.
+//! - [`builtin`]: the profiles embedded in the binary.
+//! - [`stream`]: files and stdin (JSONL or CSV) → events.
+
+mod assemble;
+pub mod builtin;
+pub mod decode;
+pub mod profile;
+pub mod routes;
+pub mod stream;
+pub mod transform;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use regex::Regex;
+
+pub use builtin::{builtin_profiles, load_format, BuiltinProfile};
+pub use profile::MappingError;
+pub use stream::{read_events, StreamStats};
+
+use crate::event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
+use decode::{Envelope, Trie};
+use routes::RouteTable;
+
+/// Largest message a mapped format accepts (a Kong batch or a CloudWatch
+/// envelope holds many records); each record is still held to
+/// [`MAX_EVENT_BYTES`].
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The canonical fields a profile can fill, plus `url`, the route input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Ts,
+    IntegrationId,
+    Resource,
+    Method,
+    Status,
+    Action,
+    KeyId,
+    Principal,
+    Endpoint,
+    Records,
+    Bytes,
+    SourceIp,
+    UserAgent,
+    Tenant,
+    Url,
+}
+
+impl Target {
+    pub const COUNT: usize = 15;
+    const ALL: [Target; Target::COUNT] = [
+        Target::Ts,
+        Target::IntegrationId,
+        Target::Resource,
+        Target::Method,
+        Target::Status,
+        Target::Action,
+        Target::KeyId,
+        Target::Principal,
+        Target::Endpoint,
+        Target::Records,
+        Target::Bytes,
+        Target::SourceIp,
+        Target::UserAgent,
+        Target::Tenant,
+        Target::Url,
+    ];
+    pub const NAMES: &'static str = "ts, integration_id, resource, method, status, action, key_id, principal, endpoint, records, bytes, source_ip, user_agent, tenant, url";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Ts => "ts",
+            Target::IntegrationId => "integration_id",
+            Target::Resource => "resource",
+            Target::Method => "method",
+            Target::Status => "status",
+            Target::Action => "action",
+            Target::KeyId => "key_id",
+            Target::Principal => "principal",
+            Target::Endpoint => "endpoint",
+            Target::Records => "records",
+            Target::Bytes => "bytes",
+            Target::SourceIp => "source_ip",
+            Target::UserAgent => "user_agent",
+            Target::Tenant => "tenant",
+            Target::Url => "url",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    Slot(u16),
+    Const(Box<str>),
+}
+
+/// A source applies only when another slot holds one of these values
+/// (e.g. a synthetic `method` for Salesforce SOAP rows only).
+#[derive(Debug, Clone)]
+pub(crate) struct When {
+    pub slot: u16,
+    pub values: Vec<Box<str>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub input: Input,
+    pub when: Option<When>,
+    pub time: Vec<transform::TimeFormat>,
+    pub strip_query: bool,
+    pub regex: Option<Regex>,
+    /// `Some(true)` upper-case, `Some(false)` lower-case.
+    pub upper: Option<bool>,
+    pub map: Option<usize>,
+    pub miss_null: bool,
+    pub sfid18: bool,
+    pub hash: Option<Arc<[u8]>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Field {
+    pub sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Decoder {
+    Json { trie: Trie, envelope: Envelope },
+    Csv { columns: Vec<String> },
+}
+
+/// A compiled profile.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    name: String,
+    description: String,
+    decoder: Decoder,
+    empty_values: Vec<Box<str>>,
+    fields: [Field; Target::COUNT],
+    routes: RouteTable,
+    maps: Vec<HashMap<Box<str>, Box<str>>>,
+}
+
+impl Mapping {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// True for CSV profiles, whose files are read as a whole (header row).
+    pub fn is_csv(&self) -> bool {
+        matches!(self.decoder, Decoder::Csv { .. })
+    }
+
+    /// Decodes one message (a JSON document, or for CSV profiles a CSV text
+    /// with its header row) and hands each record's outcome to `sink`.
+    pub fn decode<F>(&self, input: &[u8], sink: &mut F)
+    where
+        F: FnMut(Result<RawEvent<'_>, Reject>),
+    {
+        if input.len() > MAX_MESSAGE_BYTES {
+            sink(Err(too_large(input.len(), MAX_MESSAGE_BYTES)));
+            return;
+        }
+        let text = match std::str::from_utf8(input) {
+            Ok(t) => t,
+            Err(e) => {
+                sink(Err(Reject::new(
+                    RejectReason::InvalidUtf8,
+                    format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                )));
+                return;
+            }
+        };
+        match &self.decoder {
+            Decoder::Json { trie, envelope } => self.decode_json(trie, envelope, text, sink),
+            Decoder::Csv { columns } => stream::decode_csv(self, columns, text.as_bytes(), sink),
+        }
+    }
+
+    fn decode_json<F>(&self, trie: &Trie, env: &Envelope, text: &str, sink: &mut F)
+    where
+        F: FnMut(Result<RawEvent<'_>, Reject>),
+    {
+        // A document without any of the envelope roots is itself a record
+        // (e.g. an API Gateway line read from a file, not from CloudWatch);
+        // `embedded` applies only to records found under a root.
+        let (root, env) = if env.roots.is_empty() {
+            (text, env)
+        } else {
+            match decode::find_root(text, &env.roots) {
+                Ok(Some(raw)) => (raw.get(), env),
+                Ok(None) => (text, &NO_ENVELOPE),
+                Err(e) => return sink(Err(json_reject(&e))),
+            }
+        };
+        if root.trim_start().starts_with('[') {
+            match decode::array_elements(root) {
+                Ok(els) => {
+                    for el in els {
+                        self.decode_record(trie, env, el.get(), sink);
+                    }
+                }
+                Err(e) => sink(Err(json_reject(&e))),
+            }
+        } else {
+            self.decode_record(trie, env, root, sink);
+        }
+    }
+
+    fn decode_record<F>(&self, trie: &Trie, env: &Envelope, text: &str, sink: &mut F)
+    where
+        F: FnMut(Result<RawEvent<'_>, Reject>),
+    {
+        if text.len() > MAX_EVENT_BYTES {
+            return sink(Err(too_large(text.len(), MAX_EVENT_BYTES)));
+        }
+        if let Some(ptr) = &env.embedded {
+            match decode::string_at(text, ptr) {
+                Ok(Some(inner)) => self.extract_and_assemble(trie, &inner, sink),
+                Ok(None) => sink(Err(Reject::new(
+                    RejectReason::MissingField,
+                    "missing the embedded record string",
+                ))),
+                Err(e) => sink(Err(json_reject(&e))),
+            }
+        } else {
+            self.extract_and_assemble(trie, text, sink);
+        }
+    }
+
+    fn extract_and_assemble<F>(&self, trie: &Trie, text: &str, sink: &mut F)
+    where
+        F: FnMut(Result<RawEvent<'_>, Reject>),
+    {
+        let mut slots = decode::empty_slots();
+        match trie.extract(text, &mut slots) {
+            Ok(()) => sink(self.assemble(&mut slots)),
+            Err(e) => sink(Err(json_reject(&e))),
+        }
+    }
+}
+
+static NO_ENVELOPE: Envelope = Envelope {
+    roots: Vec::new(),
+    embedded: None,
+};
+
+fn too_large(n: usize, max: usize) -> Reject {
+    Reject::new(RejectReason::TooLarge, format!("{n} bytes > {max}"))
+}
+
+fn json_reject(e: &serde_json::Error) -> Reject {
+    let reason = match e.classify() {
+        serde_json::error::Category::Data => RejectReason::InvalidField,
+        _ => RejectReason::InvalidJson,
+    };
+    Reject::new(reason, e.to_string())
+}
+
+/// How events of one input are read: the canonical schema, or a profile.
+#[derive(Debug, Clone, Default)]
+pub enum Format {
+    /// `docs/specs/events.md` as it is (the default).
+    #[default]
+    Canonical,
+    Mapped(Arc<Mapping>),
+}
+
+impl Format {
+    pub fn name(&self) -> &str {
+        match self {
+            Format::Canonical => "canonical",
+            Format::Mapped(m) => m.name(),
+        }
+    }
+
+    pub fn is_csv(&self) -> bool {
+        matches!(self, Format::Mapped(m) if m.is_csv())
+    }
+
+    /// Decodes one message; `sink` sees every record's outcome in order.
+    #[inline]
+    pub fn decode<F>(&self, input: &[u8], sink: &mut F)
+    where
+        F: FnMut(Result<RawEvent<'_>, Reject>),
+    {
+        match self {
+            Format::Canonical => sink(parse_event(input)),
+            Format::Mapped(m) => m.decode(input, sink),
+        }
+    }
+}

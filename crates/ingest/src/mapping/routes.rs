@@ -1,0 +1,321 @@
+//! Route tables: a URI path → `resource`, `endpoint` and `action`.
+//!
+//! No gateway log names the CRM object an API call touched; the path does.
+//! A rule is a path template, matched segment by segment (first match wins):
+//!
+//! | segment      | matches |
+//! |--------------|---------|
+//! | `sobjects`   | exactly that text |
+//! | `{resource}` | any one segment, which becomes the resource |
+//! | `{name}`     | any one segment (ignored) |
+//! | `v*`         | a segment with that prefix/suffix around `*` (`v61.0`, `v3`) |
+//! | `**`         | the rest of the path (last segment only) |
+//!
+//! The matched template itself is the `endpoint` (low-cardinality by
+//! construction: ids never appear in it), borrowed from the profile. The
+//! resource is borrowed from the path; its OData key suffix (`accounts(…)`)
+//! is cut, it is looked up in the rule set's alias map (`0-1` → `contacts`,
+//! `Contact` → `contacts`) and lower-cased (allocating only when it has
+//! upper-case letters).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use tripline_engine::Action;
+
+use super::transform::{lower, soql_from, strip_query};
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Lit(Box<str>),
+    Any,
+    Resource,
+    Glob(Box<str>, Box<str>),
+    Rest,
+}
+
+/// Where a rule's resource comes from.
+#[derive(Debug, Clone)]
+pub enum RuleResource {
+    /// The `{resource}` segment.
+    Capture,
+    /// A fixed name (`$batch`-like endpoints that still mean one thing).
+    Const(Box<str>),
+    /// The object after `FROM` in the SOQL `q=` parameter (Salesforce query).
+    Soql,
+    /// The rule fixes the action only; the resource must come from a field.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    segs: Vec<Seg>,
+    template: Box<str>,
+    resource: RuleResource,
+    action: Option<Action>,
+    aliases: Option<usize>,
+}
+
+/// What to do when no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Reject the event as `unmapped_resource` (the default).
+    #[default]
+    Reject,
+    /// The first path segment that is not `api`, `rest`, `services` or a
+    /// version (`v1`, `v61.0`, `2026-03`).
+    FirstSegment,
+}
+
+/// Compiled rules plus the alias maps they refer to.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    rules: Vec<Rule>,
+    aliases: Vec<HashMap<Box<str>, Box<str>>>,
+    pub fallback: Fallback,
+}
+
+/// The outcome of routing one path.
+#[derive(Debug, PartialEq)]
+pub struct Routed<'a> {
+    pub resource: Option<Cow<'a, str>>,
+    pub action: Option<Action>,
+    pub endpoint: Option<&'a str>,
+    /// Index of the matched rule (see [`RouteTable::template`]).
+    pub rule: Option<usize>,
+}
+
+impl RouteTable {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Adds an alias map and returns its id for [`RouteTable::add_rule`].
+    pub fn add_aliases(&mut self, map: HashMap<Box<str>, Box<str>>) -> usize {
+        self.aliases.push(map);
+        self.aliases.len() - 1
+    }
+
+    /// Compiles and appends one rule.
+    pub fn add_rule(
+        &mut self,
+        template: &str,
+        resource: Option<&str>,
+        action: Option<Action>,
+        aliases: Option<usize>,
+    ) -> Result<(), String> {
+        if !template.starts_with('/') {
+            return Err(format!("route `{template}` must start with `/`"));
+        }
+        let mut segs = Vec::new();
+        let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+        let mut has_capture = false;
+        for (i, p) in parts.iter().enumerate() {
+            let seg = if *p == "**" {
+                if i + 1 != parts.len() {
+                    return Err(format!("route `{template}`: `**` must be the last segment"));
+                }
+                Seg::Rest
+            } else if *p == "{resource}" {
+                has_capture = true;
+                Seg::Resource
+            } else if p.starts_with('{') && p.ends_with('}') {
+                Seg::Any
+            } else if let Some((a, b)) = p.split_once('*') {
+                if b.contains('*') {
+                    return Err(format!("route `{template}`: one `*` per segment"));
+                }
+                Seg::Glob(a.into(), b.into())
+            } else {
+                Seg::Lit((*p).into())
+            };
+            segs.push(seg);
+        }
+        let resource = match resource {
+            None if has_capture => RuleResource::Capture,
+            None => RuleResource::None,
+            Some("{soql}") => RuleResource::Soql,
+            Some(r) if r.is_empty() || r.len() > 128 => {
+                return Err(format!("route `{template}`: resource must be 1-128 bytes"))
+            }
+            Some(r) => RuleResource::Const(r.into()),
+        };
+        self.rules.push(Rule {
+            segs,
+            template: template.into(),
+            resource,
+            action,
+            aliases,
+        });
+        Ok(())
+    }
+
+    /// Routes a URI (query string and scheme/host are ignored for matching;
+    /// the query is still read for a SOQL `FROM`).
+    pub fn route<'a>(&'a self, uri: &'a str) -> Option<Routed<'a>> {
+        let path = strip_query(uri);
+        for (idx, rule) in self.rules.iter().enumerate() {
+            if let Some(cap) = matches(&rule.segs, path) {
+                let resource = match &rule.resource {
+                    RuleResource::Capture => cap.map(|c| self.resource_name(c, rule.aliases)),
+                    RuleResource::Const(c) => Some(Cow::Borrowed(&**c)),
+                    RuleResource::Soql => {
+                        soql_from(uri).map(|c| self.resource_name(c, rule.aliases))
+                    }
+                    RuleResource::None => None,
+                };
+                return Some(Routed {
+                    resource,
+                    action: rule.action,
+                    endpoint: Some(&rule.template),
+                    rule: Some(idx),
+                });
+            }
+        }
+        match self.fallback {
+            Fallback::Reject => None,
+            Fallback::FirstSegment => first_segment(path).map(|s| Routed {
+                resource: Some(lower(Cow::Borrowed(s))),
+                action: None,
+                endpoint: None,
+                rule: None,
+            }),
+        }
+    }
+
+    /// The template of rule `idx` (the `endpoint` of its matches).
+    pub fn template(&self, idx: usize) -> Option<&str> {
+        self.rules.get(idx).map(|r| &*r.template)
+    }
+
+    fn resource_name<'a>(&'a self, raw: &'a str, aliases: Option<usize>) -> Cow<'a, str> {
+        // OData keys: `accounts(00000000-…)` → `accounts`.
+        let raw = raw.split_once('(').map_or(raw, |(a, _)| a);
+        if let Some(map) = aliases.and_then(|i| self.aliases.get(i)) {
+            if let Some(v) = map.get(raw) {
+                return Cow::Borrowed(v);
+            }
+        }
+        lower(Cow::Borrowed(raw))
+    }
+}
+
+fn is_versionish(s: &str) -> bool {
+    let b = s.as_bytes();
+    let v = b.first() == Some(&b'v') && b.len() > 1 && b[1].is_ascii_digit();
+    v || b.first().is_some_and(u8::is_ascii_digit)
+}
+
+fn first_segment(path: &str) -> Option<&str> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .find(|s| !matches!(*s, "api" | "rest" | "services" | "data") && !is_versionish(s))
+}
+
+/// Segment-wise match; returns the `{resource}` capture (if the rule has one).
+fn matches<'p>(segs: &[Seg], path: &'p str) -> Option<Option<&'p str>> {
+    let mut it = path.split('/').filter(|s| !s.is_empty());
+    let mut cap = None;
+    for seg in segs {
+        if let Seg::Rest = seg {
+            return Some(cap);
+        }
+        let s = it.next()?;
+        match seg {
+            Seg::Lit(l) => {
+                if **l != *s {
+                    return None;
+                }
+            }
+            Seg::Any => {}
+            Seg::Resource => cap = Some(s),
+            Seg::Glob(a, b) => {
+                if s.len() < a.len() + b.len() || !s.starts_with(&**a) || !s.ends_with(&**b) {
+                    return None;
+                }
+            }
+            Seg::Rest => {}
+        }
+    }
+    it.next().is_none().then_some(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        let mut t = RouteTable::default();
+        let hs = t.add_aliases(HashMap::from([("0-1".into(), "contacts".into())]));
+        t.add_rule(
+            "/crm/v*/objects/{resource}/batch/archive",
+            None,
+            Some(Action::Delete),
+            Some(hs),
+        )
+        .unwrap();
+        t.add_rule("/crm/v*/objects/{resource}/{id}", None, None, Some(hs))
+            .unwrap();
+        t.add_rule("/crm/v*/objects/{resource}", None, None, Some(hs))
+            .unwrap();
+        t.add_rule(
+            "/services/data/v*/query/**",
+            Some("{soql}"),
+            Some(Action::Read),
+            None,
+        )
+        .unwrap();
+        t.add_rule(
+            "/services/data/v*/query",
+            Some("{soql}"),
+            Some(Action::Read),
+            None,
+        )
+        .unwrap();
+        t.add_rule("/api/data/v*/$batch", None, None, None).unwrap();
+        t.add_rule("/api/data/v*/{resource}/**", None, None, None)
+            .unwrap();
+        t
+    }
+
+    #[test]
+    fn first_matching_rule_gives_resource_action_and_template() {
+        let t = table();
+        let r = t.route("/crm/v3/objects/0-1/batch/archive").unwrap();
+        assert_eq!(r.resource.as_deref(), Some("contacts"));
+        assert_eq!(r.action, Some(Action::Delete));
+        assert_eq!(r.endpoint, Some("/crm/v*/objects/{resource}/batch/archive"));
+        let r = t.route("/crm/v3/objects/deals/123?archived=false").unwrap();
+        assert!(matches!(r.resource, Some(Cow::Borrowed("deals"))));
+        assert_eq!(r.action, None);
+        let r = t
+            .route("/services/data/v61.0/query?q=SELECT+Id+FROM+Contact")
+            .unwrap();
+        assert_eq!(r.resource.as_deref(), Some("contact"));
+        let r = t.route("https://org.crm.dynamics.com/api/data/v9.2/accounts(00000000-0000-0000-0000-000000000001)").unwrap();
+        assert_eq!(r.resource.as_deref(), Some("accounts"));
+        assert_eq!(t.route("/api/data/v9.2/$batch").unwrap().resource, None);
+        assert!(t.route("/health").is_none());
+        assert!(t.route("/crm/v3/objects").is_none());
+        assert!(t.route("/crm/v3/objects/a/b/c/d").is_none());
+    }
+
+    #[test]
+    fn first_segment_fallback_skips_api_and_versions() {
+        let mut t = table();
+        t.fallback = Fallback::FirstSegment;
+        assert_eq!(
+            t.route("/api/v1/Locations/7").unwrap().resource.as_deref(),
+            Some("locations")
+        );
+        assert!(t.route("/v1/").is_none());
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        let mut t = RouteTable::default();
+        assert!(t.add_rule("crm/x", None, None, None).is_err());
+        assert!(t.add_rule("/a/**/b", None, None, None).is_err());
+        assert!(t.add_rule("/a/*b*", None, None, None).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! The mapping layer's contract beyond the golden files: one test per
+//! reject reason, the opt-in route fallback, dropped optional fields,
+//! keyed hashing from a key file, and CSV / batch messages as Kafka sees them.
+
+use tripline_ingest::mapping::builtin::mapping_from_str;
+use tripline_ingest::mapping::Format;
+use tripline_ingest::{load_format, RejectReason};
+
+fn outcomes(format: &Format, input: &[u8]) -> Vec<Result<String, RejectReason>> {
+    let mut out = Vec::new();
+    format.decode(input, &mut |r| {
+        out.push(
+            r.map(|e| {
+                let mut b = Vec::new();
+                e.write_canonical_json(&mut b);
+                String::from_utf8(b).unwrap()
+            })
+            .map_err(|j| j.reason),
+        );
+    });
+    out
+}
+
+fn kong() -> Format {
+    load_format(Some("kong"), None).unwrap()
+}
+
+const OK: &str = r#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":200},"consumer":{"username":"a"},"started_at":1764425000000}"#;
+
+#[test]
+fn missing_required_field_after_all_fallbacks_is_missing_field() {
+    let r = outcomes(&kong(), br#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":200},"consumer":{},"started_at":1}"#);
+    assert_eq!(r, vec![Err(RejectReason::MissingField)]);
+    // Any one fallback suffices.
+    let r = outcomes(&kong(), br#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":200},"consumer":{"id":"c9"},"started_at":1}"#);
+    assert!(r[0].as_ref().unwrap().contains(r#""integration_id":"c9""#));
+}
+
+#[test]
+fn failed_cast_or_time_on_a_required_field_is_invalid_field() {
+    for bad in [
+        r#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":"2oo"},"consumer":{"username":"a"},"started_at":1}"#,
+        r#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":200},"consumer":{"username":"a"},"started_at":"soon"}"#,
+        r#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":70000},"consumer":{"username":"a"},"started_at":1}"#,
+    ] {
+        assert_eq!(
+            outcomes(&kong(), bad.as_bytes()),
+            vec![Err(RejectReason::InvalidField)],
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_path_no_route_matches_is_unmapped_resource_unless_the_profile_falls_back() {
+    let input = br#"{"request":{"method":"GET","uri":"/v1/widgets/9"},"response":{"status":200},"consumer":{"username":"a"},"started_at":1}"#;
+    let mut detail = String::new();
+    kong().decode(input, &mut |r| detail = r.unwrap_err().detail);
+    assert!(detail.contains("/v1/widgets/9"), "{detail}");
+    assert_eq!(
+        outcomes(&kong(), input),
+        vec![Err(RejectReason::UnmappedResource)]
+    );
+    let fb = Format::Mapped(std::sync::Arc::new(
+        mapping_from_str(
+            "extends = \"kong\"\n[routes]\nfallback = \"first_segment\"\n",
+            None,
+            "t",
+        )
+        .unwrap(),
+    ));
+    let r = outcomes(&fb, input);
+    assert!(
+        r[0].as_ref().unwrap().contains(r#""resource":"widgets""#),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_optional_field_that_fails_is_dropped_and_counted_not_fatal() {
+    let input = br#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts"},"response":{"status":200,"size":"lots"},"consumer":{"username":"a"},"client_ip":"Salesforce.com IP","started_at":1}"#;
+    let mut dropped = None;
+    kong().decode(input, &mut |r| dropped = Some(r.unwrap().dropped_fields()));
+    assert_eq!(dropped, Some(2));
+}
+
+#[test]
+fn framing_errors_keep_their_canonical_reasons() {
+    assert_eq!(
+        outcomes(&kong(), b"{nope"),
+        vec![Err(RejectReason::InvalidJson)]
+    );
+    assert_eq!(
+        outcomes(&kong(), b"\xff{}"),
+        vec![Err(RejectReason::InvalidUtf8)]
+    );
+    let mut big = OK.as_bytes().to_vec();
+    big.truncate(big.len() - 1);
+    big.extend_from_slice(br#","pad":""#);
+    big.extend_from_slice(&[b'x'; 70 * 1024]);
+    big.extend_from_slice(b"\"}");
+    assert_eq!(outcomes(&kong(), &big), vec![Err(RejectReason::TooLarge)]);
+}
+
+#[test]
+fn a_kong_batch_message_yields_one_outcome_per_element_in_order() {
+    let msg = format!("[{OK},{{\"bad\":1}},{OK}]");
+    let r = outcomes(&kong(), msg.as_bytes());
+    assert_eq!(r.len(), 3);
+    assert!(r[0].is_ok() && r[2].is_ok());
+    assert_eq!(r[1], Err(RejectReason::MissingField));
+}
+
+#[test]
+fn a_csv_message_with_its_header_row_is_decoded_like_a_file() {
+    let f = load_format(Some("salesforce-elf"), None).unwrap();
+    let msg = "EVENT_TYPE,TIMESTAMP_DERIVED,CONNECTED_APP_ID,ENTITY_NAME,METHOD,STATUS_CODE\nRestApi,2026-11-29T14:03:12.345Z,0H4RM00000000Kr,Account,GET,200\nRestApi,2026-11-29T14:03:13Z,0H4RM00000000Kr,,GET,200\n";
+    let r = outcomes(&f, msg.as_bytes());
+    assert!(
+        r[0].as_ref()
+            .unwrap()
+            .contains(r#""integration_id":"0H4RM00000000Kr0AI","resource":"accounts""#),
+        "{r:?}"
+    );
+    assert_eq!(
+        r[1],
+        Err(RejectReason::MissingField),
+        "no ENTITY_NAME and no URI"
+    );
+}
+
+#[test]
+fn keyed_hashing_reads_its_key_from_a_file_and_never_emits_the_secret() {
+    let dir = std::env::temp_dir().join(format!("tripline-hash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key");
+    std::fs::write(&key, "s3cret-key\n").unwrap();
+    // Apigee-style: the client id *is* the API key.
+    let profile = format!(
+        "extends = \"kong\"\n[fields.key_id]\npath = \"/request/headers/apikey\"\nhash = {{ key_file = {:?} }}\n",
+        key.display().to_string()
+    );
+    let f = Format::Mapped(std::sync::Arc::new(
+        mapping_from_str(&profile, None, "t").unwrap(),
+    ));
+    let input = br#"{"request":{"method":"GET","uri":"/crm/v3/objects/contacts","headers":{"apikey":"AKIA-raw-key-value"}},"response":{"status":200},"consumer":{"username":"a"},"started_at":1}"#;
+    let r = outcomes(&f, input);
+    let ev = r[0].as_ref().unwrap();
+    assert!(!ev.contains("AKIA-raw-key-value"), "{ev}");
+    assert!(ev.contains(r#""key_id":"h:"#), "{ev}");
+    // Same input, same key → same id (baselines stay keyed).
+    assert_eq!(outcomes(&f, input), r);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
