@@ -59,9 +59,15 @@ pub struct EngineStats {
     pub folded: u64,
     /// Estimated heap bytes of all engine state.
     pub approx_memory_bytes: usize,
-    /// Highest event time seen (raw; the engine's own decisions use the
-    /// robust stream time of [`crate::clock`]).
+    /// Highest event time seen (raw, attacker-controlled: only for display;
+    /// decisions use `stream_time_ms`).
     pub max_event_time_ms: i64,
+    /// Newest *accepted* event time: never more than `max_future_skew`
+    /// ahead of the robust stream time ([`crate::clock`]) unless a jump was
+    /// confirmed, so no single event moves it far. Audit `as_of` and idle
+    /// partitions' `advance_to` use it, never the raw maximum.
+    #[serde(default)]
+    pub stream_time_ms: i64,
     /// Events too far ahead of the stream time (or a new integration's first
     /// event too far behind it), see `max_future_skew_seconds`: checked by
     /// the rule detectors at the bounded time, never baselined.
@@ -90,9 +96,16 @@ pub struct Engine {
     /// an event may move an integration's clock.
     #[serde(default)]
     clock: StreamClock,
-    /// Last event day on which expired feedback was pruned.
+    /// Last watermark day on which expired feedback was pruned.
     #[serde(default)]
     last_prune_day: i64,
+    /// Events inside the bound so far: any of them contradicts a jump run
+    /// started before it ([`crate::clock::Jump`]).
+    #[serde(default)]
+    in_bound: u64,
+    /// Newest accepted (not out-of-range) event time.
+    #[serde(default)]
+    accepted_max: i64,
 }
 
 impl Engine {
@@ -106,6 +119,8 @@ impl Engine {
             feedback: FeedbackState::default(),
             clock: StreamClock::default(),
             last_prune_day: i64::MIN,
+            in_bound: 0,
+            accepted_max: 0,
         }
     }
 
@@ -144,6 +159,8 @@ impl Engine {
             m.stats.alerts += s.alerts;
             m.stats.folded += s.folded;
             m.stats.max_event_time_ms = m.stats.max_event_time_ms.max(s.max_event_time_ms);
+            m.stats.ts_out_of_range += s.ts_out_of_range;
+            m.accepted_max = m.accepted_max.max(p.accepted_max);
             if p.feedback.trail().count() > m.feedback.trail().count() {
                 m.feedback = p.feedback.clone();
             }
@@ -180,6 +197,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
         s.tracked_integrations = self.integrations.len();
+        s.stream_time_ms = self.accepted_max;
         s.approx_memory_bytes = std::mem::size_of::<Self>()
             + self.integrations.capacity()
                 * (std::mem::size_of::<(Box<str>, IntegrationState)>() + 8)
@@ -189,6 +207,12 @@ impl Engine {
                 .map(|(k, v)| k.len() + v.memory_bytes() - std::mem::size_of::<IntegrationState>())
                 .sum::<usize>();
         s
+    }
+
+    /// The newest accepted event time (see [`EngineStats::stream_time_ms`];
+    /// 0 before the first).
+    pub fn stream_time(&self) -> i64 {
+        self.accepted_max
     }
 
     /// The state of one integration (inventory, audit, tests).
@@ -230,25 +254,20 @@ impl Engine {
             return self.process(&clamped, out);
         }
         self.stats.events += 1;
-        let now = self.clock.observe(ev.ts_ms);
         self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
         let skew = self.config.max_future_skew_ms();
-        let known = self.integrations.contains_key(ev.integration_id);
-        // Event time is attacker-controlled: no event moves an integration's
-        // clocks (watermark, last seen, learning start) beyond the skew of
-        // the robust stream time. Beyond it, it is counted and checked by the
-        // rule detectors, never baselined.
-        let bound = now.saturating_add(skew);
-        let floor = now.saturating_sub(skew);
+        // Event time is attacker-controlled (`clock.rs`): no event moves an
+        // integration's clocks (watermark, last seen, learning start) beyond
+        // the skew of the robust stream time unless it confirms a jump.
+        let prev = self.clock.now().unwrap_or(ev.ts_ms);
+        let bound = prev.saturating_add(skew);
+        let floor = prev.saturating_sub(skew);
         // A new integration's first event is only bounded when it is older
         // than a whole learning period (the 1970 attack): a smaller lag is
         // ordinary delivery delay, and bounding it would make `first_seen`
         // depend on the partition's stream time (run ≢ replay).
-        let far_past = now.saturating_sub(self.config.learning_ms());
-        let out_of_range = ev.ts_ms > bound || (!known && ev.ts_ms < far_past);
-        if out_of_range {
-            self.stats.ts_out_of_range += 1;
-        }
+        let far_past = prev.saturating_sub(self.config.learning_ms());
+        let known = self.integrations.contains_key(ev.integration_id);
         if !known {
             if self.integrations.len() >= self.config.max_integrations {
                 self.evict_for_room();
@@ -263,13 +282,32 @@ impl Engine {
                 .is_some_and(|r| r.integration(ev.integration_id).is_some());
             self.integrations.insert(ev.integration_id.into(), st);
         }
+        let Some(st) = self.integrations.get_mut(ev.integration_id) else {
+            return;
+        };
+        let (out_of_range, bound) = if ev.ts_ms > bound {
+            if st.jump.ahead(self.in_bound) {
+                // A confirmed jump: this integration's clocks follow it.
+                (false, ev.ts_ms)
+            } else {
+                (true, bound)
+            }
+        } else {
+            st.jump.reset();
+            self.in_bound += 1;
+            (!known && ev.ts_ms < far_past, bound)
+        };
+        if out_of_range {
+            self.stats.ts_out_of_range += 1;
+        } else {
+            self.clock.observe(ev.ts_ms, skew);
+            self.accepted_max = self.accepted_max.max(ev.ts_ms);
+        }
+        let now = self.clock.now().unwrap_or(ev.ts_ms);
         let decl = self
             .registry
             .as_ref()
             .and_then(|r| r.integration(ev.integration_id));
-        let Some(st) = self.integrations.get_mut(ev.integration_id) else {
-            return;
-        };
         let mut cx = Cx {
             cfg: &self.config,
             registry: self.registry.as_ref(),
@@ -281,6 +319,7 @@ impl Engine {
             bound,
         };
         cx.observe(st, ev);
+        let wm_day = st.watermark.div_euclid(DAY_MS);
         // The sweep runs on the stream time, so one event dated 9999 cannot
         // make every integration look idle.
         let day = now.div_euclid(DAY_MS);
@@ -289,10 +328,9 @@ impl Engine {
             self.sweep_idle(now);
         }
         // Expired feedback is pruned on each integration's own watermark,
-        // so any event's day change may trigger it (no eviction involved).
-        let ev_day = ev.ts_ms.div_euclid(DAY_MS);
-        if ev_day > self.last_prune_day && !self.feedback.is_empty() {
-            self.last_prune_day = ev_day;
+        // so any watermark's day change may trigger it (no eviction involved).
+        if wm_day > self.last_prune_day && !self.feedback.is_empty() {
+            self.last_prune_day = wm_day;
             let integrations = &self.integrations;
             self.feedback
                 .prune(|id| integrations.get(id).map(|s| s.watermark));

@@ -53,3 +53,5 @@ pub use registry::Registry;
 mod tests;
 #[cfg(test)]
 mod tests_depth;
+#[cfg(test)]
+mod tests_hostile;
