@@ -45,10 +45,13 @@ pub const DEFAULT_CUSUM_RATIO: f64 = 2.0;
 /// re-anchors on the new values and the CUSUM restarts.
 pub const DEFAULT_SHIFT_P: f64 = 1e-6;
 /// Memory of the calibration (the series' own history of surprises), rows.
-pub const DEFAULT_MEMORY_ROWS: u32 = 2000;
+pub const DEFAULT_MEMORY_ROWS: u32 = 1000;
 /// Beyond the largest surprise seen, each further unit of surprise adds this
 /// much calibrated surprise (a tail extrapolation, in log10 units).
 pub const DEFAULT_TAIL_SLOPE: f64 = 0.5;
+/// Rows of the recent-window channel (the mean point surprise of the last
+/// rows, calibrated on its own): bursts of moderately unusual rows.
+pub const DEFAULT_WINDOW_ROWS: u32 = 40;
 /// A score at least this is an alarm: the refractory period starts.
 pub const DEFAULT_ALARM_SCORE: f64 = 0.5;
 /// Rows after an alarm whose scores are damped (one anomaly, one detection).
@@ -88,6 +91,8 @@ pub struct SeriesConfig {
     pub memory_rows: u32,
     /// Calibrated surprise per unit of surprise beyond the largest seen (≥ 0).
     pub tail_slope: f64,
+    /// Recent-window channel length, rows (0 or 1: off).
+    pub window_rows: u32,
     /// Score that starts a refractory period, in (0, 1].
     pub alarm_score: f64,
     /// Refractory period after an alarm, rows.
@@ -113,6 +118,7 @@ impl Default for SeriesConfig {
             shift_p: DEFAULT_SHIFT_P,
             memory_rows: DEFAULT_MEMORY_ROWS,
             tail_slope: DEFAULT_TAIL_SLOPE,
+            window_rows: DEFAULT_WINDOW_ROWS,
             alarm_score: DEFAULT_ALARM_SCORE,
             refractory_rows: DEFAULT_REFRACTORY_ROWS,
             refractory_damping: DEFAULT_REFRACTORY_DAMPING,
@@ -192,6 +198,12 @@ impl SeriesConfig {
             (0.0..=1.0).contains(&self.refractory_damping),
             "in [0, 1]",
         );
+        if self.window_rows > 10_000 {
+            p.push(format!(
+                "series.window_rows = {}: at most 10000",
+                self.window_rows
+            ));
+        }
         if self.memory_rows < 16 {
             p.push(format!(
                 "series.memory_rows = {}: must be >= 16",

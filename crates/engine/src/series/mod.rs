@@ -13,7 +13,11 @@
 //!    and the larger of two CUSUMs (level shifts up and down).
 //! 2. [`calibrate`]: the surprise is ranked against this series' own
 //!    history of surprises (the anomaly-likelihood idea), so one threshold
-//!    means the same on a quiet flat line and on a spiky CPU trace.
+//!    means the same on a quiet flat line and on a spiky CPU trace. A second
+//!    channel does the same for the mean point surprise of the last
+//!    `window_rows` rows (each capped), which sees bursts of moderately
+//!    unusual rows that no single row reveals; the larger calibrated
+//!    surprise of the two counts.
 //! 3. The calibrated tail probability becomes a score with the engine's
 //!    [`score_from_p`] (`s / (s + 3)`, `s = −log10 p`).
 //! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
@@ -34,10 +38,19 @@ pub struct SeriesScorer {
     cfg: SeriesConfig,
     model: model::Model,
     calib: calibrate::Calibrator,
+    /// The recent-window channel: the last `window_rows` point surprises
+    /// (capped), their sum, and its own calibration.
+    recent: Vec<f64>,
+    recent_sum: f64,
+    recent_calib: calibrate::Calibrator,
     rows: u64,
     /// Rows left in the current refractory period.
     refractory: u32,
 }
+
+/// A single row adds at most this much to the recent-window mean, so one
+/// spike is the point channel's business and the window sees bursts.
+const RECENT_CAP: f64 = 4.0;
 
 impl SeriesScorer {
     /// A scorer for a new series. `cfg` should have passed
@@ -46,6 +59,9 @@ impl SeriesScorer {
         SeriesScorer {
             model: model::Model::new(cfg),
             calib: calibrate::Calibrator::new(cfg.memory_rows, cfg.tail_slope),
+            recent: Vec::with_capacity(cfg.window_rows as usize),
+            recent_sum: 0.0,
+            recent_calib: calibrate::Calibrator::new(cfg.memory_rows, cfg.tail_slope),
             cfg: cfg.clone(),
             rows: 0,
             refractory: 0,
@@ -75,8 +91,25 @@ impl SeriesScorer {
             return 0.0;
         };
         let u = s.point.max(s.shift);
-        let c = self.calib.calibrated(u);
+        let mut c = self.calib.calibrated(u);
         self.calib.learn(u);
+        if self.cfg.window_rows > 1 {
+            let w = self.cfg.window_rows as usize;
+            let p = s.point.min(RECENT_CAP);
+            let slot = (self.rows as usize) % w;
+            if self.recent.len() < w {
+                self.recent.push(p);
+            } else if let Some(old) = self.recent.get_mut(slot) {
+                self.recent_sum -= *old;
+                *old = p;
+            }
+            self.recent_sum += p;
+            if self.recent.len() == w {
+                let mean = (self.recent_sum / w as f64).max(0.0);
+                c = c.max(self.recent_calib.calibrated(mean));
+                self.recent_calib.learn(mean);
+            }
+        }
         if self.rows <= u64::from(self.cfg.warmup_rows) {
             return 0.0;
         }

@@ -8,7 +8,9 @@
 //!   keeps its running mean absolute error; the best predictor is used, a
 //!   profile only when it beats the level by `seasonal_gain`. Nothing comes
 //!   from the file name: seasonality is kept when it predicts.
-//! - **Count model** (every value so far a non-negative integer): the
+//! - **Count model** (every value so far a non-negative integer, and not
+//!   mostly zeros during warm-up — an event train of bursts on silence gets
+//!   the continuous model): the
 //!   engine's negative-binomial tails ([`crate::stats`]) around the
 //!   prediction with a learned dispersion, and the engine's quasi-Poisson
 //!   CUSUM ([`crate::shift`]) up and down.
@@ -103,6 +105,10 @@ pub(crate) struct Model {
     profiles: Vec<Profile>,
     /// Still the count model (auto mode, every value a non-negative integer).
     count: bool,
+    /// Zeros among the warm-up rows: a series that is mostly zeros is an
+    /// event train (bursts on silence), which a per-row count distribution
+    /// around a level describes badly; it gets the continuous model.
+    zeros: u32,
     /// Count dispersion (variance / mean of the residuals), ≥ 1.
     phi: f64,
     up: Cusum,
@@ -151,6 +157,7 @@ impl Model {
             level_sq: 0.0,
             profiles: Vec::new(),
             count: cfg.model == ModelChoice::Auto,
+            zeros: 0,
             phi: 1.0,
             up: Cusum::default(),
             down: Cusum::default(),
@@ -171,6 +178,14 @@ impl Model {
         self.rows = self.rows.saturating_add(1);
         if self.count && !(x >= 0.0 && x.fract() == 0.0) {
             // From now on continuous; the count CUSUMs mean nothing to it.
+            self.count = false;
+            self.up.reset(ts);
+            self.down.reset(ts);
+        }
+        if self.rows <= MODEL_WARMUP && x == 0.0 {
+            self.zeros += 1;
+        }
+        if self.count && self.rows == MODEL_WARMUP && 2 * self.zeros > MODEL_WARMUP {
             self.count = false;
             self.up.reset(ts);
             self.down.reset(ts);

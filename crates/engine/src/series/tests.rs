@@ -213,3 +213,13 @@ fn default_config_is_valid_and_bad_values_are_all_reported() {
     };
     assert_eq!(bad.validate().len(), 5, "{:?}", bad.validate());
 }
+
+#[test]
+fn a_mostly_zero_event_train_gets_the_continuous_model() {
+    let cfg = SeriesConfig::default();
+    let mut s = SeriesScorer::new(&cfg);
+    for i in 0..100 {
+        s.push(T0 + i * MIN5, if i % 10 == 0 { 20.0 } else { 0.0 });
+    }
+    assert!(!s.is_count());
+}
