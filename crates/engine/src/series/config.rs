@@ -53,7 +53,7 @@ pub const DEFAULT_TAIL_SLOPE: f64 = 0.5;
 /// rows, calibrated on its own): bursts of moderately unusual rows.
 pub const DEFAULT_WINDOW_ROWS: u32 = 40;
 /// A score at least this is an alarm: the refractory period starts.
-pub const DEFAULT_ALARM_SCORE: f64 = 0.5;
+pub const DEFAULT_ALARM_SCORE: f64 = 0.42;
 /// Rows after an alarm whose scores are damped (one anomaly, one detection).
 pub const DEFAULT_REFRACTORY_ROWS: u32 = 100;
 /// Factor applied to scores during the refractory period.

@@ -19,7 +19,7 @@
 //!    unusual rows that no single row reveals; the larger calibrated
 //!    surprise of the two counts.
 //! 3. The calibrated tail probability becomes a score with the engine's
-//!    [`score_from_p`] (`s / (s + 3)`, `s = −log10 p`).
+//!    mapping ([`crate::stats::score_from_p`]: `s / (s + 3)`, `s = −log10 p`).
 //! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
 //!    following `refractory_rows` rows are damped, so one anomaly is one
 //!    detection, not a run of them.
@@ -30,7 +30,15 @@ mod model;
 
 pub use config::{ModelChoice, SeriesConfig};
 
-use crate::stats::score_from_p;
+/// The engine's score mapping ([`crate::stats::score_from_p`]: `s / (s + 3)`
+/// with `s = −log10 p`) applied to `s` directly, without the round trip
+/// through `p` (and its rounding): the per-row hot path.
+fn score_from_surprise(s: f64) -> f64 {
+    if s.is_nan() || s <= 0.0 {
+        return 0.0;
+    }
+    (s / (s + 3.0)).clamp(0.0, 1.0)
+}
 
 /// Scores one series, row by row.
 #[derive(Clone, Debug)]
@@ -113,7 +121,7 @@ impl SeriesScorer {
         if self.rows <= u64::from(self.cfg.warmup_rows) {
             return 0.0;
         }
-        let score = score_from_p(10f64.powf(-c)).clamp(0.0, 1.0);
+        let score = score_from_surprise(c);
         if self.refractory > 0 {
             self.refractory -= 1;
             return score * self.cfg.refractory_damping;

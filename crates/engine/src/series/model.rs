@@ -196,7 +196,7 @@ impl Model {
             return None;
         }
         if ts > self.last_ts && self.rows <= MODEL_WARMUP {
-            self.min_gap_ms = self.min_gap_ms.min(ts - self.last_ts);
+            self.min_gap_ms = self.min_gap_ms.min(ts.saturating_sub(self.last_ts));
         }
         self.last_ts = self.last_ts.max(ts);
         let warm = self.rows > MODEL_WARMUP;
@@ -210,8 +210,10 @@ impl Model {
         let mut pred = self.level;
         let mut err = self.level_err;
         let mut sq = self.level_sq;
-        for p in &self.profiles {
-            if let (true, Some(v)) = (p.usable(), p.predict(ts)) {
+        let mut predicted = [None; 2];
+        for (p, out) in self.profiles.iter().zip(predicted.iter_mut()) {
+            *out = p.predict(ts);
+            if let (true, Some(v)) = (p.usable(), *out) {
                 if p.sq < cfg.seasonal_gain * self.level_sq && p.sq < sq {
                     pred = v;
                     err = p.err;
@@ -234,7 +236,7 @@ impl Model {
                 self.reanchor(x, ts);
             }
         }
-        self.learn(cfg, ts, x);
+        self.learn(cfg, ts, x, predicted);
         warm.then_some(out)
     }
 
@@ -261,20 +263,34 @@ impl Model {
             -p.max(1e-300).log10()
         };
         let xc = x.clamp(mu - cfg.clip * sd, mu + cfg.clip * sd).max(0.0);
-        let s_up = self.up.step(&self.up_p, xc, mu, self.phi, ts, ts + 1);
-        let s_down = self.down.step(&self.down_p, xc, mu, self.phi, ts, ts + 1);
+        let s_up = self
+            .up
+            .step(&self.up_p, xc, mu, self.phi, ts, ts.saturating_add(1));
+        let s_down = self
+            .down
+            .step(&self.down_p, xc, mu, self.phi, ts, ts.saturating_add(1));
         out.shift = s_up.max(s_down) * LOG10_E;
     }
 
     fn continuous_surprise(&mut self, cfg: &SeriesConfig, z: f64, out: &mut Surprise, ts: i64) {
         out.point = z.abs() * LOG10_E;
         let zc = z.clamp(-cfg.clip, cfg.clip);
-        let s_up = self
-            .up
-            .step(&self.gauss_p, zc, self.gauss_mu, 1.0, ts, ts + 1);
-        let s_down = self
-            .down
-            .step(&self.gauss_p, -zc, self.gauss_mu, 1.0, ts, ts + 1);
+        let s_up = self.up.step(
+            &self.gauss_p,
+            zc,
+            self.gauss_mu,
+            1.0,
+            ts,
+            ts.saturating_add(1),
+        );
+        let s_down = self.down.step(
+            &self.gauss_p,
+            -zc,
+            self.gauss_mu,
+            1.0,
+            ts,
+            ts.saturating_add(1),
+        );
         out.shift = s_up.max(s_down) * LOG10_E;
     }
 
@@ -287,8 +303,8 @@ impl Model {
                 p.offset = x - f64::from(*m);
             }
         }
-        self.up.reset(ts + 1);
-        self.down.reset(ts + 1);
+        self.up.reset(ts.saturating_add(1));
+        self.down.reset(ts.saturating_add(1));
     }
 
     fn start_profiles(&mut self, ts: i64) {
@@ -305,7 +321,7 @@ impl Model {
     }
 
     /// Robust updates of every predictor, its error and the dispersion.
-    fn learn(&mut self, cfg: &SeriesConfig, ts: i64, x: f64) {
+    fn learn(&mut self, cfg: &SeriesConfig, ts: i64, x: f64, predicted: [Option<f64>; 2]) {
         let n = f64::from(self.rows);
         let warm = self.rows > MODEL_WARMUP;
         // Early on, plain averages (1/n) so the estimates start quickly.
@@ -339,9 +355,8 @@ impl Model {
         // Unclipped: the large misses are what tells the predictors apart.
         self.level_sq += ea * (r * r - self.level_sq);
 
-        for p in &mut self.profiles {
+        for (p, predicted) in self.profiles.iter_mut().zip(predicted) {
             let slot = p.slot(ts);
-            let predicted = p.predict(ts);
             let Some(m) = p.means.get_mut(slot) else {
                 continue;
             };

@@ -93,6 +93,17 @@ fn scores_stay_in_the_unit_interval_on_hostile_values() {
         let score = s.push(t, v);
         assert!((0.0..=1.0).contains(&score), "row {i}: {score}");
     }
+    // Timestamps at the ends of the range do not overflow anything.
+    let mut s = SeriesScorer::new(&cfg);
+    for (i, t) in [i64::MIN, i64::MAX, 0, i64::MIN, i64::MAX]
+        .iter()
+        .cycle()
+        .take(400)
+        .enumerate()
+    {
+        let score = s.push(*t, (i % 7) as f64);
+        assert!((0.0..=1.0).contains(&score));
+    }
 }
 
 #[test]
