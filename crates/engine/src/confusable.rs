@@ -45,7 +45,12 @@ fn pass(s: &str) -> String {
 /// Twice, because lower-casing can produce letters with prototypes of their
 /// own (`M` → `m` → `rn`).
 fn fold(s: &str) -> String {
-    pass(&pass(s))
+    let once = pass(s);
+    // The second pass over a lower-case ASCII result is the ASCII mapping.
+    match ascii_skeletons(&once) {
+        Some([fast, _]) => fast,
+        None => pass(&once),
+    }
 }
 
 /// The look-alike skeletons of `id`: two ids read the same to a person when
@@ -54,7 +59,45 @@ fn fold(s: &str) -> String {
 /// maps characters before folding case, the second after. Equal for an id
 /// without upper-case letters. See the module docs.
 pub fn skeletons(id: &str) -> [String; 2] {
-    [fold(id), fold(&id.to_lowercase())]
+    if let Some(fast) = ascii_skeletons(id) {
+        return fast;
+    }
+    let lower = id.to_lowercase();
+    let first = fold(id);
+    let second = if lower == id {
+        first.clone()
+    } else {
+        fold(&lower)
+    };
+    [first, second]
+}
+
+/// The same skeletons for a plain ASCII id without the Unicode tables (ids
+/// are ASCII almost always; registry load computes one per id). TR39's
+/// prototypes of ASCII characters: `0` → `O`, `1` `I` `|` → `l`, `m` →
+/// `rn`, `"` → `''`, `` ` `` → `'` (and `%`, whose prototype is not ASCII:
+/// left to the general path).
+fn ascii_skeletons(id: &str) -> Option<[String; 2]> {
+    if !id.is_ascii() || id.contains('%') {
+        return None;
+    }
+    let one = |capital_i: &str| {
+        let mut out = String::with_capacity(id.len() + 4);
+        for b in id.bytes() {
+            match b {
+                b'0' | b'O' | b'o' => out.push('o'),
+                b'1' | b'|' | b'l' | b'L' => out.push('l'),
+                b'I' => out.push_str(capital_i),
+                b'm' | b'M' => out.push_str("rn"),
+                b'"' => out.push_str("''"),
+                b'`' => out.push('\''),
+                b if b.is_ascii_control() => {}
+                b => out.push(char::from(b.to_ascii_lowercase())),
+            }
+        }
+        out
+    };
+    Some([one("l"), one("i")])
 }
 
 /// Whether `a` and `b` read the same (a shared skeleton) without being equal.
@@ -114,6 +157,39 @@ mod tests {
             assert!(!confusable(other, "mailchimp-sync"), "{other:?}");
         }
         assert!(!confusable("mailchimp-sync", "mailchimp-sync"));
+    }
+
+    /// The ASCII fast path computes exactly what the Unicode path does.
+    #[test]
+    fn ascii_fast_path_matches_the_tables() {
+        let mut ids: Vec<String> = [
+            "mailchimp-sync",
+            "MailChimp-Sync",
+            "MAILCHIMP",
+            "mai1chimp",
+            "maiIchimp",
+            "a|b",
+            "x\"y`z",
+            "hub\u{1b}[2Jspot",
+            "nul\0",
+            "0oO1lIiLM",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Every printable and control ASCII character, alone and in context.
+        for b in 0u8..128 {
+            let c = char::from(b);
+            ids.push(c.to_string());
+            ids.push(format!("aI{c}mO"));
+        }
+        for id in ids.iter().filter(|id| !id.contains('%')) {
+            let slow = [pass(&pass(id)), pass(&pass(&id.to_lowercase()))];
+            assert_eq!(ascii_skeletons(id), Some(slow), "{id:?}");
+        }
+        assert_eq!(ascii_skeletons("50%"), None);
+        assert_eq!(ascii_skeletons("é"), None);
     }
 
     #[test]
