@@ -503,3 +503,28 @@ fn advancing_time_from_outside_announces_ends_but_folding_follows_the_integratio
     advanced.process(&Ev::new(at + 2 * 3_600_000, "a").as_event(), &mut b);
     assert_eq!(b.resolved.len(), 1);
 }
+
+#[test]
+fn learning_coverage_counts_integrations_inside_their_learning_period_at_the_latest_event_time() {
+    let cfg = EngineConfig::default();
+    let learning = cfg.learning_ms();
+    let mut e = Engine::new(cfg, None);
+    run(
+        &mut e,
+        &[Ev::new(t0(), "old"), Ev::new(t0() + MINUTE_MS, "young")],
+    );
+    assert_eq!(e.stats().tracked_integrations, 2);
+    assert_eq!(e.stats().learning_integrations, 2, "both just started");
+    // One learning period later (by the stream's event time) "old" is past
+    // it, though it sent nothing since; "young" joined later and still learns.
+    let later = t0() + learning;
+    run(&mut e, &[Ev::new(later, "newcomer")]);
+    let s = e.stats();
+    assert_eq!(s.tracked_integrations, 3);
+    assert_eq!(
+        s.learning_integrations, 2,
+        "young and newcomer still learn, old does not"
+    );
+    run(&mut e, &[Ev::new(later + learning, "newcomer")]);
+    assert_eq!(e.stats().learning_integrations, 0);
+}
