@@ -11,6 +11,8 @@
 //! - [`config`]: thresholds, learning period, bucket size, memory bounds.
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.
+//! - [`series`]: scoring of univariate `timestamp, value` series
+//!   (`tripline score-series`): the same statistics, one score per row.
 //! - [`shift`]: sustained upward shifts of a count series (quasi-Poisson
 //!   CUSUM against any expected count per step); reusable outside the detectors.
 //! - [`engine`]: the [`Engine`] — integrations by id, `process`,
@@ -36,6 +38,7 @@ mod episodes;
 pub mod event;
 pub mod feedback;
 pub mod registry;
+pub mod series;
 pub mod shift;
 pub mod state;
 pub mod stats;
