@@ -498,8 +498,11 @@ impl Observer for MetricsObserver {
         self.metrics.error(error_type, stage);
     }
     fn engine_stats(&self, stats: &EngineStats) {
-        self.metrics
-            .set_engine(stats.tracked_integrations, stats.approx_memory_bytes);
+        self.metrics.set_engine(
+            stats.tracked_integrations,
+            stats.learning_integrations,
+            stats.approx_memory_bytes,
+        );
     }
     fn partition_revoked(&self, topic: &str, partition: i32) {
         self.metrics.remove_consumer_lag(topic, partition);
