@@ -333,7 +333,16 @@ impl tripline_kafka::StateStore for MeteredStore {
         self.inner.load(topic, partition)
     }
     fn save(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), String> {
-        self.inner.save(topic, partition, bytes)?;
+        self.save_by(topic, partition, bytes, None)
+    }
+    fn save_by(
+        &self,
+        topic: &str,
+        partition: i32,
+        bytes: &[u8],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), String> {
+        self.inner.save_by(topic, partition, bytes, deadline)?;
         let total = {
             let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
             sizes.insert((topic.to_owned(), partition), bytes.len() as u64);
