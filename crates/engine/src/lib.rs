@@ -26,12 +26,15 @@
 //!   raised thresholds) with event-time expiry, and its audit trail.
 //! - [`time`]: calendar maths on epoch milliseconds.
 //! - [`text`]: safe rendering of input strings for humans ([`text::Safe`]).
+//! - [`confusable`]: look-alike skeletons of ids (Unicode TR39), so an
+//!   unregistered id names the registered one it imitates.
 #![forbid(unsafe_code)]
 
 pub mod alert;
 mod buckets;
 pub mod clock;
 pub mod config;
+pub mod confusable;
 mod detect;
 pub mod engine;
 mod episodes;
