@@ -126,6 +126,17 @@ impl Cx<'_, '_> {
         } else {
             per_hour
         };
+        // How far this hour's call level strayed from its slot's prediction
+        // (before the hour is folded in): the sustained statistic's
+        // uncertainty about the level (`detect/level.rs`).
+        if let Some(m) = st.baselines[CALLS].expected(slot, month_end) {
+            if m > crate::stats::MEAN_FLOOR {
+                let phi = st.baselines[CALLS].dispersion();
+                st.shifts
+                    .level
+                    .observe(st.hour_totals[CALLS], m * covered, phi);
+            }
+        }
         for s in 0..SERIES {
             let mean_per_bucket = st.hour_totals[s] / covered;
             st.baselines[s].observe_hour(slot, mean_per_bucket, month_end, weeks);

@@ -22,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::level::{threshold_factor, LevelVar};
 use super::{fmt1, Cx};
 use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
 use crate::buckets::{Bucket, CALLS, ERRORS, RECORDS};
@@ -69,6 +70,9 @@ pub struct Shifts {
     recent_minute: i64,
     /// After a long silence: no sustained alert before this time.
     relearn_until: i64,
+    /// How far the hourly call level strays from its slot means.
+    #[serde(default)]
+    pub(crate) level: LevelVar,
 }
 
 /// Per-key sustained-shift state (≈ 48 bytes).
@@ -182,19 +186,43 @@ impl Cx<'_, '_> {
         }
     }
 
-    /// Sum of the increments of the open buckets other than `skip`.
-    fn open_increments(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> f64 {
+    /// Sum of the increments of the open buckets other than `skip`, and the
+    /// expected count of every open bucket (`skip` included).
+    fn open_sums(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> (f64, f64) {
         let p = self.shift_params();
-        let mut inc = 0.0;
+        let (mut inc, mut expected) = (0.0, 0.0);
         for (i, b) in st.buckets.iter().enumerate() {
-            if Some(i) == skip {
-                continue;
-            }
             if let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
-                inc += p.increment(Self::bucket_count(b, s) as f64, mu, phi);
+                expected += mu;
+                if Some(i) != skip {
+                    inc += p.increment(Self::bucket_count(b, s) as f64, mu, phi);
+                }
             }
         }
-        inc
+        (inc, expected)
+    }
+
+    /// The threshold factor of series `s` for a window expecting
+    /// `window_expected`, ending in a bucket at `start` expecting `mu`: the
+    /// level's uncertainty ([`super::level`]) on calls, 1 for the series
+    /// judged given the calls (their level is the calls').
+    pub(crate) fn level_factor(
+        &self,
+        st: &IntegrationState,
+        s: usize,
+        mu: f64,
+        window_expected: f64,
+        phi: f64,
+    ) -> f64 {
+        if s != CALLS {
+            return 1.0;
+        }
+        let per_hour = (HOUR_MS / self.cfg.bucket_ms().max(1)) as f64;
+        let v = st
+            .shifts
+            .level
+            .slot_variance(mu * per_hour, st.baselines[CALLS].weeks());
+        threshold_factor(v, window_expected, phi)
     }
 
     /// The count of series `s` in the bucket at `idx` at which the
@@ -209,8 +237,11 @@ impl Cx<'_, '_> {
         let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) else {
             return u64::MAX;
         };
-        let p = self.shift_params();
-        let stat = f64::from(st.shifts.cusum[s].stat) + self.open_increments(st, s, Some(idx));
+        let mut p = self.shift_params();
+        let (others, open_expected) = self.open_sums(st, s, Some(idx));
+        let c = &st.shifts.cusum[s];
+        let stat = f64::from(c.stat) + others;
+        p.h *= self.level_factor(st, s, mu, f64::from(c.expected) + open_expected, phi);
         let need = p.needed(stat, mu, phi).ceil().max(1.0);
         if need.is_finite() && need < u64::MAX as f64 {
             need as u64
@@ -270,11 +301,13 @@ impl Cx<'_, '_> {
                 BYTES => b.fired[RECORDS],
                 s => b.fired[s],
             };
-            if (b.sustained_fired[s] || spiked) && f64::from(c.stat) > p.h {
-                // An alarm was raised on this bucket: the statistic stays at
-                // the threshold, so a shift that goes on keeps firing (and
-                // folds into the episode) and one that ends drains quickly.
-                c.stat = p.h as f32;
+            if b.sustained_fired[s] || spiked {
+                // An alarm was raised on this bucket: the statistic starts
+                // over (the usual CUSUM restart), so a shift that goes on
+                // fires again once it has built up anew, and one that ended
+                // cannot leave a low-volume series' statistic near the
+                // threshold for hours (it drains by only 3μ per step).
+                c.reset(end);
             }
         }
         st.shifts.stepped_to = end;
@@ -299,8 +332,9 @@ impl Cx<'_, '_> {
             return;
         };
         let x = Self::bucket_count(b, s) as f64;
-        let others = self.open_increments(st, s, Some(idx));
+        let (others, open_expected) = self.open_sums(st, s, Some(idx));
         let c = st.shifts.cusum[s];
+        let level = self.level_factor(st, s, mu, f64::from(c.expected) + open_expected, phi);
         let stat = (f64::from(c.stat) + others + p.increment(x, mu, phi)).max(0.0);
         // A shift seen in this bucket alone is the one-bucket detector's
         // (with its own excess and ratio floors): sustained means the window
@@ -313,6 +347,7 @@ impl Cx<'_, '_> {
             _ => AlertKind::ErrorBurst,
         };
         let mut p = p;
+        p.h *= level;
         if !self.feedback.is_empty() {
             p.h *= self
                 .feedback
@@ -353,7 +388,8 @@ impl Cx<'_, '_> {
         let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
             .round()
             .max(1.0);
-        let sd = (phi * expected).sqrt();
+        // The window's sd with the level's uncertainty: sqrt(φ M + v M²).
+        let sd = (phi * expected * level).sqrt();
         let label = span_label(from, last_end);
         let id = ev.integration_id;
         let win = format!("the last {} min", fmt1(minutes));
@@ -395,7 +431,7 @@ impl Cx<'_, '_> {
                 ),
             ),
         };
-        let tail = (-stat).exp();
+        let tail = (-stat / level).exp();
         let mut evidence = Evidence::new();
         evidence.insert("detector".into(), "sustained".into());
         evidence.insert("series".into(), what.into());
@@ -405,6 +441,7 @@ impl Cx<'_, '_> {
         evidence.insert("window_expected".into(), round_sig(expected).into());
         evidence.insert("window_stddev".into(), round_sig(sd).into());
         evidence.insert("dispersion".into(), phi.into());
+        evidence.insert("level_factor".into(), round_sig(level).into());
         evidence.insert("cusum_nats".into(), round_sig(stat).into());
         evidence.insert(
             "design_ratio".into(),
@@ -455,6 +492,7 @@ impl Cx<'_, '_> {
                 .map(|m| (m, st.baselines[CALLS].dispersion()))
         };
         let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
+        let (level, weeks) = (st.shifts.level, st.baselines[CALLS].weeks());
         let w = &mut st.keys[ki].watch;
         w.recent = decay(w.recent, w.minute, minute) + 1.0;
         if minute > w.minute {
@@ -468,9 +506,9 @@ impl Cx<'_, '_> {
                 let t = w.minute * MINUTE_MS;
                 w.cusum
                     .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
-                if w.alarmed && f64::from(w.cusum.stat) > p.h {
-                    // Held at the threshold, as for the integration.
-                    w.cusum.stat = p.h as f32;
+                if w.alarmed {
+                    // Starts over after an alarm, as for the integration.
+                    w.cusum.reset(t + MINUTE_MS);
                 }
                 w.cusum
                     .quiet(&p, (gap - 1) as f64, mu, phi, minute * MINUTE_MS);
@@ -495,7 +533,14 @@ impl Cx<'_, '_> {
         let mu = f64::from(w.mu);
         let x = f64::from(w.minute_calls);
         let stat = w.cusum.peek(&p, x, mu, phi);
-        if stat < p.h {
+        // The key's level is uncertain as its integration's is, and its slot
+        // is learned from its share of the calls only.
+        let lf = threshold_factor(
+            level.slot_variance(mu * 60.0, weeks),
+            f64::from(w.cusum.expected) + mu,
+            phi,
+        );
+        if stat < p.h * lf {
             return;
         }
         let c = w.cusum;
@@ -512,8 +557,8 @@ impl Cx<'_, '_> {
             .round()
             .max(1.0);
         let label = span_label(from, last_end);
-        let sd = (phi * expected).sqrt();
-        let tail = (-stat).exp();
+        let sd = (phi * expected * lf).sqrt();
+        let tail = (-stat / lf).exp();
         let mut evidence = Evidence::new();
         evidence.insert("detector".into(), "sustained".into());
         evidence.insert("series".into(), "calls".into());
