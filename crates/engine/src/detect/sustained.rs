@@ -178,10 +178,12 @@ impl Cx<'_, '_> {
         Some((mu, phi))
     }
 
-    fn bucket_count(b: &Bucket, s: usize) -> u64 {
+    /// The count series `s` is judged on in bucket `b`.
+    pub(crate) fn bucket_count(b: &Bucket, s: usize) -> u64 {
         match s {
             BYTES => b.bytes,
             RECORDS => b.records_capped,
+            CALLS => b.counts[CALLS].saturating_sub(b.rate_limited),
             s => b.counts[s],
         }
     }
@@ -259,10 +261,10 @@ impl Cx<'_, '_> {
         if st.shifts.stepped_to > 0 && quiet_ms > STALE_AFTER_MS {
             st.shifts.relearn_until = b.start_ms + self.cfg.learning_ms();
         }
-        // A sustained shift of a few times the baseline is told from the
-        // noise of a slot mean only once every hour-of-week slot has been
-        // seen twice: two learning periods of history.
-        let seasoned = b.start_ms - st.first_seen >= 2 * self.cfg.learning_ms();
+        // After the learning period: every slot has been seen once; how far
+        // a slot learned from one or two weeks can be trusted is the level
+        // model's business (`detect/level.rs`: its 1/n term).
+        let seasoned = b.start_ms - st.first_seen >= self.cfg.learning_ms();
         let mature = mature && seasoned && b.start_ms >= st.shifts.relearn_until;
         let restart = !mature || st.shifts.stepped_to == 0 || quiet_ms > MAX_QUIET_MS;
         let p = self.shift_params();
@@ -468,6 +470,10 @@ impl Cx<'_, '_> {
     /// integration's baseline. Runs for every event with a key that is not late.
     pub(crate) fn key_shift(&mut self, st: &mut IntegrationState, ev: &Event<'_>, mature: bool) {
         let Some(k) = ev.key_id else { return };
+        if ev.is_rate_limited() {
+            // As for the integration: the calls the API served.
+            return;
+        }
         let minute = ev.ts_ms.div_euclid(MINUTE_MS);
         // The integration's recent calls, decayed to this minute.
         let sh = &mut st.shifts;
@@ -480,8 +486,8 @@ impl Cx<'_, '_> {
         let p = self.shift_params();
         let d = &self.cfg.detectors.sustained;
         let learning = self.cfg.learning_ms();
-        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= 2 * learning
-            && ev.ts_ms - st.first_seen >= 2 * learning
+        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
+            && ev.ts_ms - st.first_seen >= learning
             && ev.ts_ms >= st.shifts.relearn_until;
         let watch_on = d.enabled && d.calls && d.per_key && self.cfg.detectors.call_spike.enabled;
         let calls_base = {
