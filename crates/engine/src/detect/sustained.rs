@@ -15,10 +15,11 @@
 //! The open buckets are judged as they fill (the statistic of the closed
 //! ones plus the open ones' increments, a lower bound of the statistic at
 //! close), so the detector fires mid-bucket like the one-bucket one.
-//! After an alarm the statistic is held at the threshold: a shift that goes
-//! on fires again in the next bucket and folds into the same episode, one
-//! that ends drains in a few buckets. A shift confined to one bucket is left
-//! to the one-bucket detector (and its excess and ratio floors).
+//! After an alarm the statistic starts over: a shift that goes on fires
+//! again once it has built up anew. A shift confined to one bucket is left
+//! to the one-bucket detector (and its excess and ratio floors). On calls
+//! the threshold rises with the integration's uncertainty about its own
+//! level ([`super::level`]); 429 responses are not counted.
 
 use serde::{Deserialize, Serialize};
 
