@@ -530,6 +530,27 @@ def crd_shapes(rendered):
     assert seen == {"ServiceMonitor", "PrometheusRule"}, seen
     print("CRD shapes ok:", sorted(seen))
 
+def api_port(rendered):
+    """With the API on: its own container port, Service and NetworkPolicy
+    rule, and the config serves it there (not on the metrics port)."""
+    docs = load_docs(rendered)
+    dep = [d for d in docs if d.get("kind") == "Deployment"][0]
+    pod = dep["spec"]["template"]["spec"]
+    trip = [c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == "tripline"][0]
+    ports = {p["name"]: p["containerPort"] for p in trip["ports"]}
+    assert "api" in ports and ports["api"] != ports["metrics"], ports
+    svcs = [d for d in docs if d.get("kind") == "Service"
+            and any(p.get("targetPort") == "api" for p in d["spec"]["ports"])]
+    assert len(svcs) == 1, "one Service for the API"
+    assert not any(p.get("targetPort") == "metrics" for p in svcs[0]["spec"]["ports"]), "API Service exposes metrics"
+    np = [d for d in docs if d.get("kind") == "NetworkPolicy"][0]
+    rules = {r["ports"][0]["port"]: r for r in np["spec"]["ingress"]}
+    assert ports["api"] in rules and ports["metrics"] in rules, rules
+    assert rules[ports["api"]]["from"] != rules[ports["metrics"]]["from"], "API and metrics open to the same namespaces"
+    cm = [d for d in docs if d.get("kind") == "ConfigMap" and "config.toml" in d.get("data", {})][0]
+    assert f'api_listen_addr = "0.0.0.0:{ports["api"]}"' in cm["data"]["config.toml"], "config does not serve the API on its port"
+    print("API on its own port:", ports)
+
 def helm_config(rendered, out):
     """Writes the rendered config.toml of the chart to `out`."""
     for d in load_docs(rendered):
@@ -653,6 +674,8 @@ if install_k8s_tools; then
     render_validate standalone --set mode=standalone,outputs.profile=direct,outputs.socWebhook=true \
       --set kafka.sasl.enabled=true,kafka.sasl.existingSecret=kafka-auth,kafka.tls.enabled=true,kafka.tls.existingSecret=kafka-tls \
       --set checkpoints.store=dir,api.enabled=true,api.existingSecret=tripline-api
+  check "helm standalone with the API: own port, Service and NetworkPolicy rule, api_listen_addr" \
+    bash -c "[ -s '$TMP/standalone.yaml' ] && python3 '$TMP/checks.py' api_port '$TMP/standalone.yaml'"
   check "helm sidecar pod: tripline is an init container with restartPolicy Always, no readinessProbe" \
     bash -c "[ -s '$TMP/sidecar.yaml' ] && python3 '$TMP/checks.py' sidecar_pod '$TMP/sidecar.yaml'"
   check "helm standalone pod: tripline without readinessProbe" \

@@ -104,8 +104,14 @@ pub struct RegistrySettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
-    /// Where `/metrics`, `/healthz`, `/readyz` (and the API) listen.
+    /// Where `/metrics`, `/healthz`, `/readyz` (and the API, unless
+    /// `api_listen_addr` is set) listen.
     pub listen_addr: String,
+    /// Serve the audit API (`/api/v1`) on this address instead of
+    /// `listen_addr`, so a NetworkPolicy can open metrics to the monitoring
+    /// namespace and the API to its own clients. The admin port then answers
+    /// 404 under `/api`.
+    pub api_listen_addr: Option<String>,
     /// How many integrations get a `tripline_integration_anomaly_score` series.
     pub top_k: usize,
     /// Environment variable holding the API bearer token (API off when unset).
@@ -133,6 +139,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             listen_addr: DEFAULT_LISTEN_ADDR.into(),
+            api_listen_addr: None,
             top_k: DEFAULT_TOP_K,
             api_token_env: None,
             api_token_file: None,
@@ -403,6 +410,19 @@ impl Settings {
                 self.http.listen_addr
             ));
         }
+        if let Some(api) = &self.http.api_listen_addr {
+            match api.parse::<std::net::SocketAddr>() {
+                Err(_) => p.push(format!(
+                    "http.api_listen_addr = {api:?}: not an address like 127.0.0.1:9465"
+                )),
+                Ok(a) if a.port() != 0 && Some(a) == self.http.listen_addr.parse().ok() => {
+                    p.push(format!(
+                        "http.api_listen_addr = {api:?}: the same address as http.listen_addr (leave it unset to share the admin port)"
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
         if self.http.top_k > 1000 {
             p.push(format!(
                 "http.top_k = {}: at most 1000 (it bounds metric cardinality)",
@@ -546,6 +566,26 @@ mod tests {
         for want in ["lateness_seconds", "listen_addr", "p_value"] {
             assert!(all.contains(want), "missing {want}: {all}");
         }
+    }
+
+    #[test]
+    fn the_api_listen_addr_must_be_an_address_other_than_the_admin_one() {
+        let problems = |api: &str| {
+            load_with_env(
+                None,
+                env(&[
+                    ("TRIPLINE__HTTP__LISTEN_ADDR", "127.0.0.1:9464"),
+                    ("TRIPLINE__HTTP__API_LISTEN_ADDR", api),
+                ]),
+            )
+            .err()
+            .map(|e| e.0.join("\n"))
+        };
+        assert_eq!(problems("127.0.0.1:9465"), None);
+        let same = problems("127.0.0.1:9464").expect("same address refused");
+        assert!(same.contains("http.api_listen_addr"), "{same}");
+        let bad = problems("nope").expect("not an address");
+        assert!(bad.contains("http.api_listen_addr"), "{bad}");
     }
 
     /// Type errors used to come one per run (serde stops at the first): five

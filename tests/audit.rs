@@ -245,7 +245,7 @@ fn audit_over_simulated_traffic_agrees_with_the_truth() {
         out.clear();
     })
     .expect("simulate");
-    let as_of = engine.stats().max_event_time_ms;
+    let as_of = engine.stats().stream_time_ms;
     let report: AuditReport = tripline_audit::audit(&engine, &AuditOptions::new(as_of));
 
     // Unregistered = exactly the shadow integrations.

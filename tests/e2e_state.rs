@@ -614,3 +614,83 @@ fn seeding_from_the_retained_topic_learns_silently_then_goes_live() {
         .status();
     let _ = run.wait();
 }
+
+#[test]
+fn with_api_listen_addr_the_api_has_its_own_port_and_the_admin_port_has_no_api() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let c = conf(&b);
+    kafka::create_topic(&b, &c.topic, 1);
+    kafka::create_topic(&b, &c.alerts_topic, 1);
+    kafka::create_topic(&b, &c.dlq_topic, 1);
+    let registry = dir.path().join("registry.toml");
+    std::fs::write(&registry, "[[integrations]]\nid = \"crm-sync\"\nowner = \"ops@acme.example\"\ngranted = [\"contacts:read\"]\n").unwrap();
+    let token = "s3cr3t-api-token-for-tests";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let api_addr = format!("127.0.0.1:{}", crate::support::free_port());
+    let (config, http) = config_with(dir.path(), &c, "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[http]\n",
+        &format!(
+            "[http]\napi_token_file = \"{}\"\napi_listen_addr = \"{api_addr}\"\n",
+            token_file.display()
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut run = Run::start(&config, &registry, &http);
+
+    let on_api = eventually(
+        "the API answers on its own port",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            run.assert_running();
+            let (code, body) = api(
+                "GET",
+                &format!("http://{api_addr}/api/v1/integrations"),
+                Some(token),
+                None,
+            );
+            if code == 200 {
+                Ok(body)
+            } else {
+                Err(format!("{code}: {body}"))
+            }
+        },
+    );
+    assert!(on_api.contains("crm-sync"), "{on_api}");
+    assert_eq!(
+        api(
+            "GET",
+            &format!("http://{api_addr}/api/v1/integrations"),
+            None,
+            None
+        )
+        .0,
+        401,
+        "the API still needs its token on its own port"
+    );
+    let (code, body) = api(
+        "GET",
+        &format!("http://{http}/api/v1/integrations"),
+        Some(token),
+        None,
+    );
+    assert_eq!(code, 404, "the admin port must not serve the API: {body}");
+    assert_eq!(
+        tripline::http_get(&http, "/metrics").map(|r| r.0),
+        Ok(200),
+        "metrics stay on the admin port"
+    );
+    // The API port answers only the API (its auth comes first: 401 for any
+    // path without the token), never the admin routes.
+    let (code, body) = tripline::http_get(&api_addr, "/metrics").expect("API port");
+    assert!(
+        (code == 401 || code == 404) && !body.contains("# HELP"),
+        "metrics are not on the API port: {code} {body}"
+    );
+    run.stop(Duration::from_secs(15));
+}

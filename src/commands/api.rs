@@ -90,7 +90,7 @@ impl InventoryView for LiveEngines {
                     .iter()
                     .map(|e| e.stats())
                     .filter(|s| s.events > 0)
-                    .map(|s| s.max_event_time_ms)
+                    .map(|s| s.stream_time_ms)
                     .max()
             })
             .ok_or(Busy)

@@ -83,7 +83,7 @@ pub fn main(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     }
     let as_of = match as_of {
         Some(t) => t,
-        None if stats.events > 0 => engine.stats().max_event_time_ms,
+        None if stats.events > 0 => engine.stats().stream_time_ms,
         None => bail!("no events were read: pass --as-of to audit the registry alone"),
     };
     let report = tripline_audit::audit(

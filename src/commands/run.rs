@@ -3,12 +3,13 @@
 //! Wiring only: the Kafka loop (`tripline-kafka`) feeds per-partition engines;
 //! what they produce goes to the alert dispatcher (`tripline-output`) through
 //! [`DispatchSink`]; telemetry goes to Prometheus through [`MetricsObserver`];
-//! the admin server (`/metrics`, `/healthz`, `/readyz`) runs on its own thread.
+//! the admin server (`/metrics`, `/healthz`, `/readyz`) runs on its own thread;
+//! the audit API shares it or, with `http.api_listen_addr`, has its own.
 //!
 //! Shutdown order on SIGTERM/SIGINT: stop fetching, drain in-flight batches,
 //! hand their alerts to the outputs, commit offsets (all inside the Kafka
 //! loop), then flush the outputs within what is left of the deadline, then stop
-//! the admin server.
+//! the admin and API servers.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -202,21 +203,40 @@ pub async fn serve(
         alerts: Arc::clone(&alert_log),
     });
 
-    // One shutdown signal fans out to the Kafka loop; the admin server stops
-    // last, after the outputs are flushed.
+    // One shutdown signal fans out to the Kafka loop; the admin server (and
+    // the API's, when it has its own port) stops last, after the outputs are
+    // flushed.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (on_admin, api_server) = match &settings.http.api_listen_addr {
+        None => (Some(api), None),
+        Some(api_addr) => {
+            let api_addr: std::net::SocketAddr =
+                api_addr.parse().context("http.api_listen_addr")?;
+            let server = tripline_output::serve_router(
+                "tripline-api",
+                api_addr,
+                api,
+                settings.http.limits(),
+                stopped(admin_stop_rx.clone()),
+            )
+            .with_context(|| format!("serving the API on {api_addr}"))?;
+            tracing::info!(addr = %server.local_addr(), "Serving the audit API (/api/v1).");
+            (None, Some(server))
+        }
+    };
     let admin = tripline_output::serve_with_limits(
         addr,
         AdminState {
             metrics: Arc::clone(&metrics),
             readiness: readiness.clone(),
         },
-        Some(api),
+        on_admin,
         settings.http.limits(),
-        async move {
-            let _ = admin_stop_rx.await;
-        },
+        stopped(admin_stop_rx),
     )
     .with_context(|| format!("serving HTTP on {addr}"))?;
     tracing::info!(addr = %admin.local_addr(), "Serving /metrics, /healthz and /readyz.");
@@ -281,8 +301,11 @@ pub async fn serve(
             "Outputs did not drain before the deadline."
         );
     }
-    let _ = admin_stop_tx.send(());
+    let _ = admin_stop_tx.send(true);
     let _ = admin.wait().await;
+    if let Some(api) = api_server {
+        let _ = api.wait().await;
+    }
     Ok(summary)
 }
 

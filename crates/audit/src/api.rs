@@ -549,7 +549,7 @@ impl InventoryView for SharedEngine {
 
     fn latest_event_ms(&self) -> Result<Option<i64>, Busy> {
         let s = self.lock().stats();
-        Ok((s.events > 0).then_some(s.max_event_time_ms))
+        Ok((s.events > 0).then_some(s.stream_time_ms))
     }
 }
 

@@ -402,6 +402,20 @@ async fn feedback_changes_what_fires_next_and_is_in_the_trail() {
         ),
         [AlertKind::ScopeViolation]
     );
+    // One event cannot move the integration's event time a day ahead (it
+    // could be forged); the stream's next events confirm the jump
+    // (ARCHITECTURE: event time is not trusted), and then the expired
+    // feedback is pruned.
+    for i in 2..=3 {
+        assert!(s
+            .event(
+                t0() + DAY_MS + i * MINUTE_MS,
+                "crm-sync",
+                "contacts",
+                Action::Read
+            )
+            .is_empty());
+    }
 
     let (st, trail) = s.get("/api/v1/feedback", Some(TOKEN)).await;
     assert_eq!(st, 200);

@@ -17,6 +17,12 @@ pub const DEFAULT_LEARNING_DAYS: u32 = 7;
 /// integrations are never evicted, so the bound applies to unregistered ids.
 pub const DEFAULT_MAX_INTEGRATIONS: usize = 200_000;
 pub const DEFAULT_IDLE_EVICT_DAYS: u32 = 400;
+/// Event time is written by the people tripline watches: an event more than
+/// this far ahead of the partition's robust stream time does not move any
+/// clock. An hour covers gateway clock skew and sparse partitions (the
+/// stream time lags the newest event by a few inter-event gaps); an event
+/// inside it can hold an integration's watermark ahead by at most an hour.
+pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: u32 = 3600;
 
 /// Spec default (`registry.md`): resources whose exposure raises severity.
 pub fn default_sensitive_resources() -> Vec<String> {
@@ -47,6 +53,11 @@ pub struct EngineConfig {
     pub max_integrations: usize,
     /// Unregistered integrations idle this long (event time) are evicted.
     pub idle_evict_days: u32,
+    /// How far an event may be ahead of the robust stream time (and a new
+    /// integration's first event behind it) and still move clocks; beyond
+    /// it the event is counted as `ts_out_of_range`, checked by the rule
+    /// detectors at the bounded time, and not baselined.
+    pub max_future_skew_seconds: u32,
     /// Resources whose appearance raises an alert's severity one step.
     pub sensitive_resources: Vec<String>,
     /// IPv4 prefix length that defines a "network" for `new_source`.
@@ -73,6 +84,7 @@ impl Default for EngineConfig {
             learning_days: DEFAULT_LEARNING_DAYS,
             max_integrations: DEFAULT_MAX_INTEGRATIONS,
             idle_evict_days: DEFAULT_IDLE_EVICT_DAYS,
+            max_future_skew_seconds: DEFAULT_MAX_FUTURE_SKEW_SECONDS,
             sensitive_resources: default_sensitive_resources(),
             network_prefix_v4: 24,
             network_prefix_v6: 48,
@@ -359,6 +371,14 @@ impl EngineConfig {
                 self.lateness_seconds
             ));
         }
+        if self.max_future_skew_seconds < self.lateness_seconds
+            || self.max_future_skew_seconds > 7 * 86_400
+        {
+            p.push(format!(
+                "engine.max_future_skew_seconds = {}: must be between lateness_seconds and 604800",
+                self.max_future_skew_seconds
+            ));
+        }
         if self.max_integrations < 16 {
             p.push(format!(
                 "engine.max_integrations = {}: at least 16",
@@ -456,6 +476,10 @@ impl EngineConfig {
 
     pub fn lateness_ms(&self) -> i64 {
         i64::from(self.lateness_seconds) * 1000
+    }
+
+    pub fn max_future_skew_ms(&self) -> i64 {
+        i64::from(self.max_future_skew_seconds) * 1000
     }
 
     pub fn learning_ms(&self) -> i64 {

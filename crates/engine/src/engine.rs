@@ -29,6 +29,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
+use crate::clock::StreamClock;
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::close_episodes;
@@ -58,8 +59,20 @@ pub struct EngineStats {
     pub folded: u64,
     /// Estimated heap bytes of all engine state.
     pub approx_memory_bytes: usize,
-    /// Highest event time seen.
+    /// Highest event time seen (raw, attacker-controlled: only for display;
+    /// decisions use `stream_time_ms`).
     pub max_event_time_ms: i64,
+    /// Newest *accepted* event time: never more than `max_future_skew`
+    /// ahead of the robust stream time ([`crate::clock`]) unless a jump was
+    /// confirmed, so no single event moves it far. Audit `as_of` and idle
+    /// partitions' `advance_to` use it, never the raw maximum.
+    #[serde(default)]
+    pub stream_time_ms: i64,
+    /// Events too far ahead of the stream time (or a new integration's first
+    /// event too far behind it), see `max_future_skew_seconds`: checked by
+    /// the rule detectors at the bounded time, never baselined.
+    #[serde(default)]
+    pub ts_out_of_range: u64,
 }
 
 /// The engine. Feed it events with [`Engine::process`]; it appends alerts and
@@ -79,6 +92,20 @@ pub struct Engine {
     /// Analyst feedback and its audit trail; checkpoints carry it.
     #[serde(default)]
     feedback: FeedbackState,
+    /// The robust stream time: idle sweep, eviction and the bound on how far
+    /// an event may move an integration's clock.
+    #[serde(default)]
+    clock: StreamClock,
+    /// Last watermark day on which expired feedback was pruned.
+    #[serde(default)]
+    last_prune_day: i64,
+    /// Events inside the bound so far: any of them contradicts a jump run
+    /// started before it ([`crate::clock::Jump`]).
+    #[serde(default)]
+    in_bound: u64,
+    /// Newest accepted (not out-of-range) event time.
+    #[serde(default)]
+    accepted_max: i64,
 }
 
 impl Engine {
@@ -90,6 +117,10 @@ impl Engine {
             stats: EngineStats::default(),
             last_sweep_day: i64::MIN,
             feedback: FeedbackState::default(),
+            clock: StreamClock::default(),
+            last_prune_day: i64::MIN,
+            in_bound: 0,
+            accepted_max: 0,
         }
     }
 
@@ -128,6 +159,8 @@ impl Engine {
             m.stats.alerts += s.alerts;
             m.stats.folded += s.folded;
             m.stats.max_event_time_ms = m.stats.max_event_time_ms.max(s.max_event_time_ms);
+            m.stats.ts_out_of_range += s.ts_out_of_range;
+            m.accepted_max = m.accepted_max.max(p.accepted_max);
             if p.feedback.trail().count() > m.feedback.trail().count() {
                 m.feedback = p.feedback.clone();
             }
@@ -164,6 +197,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
         s.tracked_integrations = self.integrations.len();
+        s.stream_time_ms = self.accepted_max;
         s.approx_memory_bytes = std::mem::size_of::<Self>()
             + self.integrations.capacity()
                 * (std::mem::size_of::<(Box<str>, IntegrationState)>() + 8)
@@ -173,6 +207,12 @@ impl Engine {
                 .map(|(k, v)| k.len() + v.memory_bytes() - std::mem::size_of::<IntegrationState>())
                 .sum::<usize>();
         s
+    }
+
+    /// The newest accepted event time (see [`EngineStats::stream_time_ms`];
+    /// 0 before the first).
+    pub fn stream_time(&self) -> i64 {
+        self.accepted_max
     }
 
     /// The state of one integration (inventory, audit, tests).
@@ -215,24 +255,59 @@ impl Engine {
         }
         self.stats.events += 1;
         self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
-        if !self.integrations.contains_key(ev.integration_id) {
+        let skew = self.config.max_future_skew_ms();
+        // Event time is attacker-controlled (`clock.rs`): no event moves an
+        // integration's clocks (watermark, last seen, learning start) beyond
+        // the skew of the robust stream time unless it confirms a jump.
+        let prev = self.clock.now().unwrap_or(ev.ts_ms);
+        let bound = prev.saturating_add(skew);
+        let floor = prev.saturating_sub(skew);
+        // A new integration's first event is only bounded when it is older
+        // than a whole learning period (the 1970 attack): a smaller lag is
+        // ordinary delivery delay, and bounding it would make `first_seen`
+        // depend on the partition's stream time (run ≢ replay).
+        let far_past = prev.saturating_sub(self.config.learning_ms());
+        let known = self.integrations.contains_key(ev.integration_id);
+        if !known {
             if self.integrations.len() >= self.config.max_integrations {
                 self.evict_for_room();
             }
-            let mut st = IntegrationState::new(ev.ts_ms);
+            // A first event dated long before the stream would start the
+            // learning period in the past (and skip it).
+            let first = if ev.ts_ms < far_past { floor } else { ev.ts_ms };
+            let mut st = IntegrationState::new(first.min(bound));
             st.registered = self
                 .registry
                 .as_ref()
                 .is_some_and(|r| r.integration(ev.integration_id).is_some());
             self.integrations.insert(ev.integration_id.into(), st);
         }
+        let Some(st) = self.integrations.get_mut(ev.integration_id) else {
+            return;
+        };
+        let (out_of_range, bound) = if ev.ts_ms > bound {
+            if st.jump.ahead(self.in_bound) {
+                // A confirmed jump: this integration's clocks follow it.
+                (false, ev.ts_ms)
+            } else {
+                (true, bound)
+            }
+        } else {
+            st.jump.reset();
+            self.in_bound += 1;
+            (!known && ev.ts_ms < far_past, bound)
+        };
+        if out_of_range {
+            self.stats.ts_out_of_range += 1;
+        } else {
+            self.clock.observe(ev.ts_ms, skew);
+            self.accepted_max = self.accepted_max.max(ev.ts_ms);
+        }
+        let now = self.clock.now().unwrap_or(ev.ts_ms);
         let decl = self
             .registry
             .as_ref()
             .and_then(|r| r.integration(ev.integration_id));
-        let Some(st) = self.integrations.get_mut(ev.integration_id) else {
-            return;
-        };
         let mut cx = Cx {
             cfg: &self.config,
             registry: self.registry.as_ref(),
@@ -240,12 +315,25 @@ impl Engine {
             out,
             stats: &mut self.stats,
             feedback: &self.feedback,
+            out_of_range,
+            bound,
         };
         cx.observe(st, ev);
-        let day = ev.ts_ms.div_euclid(DAY_MS);
+        let wm_day = st.watermark.div_euclid(DAY_MS);
+        // The sweep runs on the stream time, so one event dated 9999 cannot
+        // make every integration look idle.
+        let day = now.div_euclid(DAY_MS);
         if day > self.last_sweep_day {
             self.last_sweep_day = day;
-            self.sweep_idle(ev.ts_ms);
+            self.sweep_idle(now);
+        }
+        // Expired feedback is pruned on each integration's own watermark,
+        // so any watermark's day change may trigger it (no eviction involved).
+        if wm_day > self.last_prune_day && !self.feedback.is_empty() {
+            self.last_prune_day = wm_day;
+            let integrations = &self.integrations;
+            self.feedback
+                .prune(|id| integrations.get(id).map(|s| s.watermark));
         }
     }
 
@@ -291,10 +379,5 @@ impl Engine {
         self.integrations
             .retain(|_, s| s.registered || s.last_seen >= horizon);
         self.stats.evicted_integrations += (before - self.integrations.len()) as u64;
-        if !self.feedback.is_empty() {
-            let integrations = &self.integrations;
-            self.feedback
-                .prune(|id| integrations.get(id).map(|s| s.watermark));
-        }
     }
 }

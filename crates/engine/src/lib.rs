@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`event`]: the borrowed, validated event the engine consumes.
 //! - [`alert`]: alerts and resolutions, per `docs/specs/alerts.md`.
+//! - [`clock`]: the robust stream time (no single event moves it).
 //! - [`config`]: thresholds, learning period, bucket size, memory bounds.
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.
@@ -27,6 +28,7 @@
 
 pub mod alert;
 mod buckets;
+pub mod clock;
 pub mod config;
 mod detect;
 pub mod engine;
@@ -51,3 +53,5 @@ pub use registry::Registry;
 mod tests;
 #[cfg(test)]
 mod tests_depth;
+#[cfg(test)]
+mod tests_hostile;

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::buckets::{Bucket, SERIES};
+use crate::clock::Jump;
 use crate::detect::sustained::{KeyWatch, Shifts};
 use crate::episodes::Episode;
 use crate::event::Action;
@@ -81,6 +82,9 @@ pub struct IntegrationState {
     /// Sustained-shift statistics of every series.
     #[serde(default)]
     pub(crate) shifts: Shifts,
+    /// Its current run of events beyond the stream time's skew.
+    #[serde(default)]
+    pub(crate) jump: Jump,
 }
 
 impl IntegrationState {
@@ -108,6 +112,7 @@ impl IntegrationState {
             hour_totals: [0.0; SERIES],
             hour_sq: [0.0; SERIES],
             shifts: Shifts::default(),
+            jump: Jump::default(),
         }
     }
 

@@ -8,26 +8,26 @@ use crate::registry::{ActiveHours, Grant, IntegrationDecl, KeyDecl, PrincipalDec
 use crate::time::{parse_rfc3339, DAY_MS, MINUTE_MS};
 
 /// Monday 2026-10-26 00:00 UTC.
-fn t0() -> i64 {
+pub(crate) fn t0() -> i64 {
     parse_rfc3339("2026-10-26T00:00:00Z").unwrap()
 }
 
 /// An owned event, so test streams can be built up front.
 #[derive(Clone, Debug)]
-struct Ev {
-    ts: i64,
-    id: String,
-    resource: String,
-    action: Action,
-    status: u16,
-    key: Option<String>,
-    principal: Option<String>,
-    records: u64,
-    ip: Option<std::net::IpAddr>,
+pub(crate) struct Ev {
+    pub(crate) ts: i64,
+    pub(crate) id: String,
+    pub(crate) resource: String,
+    pub(crate) action: Action,
+    pub(crate) status: u16,
+    pub(crate) key: Option<String>,
+    pub(crate) principal: Option<String>,
+    pub(crate) records: u64,
+    pub(crate) ip: Option<std::net::IpAddr>,
 }
 
 impl Ev {
-    fn new(ts: i64, id: &str) -> Self {
+    pub(crate) fn new(ts: i64, id: &str) -> Self {
         Ev {
             ts,
             id: id.into(),
@@ -40,7 +40,7 @@ impl Ev {
             ip: Some("198.51.100.7".parse().unwrap()),
         }
     }
-    fn as_event(&self) -> Event<'_> {
+    pub(crate) fn as_event(&self) -> Event<'_> {
         Event {
             ts_ms: self.ts,
             integration_id: &self.id,
@@ -58,7 +58,7 @@ impl Ev {
 
 /// Steady benign traffic: `per_min` calls every minute for `days`, plus a
 /// nightly batch of `batch` calls/min 02:00-02:30.
-fn steady(id: &str, start: i64, days: i64, per_min: u32, batch: u32) -> Vec<Ev> {
+pub(crate) fn steady(id: &str, start: i64, days: i64, per_min: u32, batch: u32) -> Vec<Ev> {
     let mut v = Vec::new();
     for m in 0..days * 1440 {
         let base = start + m * MINUTE_MS;
@@ -78,7 +78,7 @@ fn steady(id: &str, start: i64, days: i64, per_min: u32, batch: u32) -> Vec<Ev> 
     v
 }
 
-fn run(engine: &mut Engine, evs: &[Ev]) -> Outputs {
+pub(crate) fn run(engine: &mut Engine, evs: &[Ev]) -> Outputs {
     let mut out = Outputs::default();
     for e in evs {
         engine.process(&e.as_event(), &mut out);
@@ -86,7 +86,7 @@ fn run(engine: &mut Engine, evs: &[Ev]) -> Outputs {
     out
 }
 
-fn kinds(out: &Outputs) -> Vec<AlertKind> {
+pub(crate) fn kinds(out: &Outputs) -> Vec<AlertKind> {
     out.alerts.iter().map(|a| a.kind).collect()
 }
 

@@ -95,7 +95,7 @@ pub struct AdminState {
 /// Errors starting the admin server.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot bind the admin server to {addr}: {source}")]
+    #[error("cannot bind an HTTP server to {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -195,17 +195,37 @@ pub fn serve_with_limits(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<AdminServer, HttpError> {
+    serve_router(
+        "tripline-admin",
+        addr,
+        router(state, extra),
+        limits,
+        shutdown,
+    )
+}
+
+/// Binds `addr` (now, so errors surface at startup) and serves `app` with
+/// `limits` on a dedicated OS thread named `name`, with its own
+/// single-threaded runtime, until `shutdown` resolves. The admin server is
+/// one; the audit API on its own port (`http.api_listen_addr`) is another.
+pub fn serve_router(
+    name: &str,
+    addr: SocketAddr,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<AdminServer, HttpError> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
-    let app = router(state, extra);
     let (tx, rx) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let thread = name.to_owned();
     std::thread::Builder::new()
-        .name("tripline-admin".into())
+        .name(thread.clone())
         .spawn(move || {
             let result = runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -213,11 +233,11 @@ pub fn serve_with_limits(
                 Ok(())
             });
             if let Err(error) = &result {
-                tracing::error!(%error, "Admin server failed.");
+                tracing::error!(%error, server = %thread, "HTTP server failed.");
             }
             let _ = tx.send(result);
         })?;
-    tracing::info!(addr = %local_addr, "Admin server listening.");
+    tracing::info!(addr = %local_addr, server = name, "HTTP server listening.");
     Ok(AdminServer {
         local_addr,
         done: rx,

@@ -44,8 +44,8 @@ mod top_k;
 
 pub use grouping::{GroupingConfig, GroupingStats};
 pub use http::{
-    serve, serve_with_limits, AdminServer, AdminState, HealthCheck, HttpError, HttpLimits,
-    Readiness,
+    serve, serve_router, serve_with_limits, AdminServer, AdminState, HealthCheck, HttpError,
+    HttpLimits, Readiness,
 };
 pub use metrics::{BatchStats, BuildInfo, Metrics, MetricsError, DEFAULT_TOP_K};
 pub use outputs::{

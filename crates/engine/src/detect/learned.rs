@@ -101,7 +101,7 @@ impl Cx<'_, '_> {
         if st.data_types.len() >= self.cfg.max_data_types {
             return;
         }
-        let mature = st.mature(ts, learning);
+        let mature = st.mature(ts.min(self.bound), learning);
         let known: Vec<String> = if mature && self.cfg.detectors.new_data_type.enabled {
             let mut v: Vec<String> = st
                 .data_types
@@ -182,7 +182,10 @@ impl Cx<'_, '_> {
             count: 1,
         });
         let declared = self.decl.is_some_and(|d| !d.networks.is_empty());
-        if declared || !st.mature(ts, learning) || !self.cfg.detectors.new_source.enabled {
+        if declared
+            || !st.mature(ts.min(self.bound), learning)
+            || !self.cfg.detectors.new_source.enabled
+        {
             return;
         }
         self.new_learned_source(st, ev, ip, &net.to_string(), &known);

@@ -36,6 +36,13 @@ pub(crate) struct Cx<'a, 'o> {
     pub(crate) out: &'o mut Outputs,
     pub(crate) stats: &'a mut EngineStats,
     pub(crate) feedback: &'a FeedbackState,
+    /// The event's time is beyond `max_future_skew` of the stream time (or,
+    /// for a new integration, before it): the rule detectors judge it, but
+    /// it is never counted into a bucket and never moves the watermark.
+    pub(crate) out_of_range: bool,
+    /// Stream time plus `max_future_skew`: no event moves the integration's
+    /// last seen (and so its gaps) beyond it.
+    pub(crate) bound: i64,
 }
 
 impl Cx<'_, '_> {
@@ -43,14 +50,16 @@ impl Cx<'_, '_> {
     pub(crate) fn observe(&mut self, st: &mut IntegrationState, ev: &Event<'_>) {
         let ts = ev.ts_ms;
         let learning = self.cfg.learning_ms();
-        // Resume after silence: judged before this event updates anything.
-        if ts > st.last_seen {
-            let gap = ts - st.last_seen;
+        // Resume after silence: judged before this event updates anything,
+        // on the time this event may move clocks to.
+        let clk = ts.min(self.bound);
+        if clk > st.last_seen {
+            let gap = clk - st.last_seen;
             if st.events > 0 {
                 self.check_dormant(st, ev, gap);
             }
             st.max_gap_ms = st.max_gap_ms.max(gap);
-            st.last_seen = ts;
+            st.last_seen = clk;
         }
         st.events += 1;
         st.records = st.records.saturating_add(ev.records);
@@ -61,8 +70,9 @@ impl Cx<'_, '_> {
         close_episodes(self.cfg, ev.integration_id, st, ts, self.out, false);
 
         // Buckets and baselines, on this integration's own watermark.
-        let late = ts < st.watermark - self.cfg.lateness_ms();
-        if late {
+        if self.out_of_range {
+            // Counted by the engine (`ts_out_of_range`), never baselined.
+        } else if ts < st.watermark - self.cfg.lateness_ms() {
             st.late_events += 1;
             self.stats.late_events += 1;
         } else {

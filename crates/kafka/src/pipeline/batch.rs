@@ -95,7 +95,7 @@ fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
                         acc.out.alerts.truncate(mark.0);
                         acc.out.resolved.truncate(mark.1);
                         ps.events += 1;
-                        ps.max_ts = ps.max_ts.max(ev.ts_ms);
+                        ps.max_ts = ps.engine.stream_time();
                         acc.seeded += 1;
                     }
                     return;
@@ -105,7 +105,7 @@ fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
                 }
                 ps.engine.process(&ev, &mut acc.out);
                 ps.events += 1;
-                ps.max_ts = ps.max_ts.max(ev.ts_ms);
+                ps.max_ts = ps.engine.stream_time();
                 acc.processed += 1;
                 #[allow(clippy::cast_precision_loss)]
                 acc.delays
@@ -292,7 +292,8 @@ impl Pipeline {
     }
 
     /// Moves partitions that had no traffic in this batch up to the newest
-    /// event time seen, so their open episodes can resolve. A partition with
+    /// accepted event time of any partition (`EngineStats::stream_time_ms`:
+    /// one forged event cannot move it), so their open episodes can resolve. A partition with
     /// a backlog has traffic in the batch and is left alone. O(partitions).
     fn advance_idle(&mut self) {
         let newest = self.parts.iter().map(|ps| ps.max_ts).max().unwrap_or(0);

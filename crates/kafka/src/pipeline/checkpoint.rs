@@ -81,8 +81,8 @@ impl Pipeline {
                 saved_offset: saved,
                 seed_until,
                 events: stats.events,
-                max_ts: stats.max_event_time_ms,
-                advanced_to: stats.max_event_time_ms,
+                max_ts: stats.stream_time_ms,
+                advanced_to: stats.stream_time_ms,
             };
             let at = self
                 .parts

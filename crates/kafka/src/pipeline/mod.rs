@@ -326,8 +326,10 @@ struct PartState {
     /// Seeding: messages below this offset train the engine with their
     /// alerts suppressed (-1: live).
     seed_until: i64,
-    /// Events the engine has processed and the newest event time among
-    /// them: kept here so the per-batch path never walks engine state.
+    /// Events the engine has processed and its newest accepted event time
+    /// (event time is attacker-controlled: never the raw newest event, see
+    /// `tripline_engine::clock`): kept here so the per-batch path never
+    /// walks engine state.
     events: u64,
     max_ts: i64,
     /// Event time this partition was last advanced to while idle.

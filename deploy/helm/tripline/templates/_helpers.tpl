@@ -46,6 +46,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     - name: metrics
       containerPort: {{ .Values.metrics.port }}
       protocol: TCP
+    {{- if .Values.api.enabled }}
+    - name: api
+      containerPort: {{ .Values.api.port }}
+      protocol: TCP
+    {{- end }}
   env:
     # The default listen address is 127.0.0.1; Prometheus scrapes the pod IP.
     - name: TRIPLINE__HTTP__LISTEN_ADDR

@@ -1,0 +1,141 @@
+//! Event time you can trust: the robust stream time of one engine (one
+//! partition) and the per-integration confirmation of a jump.
+//!
+//! Event time is written by the people tripline watches, so no single event
+//! — nor two — may move a clock:
+//! - [`StreamClock`]: the stream time is the [`RANK`]-th highest of the last
+//!   [`WINDOW`] *accepted* event times, each entered at most
+//!   `max_future_skew` ahead of the stream time it found. Monotone once
+//!   established.
+//! - [`Jump`]: an event more than `max_future_skew` ahead of the stream time
+//!   is out of range unless it confirms a jump of its integration: the
+//!   [`CONFIRM`]-th consecutive such event of that integration with no
+//!   event inside the bound (of any integration of the partition) in
+//!   between. A forged event in a live stream is contradicted by the honest
+//!   traffic around it; a genuinely sparse stream (an integration that wakes
+//!   up a day later, a partition resuming after an outage) is followed after
+//!   [`CONFIRM`] events, and the stream time then catches up by at most the
+//!   skew per accepted event.
+
+use serde::{Deserialize, Serialize};
+
+/// Recent event times kept.
+pub const WINDOW: usize = 16;
+/// Rank of the stream time among them (1 = the maximum).
+pub const RANK: usize = 3;
+/// Consecutive uncontradicted events beyond the skew that confirm a jump.
+pub const CONFIRM: u8 = 3;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamClock {
+    recent: Vec<i64>,
+    next: usize,
+    /// The current stream time (`None` before the first event).
+    now: Option<i64>,
+}
+
+impl StreamClock {
+    /// Records an accepted event time and returns the stream time including
+    /// it. `skew` bounds how far one event may pull the window ahead.
+    pub fn observe(&mut self, ts: i64, skew: i64) -> i64 {
+        let ts = match self.now {
+            Some(now) => ts.min(now.saturating_add(skew)),
+            None => ts,
+        };
+        if self.recent.len() < WINDOW {
+            self.recent.push(ts);
+        } else {
+            self.recent[self.next] = ts;
+        }
+        self.next = (self.next + 1) % WINDOW;
+        let mut w = [i64::MIN; WINDOW];
+        let n = self.recent.len();
+        w[..n].copy_from_slice(&self.recent);
+        let k = RANK.min(n);
+        let (_, kth, _) = w[..n].select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        let t = *kth;
+        let now = match self.now {
+            Some(prev) if n >= RANK => prev.max(t),
+            _ => t,
+        };
+        self.now = Some(now);
+        now
+    }
+
+    pub fn now(&self) -> Option<i64> {
+        self.now
+    }
+}
+
+/// One integration's run of events beyond the skew of the stream time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Jump {
+    /// Consecutive events of the run (0: none).
+    n: u8,
+    /// The partition's count of in-bound events when the run started: any
+    /// in-bound event since (of any integration) contradicts the run.
+    mark: u64,
+}
+
+impl Jump {
+    /// An event of this integration beyond the bound; `in_bound` is the
+    /// partition's count of in-bound events. Returns whether the jump is
+    /// confirmed (the event may move the integration's clocks).
+    pub fn ahead(&mut self, in_bound: u64) -> bool {
+        if self.n == 0 || self.mark != in_bound {
+            *self = Jump {
+                n: 1,
+                mark: in_bound,
+            };
+        } else {
+            self.n = self.n.saturating_add(1);
+        }
+        self.n >= CONFIRM
+    }
+
+    /// An event of this integration inside the bound ends any run.
+    pub fn reset(&mut self) {
+        self.n = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_outlier_cannot_move_the_stream_time_but_a_real_jump_is_followed() {
+        let skew = 100;
+        let mut c = StreamClock::default();
+        for i in 0..20 {
+            c.observe(1_000 + i, skew);
+        }
+        // Even accepted, one far event enters the window at most `skew` ahead.
+        assert_eq!(c.observe(i64::MAX / 2, skew), 1_018);
+        assert_eq!(c.observe(0, skew), 1_018);
+        assert_eq!(c.observe(1_020, skew), 1_019);
+        // The whole stream moves on: followed, at most `skew` per event.
+        let mut prev = c.now().unwrap();
+        for _ in 0..400 {
+            let t = c.observe(9_000, skew);
+            assert!(t >= prev && t <= prev + skew, "{prev} -> {t}");
+            prev = t;
+        }
+        assert_eq!(prev, 9_000);
+    }
+
+    #[test]
+    fn a_jump_needs_confirm_consecutive_uncontradicted_events() {
+        let mut j = Jump::default();
+        assert!(!j.ahead(5));
+        assert!(!j.ahead(5));
+        // An in-bound event elsewhere in the partition contradicts the run.
+        assert!(!j.ahead(6));
+        assert!(!j.ahead(6));
+        assert!(j.ahead(6));
+        assert!(j.ahead(6));
+        // The integration's own in-bound event ends it.
+        j.reset();
+        assert!(!j.ahead(6));
+    }
+}

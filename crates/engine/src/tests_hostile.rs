@@ -1,0 +1,136 @@
+//! Hostile input against the engine (issue 16, engine side): forged event
+//! times, junk filling the learned lists, floods of episodes and ids. Each
+//! test is an attack from the issue and asserts detection still works.
+
+use crate::alert::{AlertKind, Outputs};
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::tests::{kinds, run, steady, t0, Ev};
+use crate::time::{parse_rfc3339, DAY_MS, MINUTE_MS};
+
+// ---- forged event times (item 1) -----------------------------------------
+
+/// Eight days of steady traffic from "a", then a call spike on it.
+fn learned_then_spike(hostile: &[Ev]) -> (Engine, Outputs) {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs = steady("a", t0(), 8, 2, 2);
+    let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
+    evs.retain(|x| x.ts < spike_at);
+    evs.extend(hostile.iter().cloned());
+    for i in 0..400 {
+        evs.push(Ev::new(spike_at + i * 100, "a"));
+    }
+    let out = run(&mut e, &evs);
+    (e, out)
+}
+
+#[test]
+fn one_event_dated_9999_from_a_new_id_cannot_evict_or_blind() {
+    let (_, clean) = learned_then_spike(&[]);
+    assert!(kinds(&clean).contains(&AlertKind::CallSpike));
+    let (e, out) = learned_then_spike(&[Ev::new(crate::engine::MAX_TS_MS, "x")]);
+    assert!(e.integration("a").is_some(), "the idle sweep evicted a");
+    assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
+    assert_eq!(e.stats().ts_out_of_range, 1);
+}
+
+#[test]
+fn one_event_dated_2030_on_an_existing_integration_cannot_blind_it() {
+    let (_, clean) = learned_then_spike(&[]);
+    // Mixed in just before the spike.
+    let x = Ev::new(parse_rfc3339("2030-01-01T00:00:00Z").unwrap(), "a");
+    let (e, out) = learned_then_spike(&[x]);
+    let a = e.integration("a").unwrap();
+    assert!(a.watermark < t0() + 8 * DAY_MS, "watermark jumped");
+    assert_eq!(e.stats().ts_out_of_range, 1);
+    assert!(
+        a.late_events < 10,
+        "{} later events counted late",
+        a.late_events
+    );
+    assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
+}
+
+#[test]
+fn a_1970_first_event_cannot_skip_the_learning_period() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs = steady("a", t0(), 8, 2, 2);
+    let now = t0() + 8 * DAY_MS - 3_600_000;
+    evs.retain(|x| x.ts < now);
+    evs.push(Ev::new(0, "n"));
+    for i in 0..30 {
+        evs.push(Ev::new(now + i * 1000, "n"));
+    }
+    let mut junk = Ev::new(now + 60_000, "n");
+    junk.resource = "deals".into();
+    evs.push(junk);
+    let out = run(&mut e, &evs);
+    let n: Vec<_> = out
+        .alerts
+        .iter()
+        .filter(|a| a.integration_id == "n")
+        .collect();
+    assert!(n.is_empty(), "n skipped learning: {n:#?}");
+    assert!(e.integration("n").unwrap().first_seen > now - DAY_MS);
+}
+
+#[test]
+fn a_sparse_stream_that_jumps_a_day_is_followed_after_confirm_events() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs: Vec<Ev> = (0..60)
+        .map(|i| Ev::new(t0() + i * MINUTE_MS, "a"))
+        .collect();
+    let later = t0() + DAY_MS;
+    evs.extend((0..5).map(|i| Ev::new(later + i * MINUTE_MS, "a")));
+    run(&mut e, &evs);
+    let a = e.integration("a").unwrap();
+    assert_eq!(a.watermark, later + 4 * MINUTE_MS);
+    let confirm = i64::from(crate::clock::CONFIRM);
+    assert_eq!(e.stats().ts_out_of_range, (confirm - 1) as u64);
+    assert_eq!(a.last_seen, later + 4 * MINUTE_MS);
+    assert!(e.stats().stream_time_ms >= later);
+}
+
+#[test]
+fn a_one_event_a_day_stream_keeps_its_clock_moving() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let evs: Vec<Ev> = (0..30)
+        .map(|d| Ev::new(t0() + d * DAY_MS, "daily"))
+        .collect();
+    run(&mut e, &evs);
+    let st = e.integration("daily").unwrap();
+    assert_eq!(st.watermark, t0() + 29 * DAY_MS);
+    assert!(e.stats().ts_out_of_range <= 3, "{:?}", e.stats());
+}
+
+#[test]
+fn forged_future_events_interleaved_with_live_traffic_never_confirm() {
+    let (_, clean) = learned_then_spike(&[]);
+    // Ten events dated 2030 on "a", each right after an honest event of
+    // another integration (a live partition).
+    let forged = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+    let at = t0() + 7 * DAY_MS + 9 * 3_600_000;
+    let mut hostile = Vec::new();
+    for i in 0..10 {
+        hostile.push(Ev::new(at + i * MINUTE_MS, "other"));
+        hostile.push(Ev::new(forged + i, "a"));
+    }
+    let (e, out) = learned_then_spike(&hostile);
+    let a = e.integration("a").unwrap();
+    assert!(a.watermark < t0() + 8 * DAY_MS, "watermark jumped");
+    assert_eq!(e.stats().ts_out_of_range, 10);
+    assert!(e.stats().stream_time_ms < t0() + 8 * DAY_MS);
+    assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
+}
+
+#[test]
+fn the_accepted_event_time_ignores_a_forged_maximum() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs = steady("a", t0(), 1, 2, 2);
+    let honest = evs.last().unwrap().ts;
+    evs.push(Ev::new(crate::engine::MAX_TS_MS, "a"));
+    run(&mut e, &evs);
+    let s = e.stats();
+    assert_eq!(s.max_event_time_ms, crate::engine::MAX_TS_MS);
+    assert!(s.stream_time_ms <= honest, "{s:?}");
+}
