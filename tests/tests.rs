@@ -11,5 +11,6 @@ mod e2e_state;
 mod eval;
 mod formats_cli;
 mod input_hygiene;
+mod score_series;
 mod support;
 mod text_safety;
