@@ -2,6 +2,7 @@
 //! (ripgrep's layout). Services (Kafka-compatible broker, Prometheus,
 //! Alertmanager) are real processes started by `support`.
 
+mod adversarial;
 mod audit;
 mod cli;
 mod e2e_alerting;
