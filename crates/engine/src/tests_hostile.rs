@@ -174,7 +174,7 @@ fn sixty_four_junk_resources_while_learning_cannot_hide_a_new_data_type() {
     // The burst itself was one alert, while learning.
     let burst: Vec<_> = new
         .iter()
-        .filter(|a| a.evidence.get("learning_burst").is_some())
+        .filter(|a| a.evidence.contains_key("learning_burst"))
         .collect();
     assert_eq!(burst.len(), 1, "{new:#?}");
     assert!(burst[0].detected_at < t0() + DAY_MS);
@@ -200,7 +200,7 @@ fn sixty_four_junk_networks_while_learning_cannot_hide_a_new_source() {
     );
     assert_eq!(
         new.iter()
-            .filter(|a| a.evidence.get("learning_burst").is_some())
+            .filter(|a| a.evidence.contains_key("learning_burst"))
             .count(),
         1
     );
