@@ -106,6 +106,9 @@ enum Command {
     /// Audit integrations from access logs: unregistered ones, grants to
     /// tighten, uses without a grant, dormant items, stale and revoked keys.
     Audit(commands::audit::AuditArgs),
+    /// Score univariate `timestamp,value` CSV series (NAB layout): writes
+    /// `timestamp,value,anomaly_score` per row, causally.
+    ScoreSeries(commands::score_series::ScoreSeriesArgs),
     /// Validate the config and registry, printing every problem.
     CheckConfig {
         #[command(flatten)]
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         Command::Formats => commands::normalize::formats(),
         Command::Demo(args) => commands::demo::main(&args),
         Command::Audit(args) => commands::audit::main(&args),
+        Command::ScoreSeries(args) => commands::score_series::main(&args),
         Command::CheckConfig { common } => commands::check_config(&common),
         Command::Simulate {
             seed,

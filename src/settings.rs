@@ -42,6 +42,8 @@ pub struct Settings {
     pub checkpoint: CheckpointSettings,
     /// Input formats per topic (docs/formats.md).
     pub ingest: IngestSettings,
+    /// `tripline score-series`: the one configuration for every series.
+    pub series: tripline_engine::series::SeriesConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -383,6 +385,7 @@ impl Settings {
     /// Every problem in every section.
     pub fn validate(&self) -> Vec<String> {
         let mut p = self.engine.validate();
+        p.extend(self.series.validate());
         if self.engine.detectors != DetectorsConfig::default() {
             p.push("detector settings belong under [detectors.*], not [engine.detectors.*]".into());
         }

@@ -2,6 +2,7 @@
 //! (ripgrep's layout). Services (Kafka-compatible broker, Prometheus,
 //! Alertmanager) are real processes started by `support`.
 
+mod adversarial;
 mod audit;
 mod cli;
 mod e2e_alerting;
@@ -11,5 +12,6 @@ mod e2e_state;
 mod eval;
 mod formats_cli;
 mod input_hygiene;
+mod score_series;
 mod support;
 mod text_safety;

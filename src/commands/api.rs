@@ -149,3 +149,107 @@ impl FeedbackApplier for LiveEngines {
             .ok_or(Busy)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The API is isolated from the data plane: with the processing loop
+    //! saturated (it never gets between batches to answer a visit) and the
+    //! API flooded, `/metrics` and `/readyz` keep answering at once, and the
+    //! flood gets 503 with `Retry-After` rather than queueing forever.
+
+    use std::time::Instant;
+
+    use tripline_output::{AdminState, Metrics, Readiness, Secret};
+
+    use super::*;
+
+    /// API requests in flight at once: more than the control channel holds
+    /// (64), so some are refused at once and the rest wait out the visit
+    /// timeout on blocking threads.
+    const FLOOD: usize = 200;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_and_readyz_answer_while_the_loop_is_saturated_and_the_api_is_flooded() {
+        // The receiver is held but never polled: a processing loop that is
+        // busy with a batch for longer than any request waits.
+        let (control, _never_polled) = tripline_kafka::control_channel();
+        let live = Arc::new(LiveEngines {
+            control,
+            defaults: AuditDefaults::default(),
+            empty: Arc::new(Engine::new(Default::default(), None)),
+        });
+        let token = "flood-test-token";
+        let api = tripline_audit::api::router(tripline_audit::api::ApiState {
+            token: Some(Secret::new(token)),
+            inventory: live.clone(),
+            feedback: live,
+            alerts: Arc::new(tripline_audit::api::AlertLog::new(16)),
+        });
+        let readiness = Readiness::new();
+        readiness.set_consuming(true);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tripline_output::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            AdminState {
+                metrics: Arc::new(Metrics::new("0.0.0", 5).unwrap()),
+                readiness,
+            },
+            Some(api),
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
+        .unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+
+        let flood: Vec<_> = (0..FLOOD)
+            .map(|i| {
+                let (c, url) = (client.clone(), format!("{base}/api/v1/integrations"));
+                let path = if i % 2 == 0 {
+                    url
+                } else {
+                    url.replace("integrations", "audit")
+                };
+                tokio::spawn(async move {
+                    let r = c.get(path).bearer_auth(token).send().await.unwrap();
+                    (
+                        r.status().as_u16(),
+                        r.headers().get("retry-after").is_some(),
+                    )
+                })
+            })
+            .collect();
+        // Let the flood reach the server and fill the control channel.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let mut slowest = Duration::ZERO;
+        for path in ["/metrics", "/readyz", "/metrics", "/readyz", "/healthz"] {
+            let t = Instant::now();
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            let status = r.status().as_u16();
+            let _ = r.bytes().await.unwrap();
+            slowest = slowest.max(t.elapsed());
+            assert_eq!(status, 200, "{path} while the API is flooded");
+        }
+        // The property is that the probes are never queued behind the API
+        // (which waits VISIT_TIMEOUT = 5 s): they answer in milliseconds. The
+        // bound leaves room for a loaded CI machine; the figure is printed.
+        eprintln!("slowest /metrics|/readyz|/healthz under the flood: {slowest:?}");
+        assert!(slowest < Duration::from_secs(1), "probes took {slowest:?}");
+
+        let mut refused = 0;
+        for f in flood {
+            let (status, retry_after) = f.await.unwrap();
+            assert_eq!(status, 503, "a request the loop never answered");
+            assert!(retry_after, "503 without Retry-After");
+            refused += 1;
+        }
+        assert_eq!(refused, FLOOD);
+        let _ = stop_tx.send(());
+        let _ = server.wait().await;
+    }
+}

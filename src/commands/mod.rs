@@ -7,6 +7,7 @@ pub mod normalize;
 pub mod replay;
 pub mod replay_sharded;
 pub mod run;
+pub mod score_series;
 pub mod to_kong;
 
 use std::path::Path;

@@ -333,7 +333,16 @@ impl tripline_kafka::StateStore for MeteredStore {
         self.inner.load(topic, partition)
     }
     fn save(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), String> {
-        self.inner.save(topic, partition, bytes)?;
+        self.save_by(topic, partition, bytes, None)
+    }
+    fn save_by(
+        &self,
+        topic: &str,
+        partition: i32,
+        bytes: &[u8],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), String> {
+        self.inner.save_by(topic, partition, bytes, deadline)?;
         let total = {
             let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
             sizes.insert((topic.to_owned(), partition), bytes.len() as u64);
@@ -498,8 +507,11 @@ impl Observer for MetricsObserver {
         self.metrics.error(error_type, stage);
     }
     fn engine_stats(&self, stats: &EngineStats) {
-        self.metrics
-            .set_engine(stats.tracked_integrations, stats.approx_memory_bytes);
+        self.metrics.set_engine(
+            stats.tracked_integrations,
+            stats.learning_integrations,
+            stats.approx_memory_bytes,
+        );
     }
     fn partition_revoked(&self, topic: &str, partition: i32) {
         self.metrics.remove_consumer_lag(topic, partition);

@@ -59,6 +59,11 @@ pub struct EngineStats {
     pub folded: u64,
     /// Estimated heap bytes of all engine state.
     pub approx_memory_bytes: usize,
+    /// Tracked integrations still inside their learning period at the
+    /// stream time (`stream_time_ms`; learning coverage: their learned
+    /// detectors do not speak yet). Computed by [`Engine::stats`].
+    #[serde(default)]
+    pub learning_integrations: usize,
     /// Highest event time seen (raw, attacker-controlled: only for display;
     /// decisions use `stream_time_ms`).
     pub max_event_time_ms: i64,
@@ -198,14 +203,17 @@ impl Engine {
         let mut s = self.stats.clone();
         s.tracked_integrations = self.integrations.len();
         s.stream_time_ms = self.accepted_max;
+        let (now, learning_ms) = (s.stream_time_ms, self.config.learning_ms());
+        let (mut heap, mut learning) = (0usize, 0usize);
+        for (k, v) in &self.integrations {
+            heap += k.len() + v.memory_bytes() - std::mem::size_of::<IntegrationState>();
+            learning += usize::from(!v.mature(now, learning_ms));
+        }
         s.approx_memory_bytes = std::mem::size_of::<Self>()
             + self.integrations.capacity()
                 * (std::mem::size_of::<(Box<str>, IntegrationState)>() + 8)
-            + self
-                .integrations
-                .iter()
-                .map(|(k, v)| k.len() + v.memory_bytes() - std::mem::size_of::<IntegrationState>())
-                .sum::<usize>();
+            + heap;
+        s.learning_integrations = learning;
         s
     }
 

@@ -11,6 +11,8 @@
 //! - [`config`]: thresholds, learning period, bucket size, memory bounds.
 //! - [`registry`]: the validated declared-integrations registry.
 //! - [`stats`]: seasonal count baselines and negative-binomial tails.
+//! - [`series`]: scoring of univariate `timestamp, value` series
+//!   (`tripline score-series`): the same statistics, one score per row.
 //! - [`shift`]: sustained upward shifts of a count series (quasi-Poisson
 //!   CUSUM against any expected count per step); reusable outside the detectors.
 //! - [`engine`]: the [`Engine`] — integrations by id, `process`,
@@ -24,18 +26,22 @@
 //!   raised thresholds) with event-time expiry, and its audit trail.
 //! - [`time`]: calendar maths on epoch milliseconds.
 //! - [`text`]: safe rendering of input strings for humans ([`text::Safe`]).
+//! - [`confusable`]: look-alike skeletons of ids (Unicode TR39), so an
+//!   unregistered id names the registered one it imitates.
 #![forbid(unsafe_code)]
 
 pub mod alert;
 mod buckets;
 pub mod clock;
 pub mod config;
+pub mod confusable;
 mod detect;
 pub mod engine;
 mod episodes;
 pub mod event;
 pub mod feedback;
 pub mod registry;
+pub mod series;
 pub mod shift;
 pub mod state;
 pub mod stats;

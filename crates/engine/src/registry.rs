@@ -194,6 +194,9 @@ struct Index {
     integrations: FxHashMap<String, usize>,
     keys: FxHashMap<String, usize>,
     principals: FxHashMap<String, usize>,
+    /// Skeletons ([`crate::confusable::skeletons`]) of every registered
+    /// integration id → the first integration with that skeleton.
+    skeletons: FxHashMap<String, usize>,
 }
 
 impl Registry {
@@ -233,12 +236,36 @@ impl Registry {
             .enumerate()
             .map(|(i, d)| (d.id.clone(), i))
             .collect();
+        let mut skeletons = FxHashMap::default();
+        for (i, d) in self.integrations.iter().enumerate() {
+            for s in crate::confusable::skeletons(&d.id) {
+                if !s.is_empty() {
+                    skeletons.entry(s).or_insert(i);
+                }
+            }
+        }
+        self.index.skeletons = skeletons;
     }
 
     pub fn integration(&self, id: &str) -> Option<&IntegrationDecl> {
         self.index
             .integrations
             .get(id)
+            .map(|&i| &self.integrations[i])
+    }
+
+    /// The registered integration an unregistered `id` reads as (same
+    /// look-alike skeleton, [`crate::confusable`]): `mailchimp\u{200b}-sync`
+    /// or `MailChimp-Sync` for `mailchimp-sync`. `None` for a registered id
+    /// or one that looks like none. Two skeletons and two hash look-ups.
+    pub fn imitated(&self, id: &str) -> Option<&IntegrationDecl> {
+        if self.index.integrations.contains_key(id) {
+            return None;
+        }
+        crate::confusable::skeletons(id)
+            .iter()
+            .filter_map(|s| self.index.skeletons.get(s))
+            .min()
             .map(|&i| &self.integrations[i])
     }
 
@@ -267,6 +294,34 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::time::parse_rfc3339;
+
+    #[test]
+    fn unregistered_look_alikes_name_the_id_they_imitate() {
+        let r = Registry::new(
+            vec![
+                IntegrationDecl::new("mailchimp-sync"),
+                IntegrationDecl::new("hubspot"),
+            ],
+            vec![],
+            vec![],
+        );
+        let im = |id: &str| r.imitated(id).map(|d| d.id.as_str());
+        assert_eq!(im("mailchimp\u{200b}-sync"), Some("mailchimp-sync"));
+        assert_eq!(im("MailChimp-Sync"), Some("mailchimp-sync"));
+        assert_eq!(im("hub\u{0455}\u{0440}\u{043e}t"), Some("hubspot"));
+        assert_eq!(im("hubsp0t"), Some("hubspot"));
+        assert_eq!(
+            im("mailchimp-sync"),
+            None,
+            "a registered id imitates nothing"
+        );
+        assert_eq!(im("zendesk"), None);
+        assert_eq!(
+            im("\u{200b}"),
+            None,
+            "an invisible-only id imitates nothing"
+        );
+    }
 
     #[test]
     fn grants_match_with_wildcards() {

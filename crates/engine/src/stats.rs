@@ -188,6 +188,32 @@ pub fn upper_tail(k: u64, mean: f64, dispersion: f64) -> f64 {
     }
 }
 
+/// P(X ≤ k) for the same count model as [`upper_tail`]: how improbable a
+/// *drop* to `k` is. Used by `series` (a count series falling silent is as
+/// anomalous as one surging); the detectors use only the upper tail.
+pub fn lower_tail(k: u64, mean: f64, dispersion: f64) -> f64 {
+    let mean = mean.max(MEAN_FLOOR);
+    let p = if dispersion > 1.0 + 1e-6 {
+        let r = mean / (dispersion - 1.0);
+        match NegativeBinomial::new(r, 1.0 / dispersion) {
+            Ok(d) => d.cdf(k),
+            Err(_) => f64::NAN,
+        }
+    } else {
+        match Poisson::new(mean) {
+            Ok(d) => d.cdf(k),
+            Err(_) => f64::NAN,
+        }
+    };
+    // Unlike the upper tail (where a failure must not hide a spike), an
+    // unusable lower tail means "no evidence of a drop".
+    if p.is_nan() {
+        1.0
+    } else {
+        p.clamp(0.0, 1.0)
+    }
+}
+
 /// Maps a tail probability to a score in [0, 1] that is comparable across
 /// integrations: s / (s + 3) with s = −log10(p). p = 1e-3 → 0.5,
 /// 1e-6 → 0.67, 1e-20 → 0.87, 1e-100 → 0.97.
@@ -242,6 +268,19 @@ mod tests {
             (s.expected(3, false).unwrap() - 20.0).abs() < 0.1,
             "month end must not move the weekly slot"
         );
+    }
+
+    #[test]
+    fn lower_tail_complements_the_upper_tail() {
+        // P(X <= k) + P(X >= k + 1) = 1 for both models.
+        for &(mean, phi) in &[(5.0, 1.0), (5.0, 3.0), (200.0, 40.0)] {
+            for k in [0u64, 2, 5, 9, 150] {
+                let s = lower_tail(k, mean, phi) + upper_tail(k + 1, mean, phi);
+                assert!((s - 1.0).abs() < 1e-9, "{mean} {phi} {k}: {s}");
+            }
+        }
+        // A count series falling silent: 0 when 50 are expected.
+        assert!(lower_tail(0, 50.0, 1.0) < 1e-20);
     }
 
     #[test]

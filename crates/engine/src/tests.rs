@@ -503,3 +503,36 @@ fn advancing_time_from_outside_announces_ends_but_folding_follows_the_integratio
     advanced.process(&Ev::new(at + 2 * 3_600_000, "a").as_event(), &mut b);
     assert_eq!(b.resolved.len(), 1);
 }
+
+#[test]
+fn learning_coverage_counts_integrations_inside_their_learning_period_at_the_stream_time() {
+    let cfg = EngineConfig::default();
+    let learning = cfg.learning_ms();
+    let mut e = Engine::new(cfg, None);
+    // A ticker keeps the stream time moving (one event every 30 min).
+    let tick = |from: i64, to: i64| -> Vec<Ev> {
+        (from..to)
+            .step_by(30 * MINUTE_MS as usize)
+            .map(|ts| Ev::new(ts, "ticker"))
+            .collect()
+    };
+    run(&mut e, &[Ev::new(t0(), "old")]);
+    run(&mut e, &tick(t0(), t0() + 3 * DAY_MS));
+    run(&mut e, &[Ev::new(t0() + 3 * DAY_MS, "young")]);
+    let s = e.stats();
+    assert_eq!((s.tracked_integrations, s.learning_integrations), (3, 3));
+    // One learning period after the start, "old" and the ticker are past it
+    // ("old" though it sent nothing since); "young" joined later.
+    run(&mut e, &tick(t0() + 3 * DAY_MS, t0() + learning + DAY_MS));
+    let s = e.stats();
+    assert_eq!(s.tracked_integrations, 3);
+    assert_eq!(s.learning_integrations, 1, "only young still learns");
+    run(
+        &mut e,
+        &tick(
+            t0() + learning + DAY_MS,
+            t0() + 3 * DAY_MS + learning + DAY_MS,
+        ),
+    );
+    assert_eq!(e.stats().learning_integrations, 0);
+}

@@ -57,7 +57,9 @@ impl<'a> Safe<'a> {
         self
     }
 
-    fn is_clean(&self) -> bool {
+    /// Whether the text is written unchanged (nothing to escape, within
+    /// the cap).
+    pub fn is_clean(&self) -> bool {
         let mut n = 0;
         for c in self.text.chars() {
             n += 1;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use tripline_engine::text::Safe;
 use tripline_engine::time::parse_rfc3339;
 use tripline_engine::{Action, Event};
 
@@ -59,6 +60,9 @@ impl fmt::Display for RejectReason {
     }
 }
 
+/// Cap, in characters, of a reject's detail.
+pub const MAX_DETAIL_CHARS: usize = 512;
+
 /// A rejected event: the bounded reason and a human detail (never the payload).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {detail}")]
@@ -76,11 +80,18 @@ impl Reject {
         )
     }
 
+    /// The detail is logged and dead-lettered, so whatever input text it
+    /// quotes is rendered escaped here, once for every reject
+    /// ([`tripline_engine::text::Safe`], at most [`MAX_DETAIL_CHARS`]).
     pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Reject {
-            reason,
-            detail: detail.into(),
-        }
+        let detail = detail.into();
+        let safe = Safe::new(&detail, MAX_DETAIL_CHARS);
+        let detail = if safe.is_clean() {
+            detail
+        } else {
+            safe.to_string()
+        };
+        Reject { reason, detail }
     }
 }
 
@@ -539,6 +550,34 @@ mod tests {
             rej.detail
         );
         assert!(rej.detail.contains("\\u{1b}[2J"), "{}", rej.detail);
+    }
+
+    /// Every reject detail (parser, mapped formats) is escaped and capped
+    /// where it is built, whatever it quotes.
+    #[test]
+    fn every_reject_detail_is_escaped_and_capped() {
+        let r = Reject::new(
+            RejectReason::UnmappedResource,
+            format!(
+                "path /a\u{1b}]0;t\u{7}\r\u{8}\0\u{202e}\n{}",
+                "y".repeat(2000)
+            ),
+        );
+        assert!(
+            !tripline_engine::text::has_invisible(&r.detail),
+            "{:?}",
+            r.detail
+        );
+        assert!(
+            r.detail.starts_with("path /a\\u{1b}]0;t\\u{7}\\u{d}"),
+            "{}",
+            r.detail
+        );
+        assert!(r.detail.chars().count() <= MAX_DETAIL_CHARS);
+        assert_eq!(
+            Reject::new(RejectReason::InvalidJson, "plain").detail,
+            "plain"
+        );
     }
 
     #[test]

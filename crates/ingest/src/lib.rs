@@ -9,6 +9,8 @@
 //!   …) → the same borrowed events, with route tables for CRM REST paths.
 //! - [`lines`]: bounded JSONL line reading (an oversize line is skipped, never
 //!   buffered whole).
+//! - [`series`]: `timestamp,value` CSV series (NAB layout) for
+//!   `tripline score-series`, errors with their line number.
 //! - [`registry`]: TOML → [`tripline_engine::Registry`], reporting every problem
 //!   with its line.
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@ pub mod event;
 pub mod lines;
 pub mod mapping;
 pub mod registry;
+pub mod series;
 
 pub use event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
 pub use mapping::{load_format, read_events, Format, Mapping, MappingError};

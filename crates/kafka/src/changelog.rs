@@ -25,6 +25,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::hooks::StateStore;
 
+/// Longest a checkpoint save waits for the broker's acknowledgements (less
+/// when the shutdown deadline comes first).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Chunk payload size: below Kafka's default 1 MB message limit with room for
 /// the key and headers.
 const CHUNK_BYTES: usize = 900 * 1024;
@@ -229,7 +233,9 @@ impl ChangelogStore {
         Ok(out)
     }
 
-    fn send(&self, key: &str, value: &[u8]) -> Result<(), String> {
+    /// Queues one record, waiting for room in the producer's queue until
+    /// `deadline`.
+    fn send(&self, key: &str, value: &[u8], deadline: Instant) -> Result<(), String> {
         let mut rec = BaseRecord::<str, [u8]>::to(&self.topic)
             .key(key)
             .payload(value);
@@ -237,18 +243,27 @@ impl ChangelogStore {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
                 Err((e, r)) => {
-                    if matches!(
+                    if !matches!(
                         e.rdkafka_error_code(),
                         Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
                     ) {
-                        self.producer.poll(Duration::from_millis(50));
-                        rec = r;
-                    } else {
                         return Err(format!("changelog produce: {e}"));
                     }
+                    if Instant::now() >= deadline {
+                        return Err("changelog produce: queue full until the deadline".into());
+                    }
+                    self.producer.poll(Duration::from_millis(50));
+                    rec = r;
                 }
             }
         }
+    }
+
+    /// Waits for every queued record's acknowledgement until `deadline`.
+    fn flush(&self, deadline: Instant) -> Result<(), String> {
+        self.producer
+            .flush(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| format!("changelog flush: {e}"))
     }
 }
 
@@ -295,6 +310,24 @@ impl StateStore for ChangelogStore {
     }
 
     fn save(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), String> {
+        self.save_by(topic, partition, bytes, None)
+    }
+
+    /// Chunks, then the head that makes them current: the whole save waits
+    /// at most [`FLUSH_TIMEOUT`] for the broker, and never past `deadline`. A save cut short
+    /// before the head is acknowledged leaves the previous epoch in force
+    /// (readers follow the head only).
+    fn save_by(
+        &self,
+        topic: &str,
+        partition: i32,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), String> {
+        let deadline = {
+            let step = Instant::now() + FLUSH_TIMEOUT;
+            deadline.map_or(step, |d| d.min(step))
+        };
         let base = self.base(topic, partition);
         let (epoch, slot) = {
             let h = self
@@ -315,21 +348,53 @@ impl StateStore for ChangelogStore {
             let mut v = Vec::with_capacity(8 + c.len());
             v.extend_from_slice(&epoch.to_le_bytes());
             v.extend_from_slice(c);
-            self.send(&format!("{base}/{slot}/{i}"), &v)?;
+            self.send(&format!("{base}/{slot}/{i}"), &v, deadline)?;
         }
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| format!("changelog flush: {e}"))?;
+        self.flush(deadline)?;
         self.send(
             &format!("{base}/head"),
             format!("{epoch} {slot} {}", chunks.len()).as_bytes(),
+            deadline,
         )?;
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| format!("changelog flush: {e}"))?;
+        self.flush(deadline)?;
         if let Ok(mut h) = self.heads.lock() {
             h.insert((topic.to_owned(), partition), (epoch, slot));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shutdown must not wait 2 × 30 s for a changelog broker that does not
+    /// answer: the save gives up at the deadline, and leaves no new head.
+    #[test]
+    fn a_save_to_an_unreachable_broker_gives_up_at_the_deadline_and_keeps_the_old_head() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", format!("127.0.0.1:{port}"));
+        let store =
+            ChangelogStore::new(c, "tripline-state", "g", Duration::from_secs(30), false).unwrap();
+        let started = Instant::now();
+        let saved = store.save_by(
+            "logs",
+            0,
+            b"engine state",
+            Some(started + Duration::from_millis(300)),
+        );
+        let took = started.elapsed();
+        assert!(saved.is_err(), "nothing acknowledged, yet {saved:?}");
+        // Before: two flushes of 30 s each. The bound leaves room for a
+        // loaded machine; the deadline itself was 0.3 s.
+        assert!(took < Duration::from_secs(10), "gave up after {took:?}");
+        assert!(
+            store.heads.lock().unwrap().is_empty(),
+            "an unacknowledged save must not become the current head"
+        );
     }
 }

@@ -116,6 +116,19 @@ pub trait StateStore: Send + Sync {
     fn save(&self, _topic: &str, _partition: i32, _bytes: &[u8]) -> Result<(), String> {
         Ok(())
     }
+    /// [`StateStore::save`] that gives up at `deadline` (the shutdown
+    /// deadline, when one runs). A save that did not finish leaves the
+    /// previous checkpoint in force. Stores whose writes can block override
+    /// it (the changelog's producer flush); the default ignores the deadline.
+    fn save_by(
+        &self,
+        topic: &str,
+        partition: i32,
+        bytes: &[u8],
+        _deadline: Option<std::time::Instant>,
+    ) -> Result<(), String> {
+        self.save(topic, partition, bytes)
+    }
 }
 
 /// Keeps no state: every assignment starts fresh.

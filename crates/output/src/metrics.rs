@@ -155,6 +155,7 @@ pub struct Metrics {
     output_dropped: IntCounterVec,
     output_queue_depth: IntGaugeVec,
     tracked_integrations: IntGauge,
+    learning_integrations: IntGauge,
     engine_memory: IntGauge,
     top_k: Mutex<TopK>,
     ready: IntGauge,
@@ -390,6 +391,13 @@ impl Metrics {
                 "Integrations with state in the engine.",
             )?,
         )?;
+        let learning_integrations = reg(
+            &r,
+            IntGauge::new(
+                "tripline_learning_integrations",
+                "Tracked integrations still in their learning period (learned detectors not yet active).",
+            )?,
+        )?;
         let engine_memory = reg(
             &r,
             IntGauge::new("tripline_engine_memory_bytes", "Estimated engine heap.")?,
@@ -469,6 +477,7 @@ impl Metrics {
             output_dropped,
             output_queue_depth,
             tracked_integrations,
+            learning_integrations,
             engine_memory,
             top_k: Mutex::new(TopK::new(top_k, score)),
             ready,
@@ -585,9 +594,16 @@ impl Metrics {
     }
 
     /// Sets the engine gauges.
-    pub fn set_engine(&self, tracked_integrations: usize, memory_bytes: usize) {
+    pub fn set_engine(
+        &self,
+        tracked_integrations: usize,
+        learning_integrations: usize,
+        memory_bytes: usize,
+    ) {
         self.tracked_integrations
             .set(i64::try_from(tracked_integrations).unwrap_or(i64::MAX));
+        self.learning_integrations
+            .set(i64::try_from(learning_integrations).unwrap_or(i64::MAX));
         self.engine_memory
             .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
     }

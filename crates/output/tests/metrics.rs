@@ -55,7 +55,7 @@ async fn rendered_metrics_pass_promtool() {
     m.alert(&alert("a", "i", AlertKind::NewSource, Severity::Critical));
     m.folded(AlertKind::NewSource, 3);
     m.set_consumer_lag("crm-access-logs", 0, 12);
-    m.set_engine(1000, 5_000_000);
+    m.set_engine(1000, 200, 5_000_000);
     m.update_top_scores([("hubspot", 0.9), ("salesforce", 0.2)]);
     m.set_ready(true);
     m.error("kafka_commit", "commit");
@@ -80,6 +80,7 @@ async fn rendered_metrics_pass_promtool() {
         "tripline_output_dropped_total",
         "tripline_output_queue_depth",
         "tripline_tracked_integrations",
+        "tripline_learning_integrations",
         "tripline_engine_memory_bytes",
         "tripline_integration_anomaly_score",
         "tripline_ready",

@@ -12,10 +12,44 @@ use super::{fmt1, Cx};
 use crate::alert::{AlertKind, Evidence};
 use crate::episodes::Finding;
 use crate::event::Event;
-use crate::registry::IntegrationDecl;
+use crate::registry::{IntegrationDecl, Registry};
 use crate::state::IntegrationState;
 use crate::stats::score_from_p;
+use crate::text::needs_escape;
 use crate::time::{format_rfc3339, DAY_MS};
+
+/// What an unregistered id looks like to a person.
+struct LookAlike<'r> {
+    /// The registered id it reads as, if any.
+    imitates: Option<&'r str>,
+    /// Controls, bidi and invisible characters in it.
+    invisible: u64,
+}
+
+fn look_alike<'r>(registry: Option<&'r Registry>, id: &str) -> LookAlike<'r> {
+    LookAlike {
+        imitates: registry.and_then(|r| r.imitated(id)).map(|d| d.id.as_str()),
+        invisible: id.chars().filter(|&c| needs_escape(c)).count() as u64,
+    }
+}
+
+impl LookAlike<'_> {
+    fn describe(&self) -> String {
+        let hidden = match self.invisible {
+            0 => String::new(),
+            1 => "1 invisible character".to_owned(),
+            n => format!("{n} invisible characters"),
+        };
+        match (self.imitates, self.invisible) {
+            (Some(real), 0) => format!("; it looks like registered integration {real}"),
+            (Some(real), _) => {
+                format!("; it looks like registered integration {real} ({hidden})")
+            }
+            (None, 0) => String::new(),
+            (None, _) => format!("; its id has {hidden}"),
+        }
+    }
+}
 
 impl Cx<'_, '_> {
     pub(super) fn unknown_integration(&mut self, st: &mut IntegrationState, ev: &Event<'_>) {
@@ -32,6 +66,14 @@ impl Cx<'_, '_> {
             "source_ip".into(),
             ev.source_ip.map(|i| i.to_string()).into(),
         );
+        // Look-alikes of a registered id (once per episode, O(id length)).
+        let look = look_alike(self.registry, ev.integration_id);
+        if let Some(real) = look.imitates {
+            evidence.insert("imitates".into(), real.to_owned().into());
+        }
+        if look.invisible > 0 {
+            evidence.insert("invisible_characters".into(), look.invisible.into());
+        }
         let f = Finding {
             kind: AlertKind::UnknownIntegration,
             subject: "",
@@ -40,12 +82,13 @@ impl Cx<'_, '_> {
             window: (st.first_seen, ev.ts_ms),
             observed: Some(st.events as f64),
             expected: None,
-            score: 0.8,
+            score: if look.imitates.is_some() { 0.95 } else { 0.8 },
             sensitive: self.is_sensitive(ev.resource),
             summary: format!(
-                "unregistered integration {} is calling the CRM ({dt}{}); it is not in the registry",
+                "unregistered integration {} is calling the CRM ({dt}{}); it is not in the registry{}",
                 ev.integration_id,
-                ev.key_id.map(|k| format!(", key {k}")).unwrap_or_default()
+                ev.key_id.map(|k| format!(", key {k}")).unwrap_or_default(),
+                look.describe()
             ),
             evidence,
         };

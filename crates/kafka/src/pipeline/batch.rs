@@ -334,6 +334,7 @@ impl Pipeline {
             total.late_events += s.late_events;
             total.evicted_integrations += s.evicted_integrations;
             total.approx_memory_bytes += s.approx_memory_bytes;
+            total.learning_integrations += s.learning_integrations;
             total.max_event_time_ms = total.max_event_time_ms.max(s.max_event_time_ms);
         }
         if late > 0 {

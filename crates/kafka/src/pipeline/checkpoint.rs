@@ -152,7 +152,10 @@ impl Pipeline {
             let (topic, partition) = (&*ps.topic, ps.partition);
             let saved = tripline_state::encode_parts(topic, partition, next, &ps.engine)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| blocking(|| store.save(topic, partition, &bytes)));
+                .and_then(|bytes| {
+                    let by = deadline.map(Instant::into_std);
+                    blocking(|| store.save_by(topic, partition, &bytes, by))
+                });
             match saved {
                 Ok(()) => {
                     ps.saved_offset = Some(next);

@@ -16,6 +16,7 @@
 //! tripline dies, its alerts resolve by themselves after the TTL instead of
 //! firing forever. A resolution re-sends the same labels with `endsAt` = now.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 use serde::Serialize;
+use tripline_engine::text::{safe, Safe, MAX_SUMMARY_CHARS};
 use tripline_engine::time::format_rfc3339;
 use tripline_engine::{Alert, AlertKind, EvidenceValue, Resolved};
 
@@ -55,13 +57,23 @@ pub struct Alertmanager {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PostableAlert<'a> {
-    labels: BTreeMap<&'a str, &'a str>,
+    labels: BTreeMap<&'a str, Cow<'a, str>>,
     annotations: BTreeMap<&'static str, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     starts_at: Option<String>,
     ends_at: String,
     #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
     generator_url: Option<&'a str>,
+}
+
+/// `text` escaped for a label value, borrowed when already clean.
+fn safe_cow(text: &str) -> Cow<'_, str> {
+    let s = safe(text);
+    if s.is_clean() {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(s.to_string())
+    }
 }
 
 /// Checks a Prometheus label name.
@@ -108,8 +120,11 @@ fn evidence_text(v: &EvidenceValue) -> String {
         EvidenceValue::Int(i) => i.to_string(),
         EvidenceValue::UInt(u) => u.to_string(),
         EvidenceValue::Num(n) => fmt_num(*n),
-        EvidenceValue::Str(s) => s.clone(),
-        EvidenceValue::List(l) => l.join(","),
+        EvidenceValue::Str(s) => safe(s).to_string(),
+        EvidenceValue::List(l) => {
+            let parts: Vec<String> = l.iter().map(|s| safe(s).to_string()).collect();
+            parts.join(",")
+        }
     }
 }
 
@@ -127,10 +142,10 @@ pub(crate) fn description(a: &Alert) -> String {
     }
     let _ = write!(s, "score {}", fmt_num(a.score));
     if let Some(k) = &a.key_id {
-        let _ = write!(s, "; key {k}");
+        let _ = write!(s, "; key {}", safe(k));
     }
     if let Some(r) = &a.resource {
-        let _ = write!(s, "; resource {r}");
+        let _ = write!(s, "; resource {}", safe(r));
     }
     if !a.evidence.is_empty() {
         s.push_str("; evidence: ");
@@ -173,23 +188,25 @@ impl Alertmanager {
         }
     }
 
+    /// The labels. `integration_id` is input: rendered with [`Safe`]
+    /// (the same on fire and resolve, so the fingerprint still matches).
     fn labels<'a>(
         &'a self,
         kind: AlertKind,
         severity: &'static str,
         integration: &'a str,
         id: &'a str,
-    ) -> BTreeMap<&'a str, &'a str> {
-        let mut l: BTreeMap<&str, &str> = self
+    ) -> BTreeMap<&'a str, Cow<'a, str>> {
+        let mut l: BTreeMap<&str, Cow<'a, str>> = self
             .labels
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
             .collect();
-        l.insert("alertname", alertname(kind));
-        l.insert("kind", kind.as_str());
-        l.insert("severity", severity);
-        l.insert("integration_id", integration);
-        l.insert("tripline_id", id);
+        l.insert("alertname", Cow::Borrowed(alertname(kind)));
+        l.insert("kind", Cow::Borrowed(kind.as_str()));
+        l.insert("severity", Cow::Borrowed(severity));
+        l.insert("integration_id", safe_cow(integration));
+        l.insert("tripline_id", safe_cow(id));
         l
     }
 
@@ -208,7 +225,10 @@ impl Alertmanager {
 
     fn firing<'a>(&'a self, a: &'a Alert, now_ms: i64) -> PostableAlert<'a> {
         let mut ann = BTreeMap::new();
-        ann.insert("summary", a.summary.clone());
+        ann.insert(
+            "summary",
+            Safe::new(&a.summary, MAX_SUMMARY_CHARS).to_string(),
+        );
         ann.insert("description", description(a));
         ann.insert("score", fmt_num(a.score));
         if let Some(o) = a.observed {
@@ -218,10 +238,10 @@ impl Alertmanager {
             ann.insert("expected", fmt_num(e));
         }
         if let Some(k) = &a.key_id {
-            ann.insert("key_id", k.clone());
+            ann.insert("key_id", safe(k).to_string());
         }
         if let Some(r) = &a.resource {
-            ann.insert("resource", r.clone());
+            ann.insert("resource", safe(r).to_string());
         }
         ann.insert("window_start", format_rfc3339(a.window_start));
         ann.insert("window_end", format_rfc3339(a.window_end));
@@ -276,7 +296,7 @@ impl Alertmanager {
                 let mut ann = BTreeMap::new();
                 ann.insert(
                     "summary",
-                    format!("{} on {} resolved", r.kind, r.integration_id),
+                    format!("{} on {} resolved", r.kind, safe(&r.integration_id)),
                 );
                 self.link_annotations(r.kind, &r.integration_id, &mut ann);
                 PostableAlert {

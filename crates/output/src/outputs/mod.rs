@@ -23,6 +23,9 @@ use crate::grouping::GroupingConfig;
 pub mod alertmanager;
 mod config;
 mod dispatcher;
+#[cfg(test)]
+mod hostile_text_tests;
+mod human;
 pub mod links;
 pub mod pagerduty;
 mod retry;

@@ -6,8 +6,12 @@
 //! group, class, custom_details}, "client": "tripline", "links": [runbook,
 //! dashboard]}`; a resolution is
 //! `{"routing_key", "event_action": "resolve", "dedup_key": <alert id>}`.
+//! Every input string a person sees (summary, source, component, group and
+//! the alert in `custom_details`) is rendered escaped (`Safe`).
 //! The dedup key is the alert id, so a replayed alert updates the same
 //! PagerDuty incident instead of opening a second one.
+
+use std::borrow::Cow;
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde::Serialize;
@@ -15,6 +19,7 @@ use tripline_engine::text::{safe, Safe};
 use tripline_engine::time::format_rfc3339;
 use tripline_engine::{Alert, Severity};
 
+use super::human::for_humans;
 use super::links::{alertname, Links};
 use super::{EncodeError, Notification, SecretUrl, WireRequest};
 use crate::secret::Secret;
@@ -56,8 +61,8 @@ struct Payload<'a> {
     source: String,
     severity: &'static str,
     timestamp: String,
-    component: &'a str,
-    group: &'a str,
+    component: String,
+    group: String,
     class: &'static str,
     custom_details: Details<'a>,
 }
@@ -67,7 +72,7 @@ struct Payload<'a> {
 struct Details<'a> {
     alertname: &'static str,
     #[serde(flatten)]
-    alert: &'a Alert,
+    alert: Cow<'a, Alert>,
 }
 
 /// PagerDuty's severities are critical, error, warning and info.
@@ -99,12 +104,12 @@ impl PagerDuty {
                     source: safe(&a.integration_id).to_string(),
                     severity: pd_severity(a.severity),
                     timestamp: format_rfc3339(a.detected_at),
-                    component: a.resource.as_deref().unwrap_or("api"),
-                    group: &a.integration_id,
+                    component: safe(a.resource.as_deref().unwrap_or("api")).to_string(),
+                    group: safe(&a.integration_id).to_string(),
                     class: a.kind.as_str(),
                     custom_details: Details {
                         alertname: alertname(a.kind),
-                        alert: a,
+                        alert: for_humans(a),
                     },
                 }),
                 client: Some("tripline"),

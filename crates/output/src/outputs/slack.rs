@@ -36,7 +36,18 @@ pub struct Slack {
 /// Slack's mrkdwn control characters, after input strings' controls, bidi
 /// and invisible characters are rendered as `\u{…}` ([`Safe`]).
 pub fn escape(s: &str) -> String {
-    Safe::new(s, MAX_SECTION_CHARS)
+    escape_within(s, MAX_SECTION_CHARS)
+}
+
+/// [`escape`] for an id, key or resource: at most
+/// [`tripline_engine::text::MAX_FIELD_CHARS`] characters before the
+/// entities.
+pub fn escape_id(s: &str) -> String {
+    escape_within(s, tripline_engine::text::MAX_FIELD_CHARS)
+}
+
+fn escape_within(s: &str, max: usize) -> String {
+    Safe::new(s, max)
         .to_string()
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -100,14 +111,14 @@ fn firing(a: &Alert, links: &Links) -> serde_json::Value {
         emoji(a.severity),
         a.severity.as_str().to_uppercase(),
         a.kind,
-        escape(&a.integration_id)
+        escape_id(&a.integration_id)
     );
     let text = cap(
         &format!("{head}: {}", escape(&a.summary)),
         MAX_SECTION_CHARS,
     );
     let mut fields = vec![
-        field("Integration", &escape(&a.integration_id)),
+        field("Integration", &escape_id(&a.integration_id)),
         field("Kind", a.kind.as_str()),
         field(
             "Observed vs expected",
@@ -116,10 +127,10 @@ fn firing(a: &Alert, links: &Links) -> serde_json::Value {
         field("Score", &num(Some(a.score))),
     ];
     if let Some(k) = &a.key_id {
-        fields.push(field("Key", &escape(k)));
+        fields.push(field("Key", &escape_id(k)));
     }
     if let Some(r) = &a.resource {
-        fields.push(field("Resource", &escape(r)));
+        fields.push(field("Resource", &escape_id(r)));
     }
     let section = cap(
         &format!("{head}\n{}", escape(&a.summary)),
@@ -129,7 +140,7 @@ fn firing(a: &Alert, links: &Links) -> serde_json::Value {
         &format!(
             "detected {} · alert id {} · {}",
             format_rfc3339(a.detected_at),
-            escape(&a.id),
+            escape_id(&a.id),
             links_line(links, a.kind, &a.integration_id)
         ),
         MAX_SECTION_CHARS,
@@ -151,7 +162,7 @@ fn resolved(r: &Resolved) -> serde_json::Value {
         &format!(
             ":white_check_mark: *RESOLVED* {} on `{}` (last seen {}, {} repeats folded)",
             r.kind,
-            escape(&r.integration_id),
+            escape_id(&r.integration_id),
             format_rfc3339(r.last_seen),
             r.folded
         ),
@@ -163,7 +174,7 @@ fn resolved(r: &Resolved) -> serde_json::Value {
         "unfurl_media": false,
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": cap(&format!("alert id {}", escape(&r.id)), MAX_SECTION_CHARS)}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": cap(&format!("alert id {}", escape_id(&r.id)), MAX_SECTION_CHARS)}]},
         ],
     })
 }

@@ -1,0 +1,96 @@
+//! Scoring of univariate time series (`tripline score-series`): the engine's
+//! statistics applied to one `timestamp, value` stream, one anomaly score in
+//! [0, 1] per row, causally — a row's score depends only on the rows before
+//! it and itself, so appending rows never changes an earlier score.
+//!
+//! Pure like the rest of the engine: values in, scores out; the caller reads
+//! the files ([`SeriesScorer::push`] is all there is).
+//!
+//! # Pipeline, per row
+//! 1. [`model`]: a predictor (robust level, or a daily/weekly profile when
+//!    the data has one) and a value model (count or continuous, chosen from
+//!    the data) give a *surprise*: −log10 of the value's tail probability,
+//!    and the larger of two CUSUMs (level shifts up and down).
+//! 2. [`calibrate`]: the surprise is ranked against this series' own
+//!    history of surprises (the anomaly-likelihood idea), so one threshold
+//!    means the same on a quiet flat line and on a spiky CPU trace.
+//! 3. The calibrated tail probability becomes a score with the engine's
+//!    [`score_from_p`] (`s / (s + 3)`, `s = −log10 p`).
+//! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
+//!    following `refractory_rows` rows are damped, so one anomaly is one
+//!    detection, not a run of them.
+
+mod calibrate;
+pub mod config;
+mod model;
+
+pub use config::{ModelChoice, SeriesConfig};
+
+use crate::stats::score_from_p;
+
+/// Scores one series, row by row.
+#[derive(Clone, Debug)]
+pub struct SeriesScorer {
+    cfg: SeriesConfig,
+    model: model::Model,
+    calib: calibrate::Calibrator,
+    rows: u64,
+    /// Rows left in the current refractory period.
+    refractory: u32,
+}
+
+impl SeriesScorer {
+    /// A scorer for a new series. `cfg` should have passed
+    /// [`SeriesConfig::validate`]; out-of-range values are not checked again.
+    pub fn new(cfg: &SeriesConfig) -> Self {
+        SeriesScorer {
+            model: model::Model::new(cfg),
+            calib: calibrate::Calibrator::new(cfg.memory_rows, cfg.tail_slope),
+            cfg: cfg.clone(),
+            rows: 0,
+            refractory: 0,
+        }
+    }
+
+    /// Rows folded in so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Whether the series is being scored with the count model (every value
+    /// so far a non-negative integer, in `auto` mode).
+    pub fn is_count(&self) -> bool {
+        self.model.is_count()
+    }
+
+    /// Folds in the next row (`ts_ms`: epoch milliseconds, non-decreasing in
+    /// practice; the profiles index by it) and returns its anomaly score in
+    /// [0, 1]. A non-finite value scores 0 and leaves the state untouched.
+    pub fn push(&mut self, ts_ms: i64, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
+        self.rows += 1;
+        let Some(s) = self.model.step(&self.cfg, ts_ms, value) else {
+            return 0.0;
+        };
+        let u = s.point.max(s.shift);
+        let c = self.calib.calibrated(u);
+        self.calib.learn(u);
+        if self.rows <= u64::from(self.cfg.warmup_rows) {
+            return 0.0;
+        }
+        let score = score_from_p(10f64.powf(-c)).clamp(0.0, 1.0);
+        if self.refractory > 0 {
+            self.refractory -= 1;
+            return score * self.cfg.refractory_damping;
+        }
+        if score >= self.cfg.alarm_score {
+            self.refractory = self.cfg.refractory_rows;
+        }
+        score
+    }
+}
+
+#[cfg(test)]
+mod tests;

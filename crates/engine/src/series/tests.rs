@@ -1,0 +1,215 @@
+//! Series scoring: causality, determinism, range, and that the anomalies the
+//! model is built for score above ordinary rows.
+
+use super::*;
+
+const MIN5: i64 = 300_000;
+const T0: i64 = 1_396_310_400_000; // 2014-04-01T00:00:00Z
+
+/// A small deterministic noise source (xorshift64*), in [-1, 1).
+fn noise(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed.max(1);
+    move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+fn score_all(cfg: &SeriesConfig, rows: &[(i64, f64)]) -> Vec<f64> {
+    let mut s = SeriesScorer::new(cfg);
+    rows.iter().map(|&(t, v)| s.push(t, v)).collect()
+}
+
+/// A daily square wave (20 by night, 80 by day) with noise, 5-minute rows.
+fn daily(days: i64, seed: u64) -> Vec<(i64, f64)> {
+    let mut n = noise(seed);
+    (0..days * 288)
+        .map(|i| {
+            let h = (i % 288) / 12;
+            let base = if (8..18).contains(&h) { 80.0 } else { 20.0 };
+            (T0 + i * MIN5, base + 2.0 * n())
+        })
+        .collect()
+}
+
+/// The model alone: no refractory period hiding a row after an earlier alarm.
+fn no_refractory() -> SeriesConfig {
+    SeriesConfig {
+        refractory_rows: 0,
+        ..SeriesConfig::default()
+    }
+}
+
+fn max_in(scores: &[f64], r: std::ops::Range<usize>) -> f64 {
+    scores[r].iter().copied().fold(0.0, f64::max)
+}
+
+#[test]
+fn appending_rows_never_changes_earlier_scores() {
+    let rows = daily(6, 7);
+    let cfg = SeriesConfig::default();
+    let full = score_all(&cfg, &rows);
+    for cut in [1, 31, 33, 150, 151, 700, 1000] {
+        assert_eq!(score_all(&cfg, &rows[..cut]), full[..cut], "prefix {cut}");
+    }
+}
+
+#[test]
+fn the_same_rows_give_the_same_scores() {
+    let rows = daily(4, 11);
+    let cfg = SeriesConfig::default();
+    let a = score_all(&cfg, &rows);
+    let b = score_all(&cfg, &rows);
+    assert_eq!(a, b);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b));
+}
+
+#[test]
+fn scores_stay_in_the_unit_interval_on_hostile_values() {
+    let cfg = SeriesConfig::default();
+    let mut s = SeriesScorer::new(&cfg);
+    let mut n = noise(3);
+    let hostile = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e308,
+        -1e308,
+        0.0,
+        f64::MIN_POSITIVE,
+        -0.0,
+    ];
+    for i in 0..5000i64 {
+        let v = if i % 97 == 0 {
+            hostile[(i / 97) as usize % hostile.len()]
+        } else {
+            n() * 10f64.powi((i % 13) as i32 - 6)
+        };
+        // Timestamps that repeat and go backwards now and then.
+        let t = T0 + (i - (i % 5 == 0) as i64 * 3) * MIN5;
+        let score = s.push(t, v);
+        assert!((0.0..=1.0).contains(&score), "row {i}: {score}");
+    }
+}
+
+#[test]
+fn warmup_rows_score_zero() {
+    let cfg = SeriesConfig::default();
+    let scores = score_all(&cfg, &daily(2, 5));
+    assert!(scores[..cfg.warmup_rows as usize].iter().all(|&s| s == 0.0));
+}
+
+#[test]
+fn a_spike_on_a_quiet_series_stands_out() {
+    let mut n = noise(9);
+    let mut rows: Vec<(i64, f64)> = (0..3000).map(|i| (T0 + i * MIN5, 10.0 + n())).collect();
+    rows[2000].1 = 40.0;
+    let scores = score_all(&no_refractory(), &rows);
+    let before = max_in(&scores, 600..2000);
+    assert!(scores[2000] > 0.6, "spike scored {}", scores[2000]);
+    assert!(scores[2000] > before + 0.1, "{} vs {before}", scores[2000]);
+}
+
+#[test]
+fn a_missing_daily_peak_is_seen_through_the_learned_season() {
+    // Day 8's daytime plateau never comes: in range for the level model,
+    // wrong for the daily profile.
+    let mut rows = daily(10, 13);
+    let day8 = 8 * 288;
+    for r in &mut rows[day8 + 8 * 12..day8 + 18 * 12] {
+        r.1 -= 60.0;
+    }
+    let scores = score_all(&no_refractory(), &rows);
+    let ordinary = max_in(&scores, 3 * 288..day8);
+    let anomaly = max_in(&scores, day8 + 8 * 12..day8 + 9 * 12);
+    assert!(anomaly > 0.6, "{anomaly}");
+    assert!(anomaly > ordinary + 0.1, "{anomaly} vs {ordinary}");
+}
+
+#[test]
+fn a_small_level_shift_is_caught_early() {
+    // +1.5 noise amplitudes: no single row is unusual, the CUSUM accumulates.
+    let mut n = noise(21);
+    let rows: Vec<(i64, f64)> = (0..3000)
+        .map(|i| {
+            let shift = if i >= 2000 { 1.5 } else { 0.0 };
+            (T0 + i * MIN5, 50.0 + n() + shift)
+        })
+        .collect();
+    let scores = score_all(&no_refractory(), &rows);
+    let ordinary = max_in(&scores, 600..2000);
+    // The first score above anything before the shift comes within a few rows.
+    let first = (2000..3000).find(|&i| scores[i] > ordinary);
+    assert!(
+        matches!(first, Some(i) if i < 2010),
+        "first clear detection {first:?}; ordinary max {ordinary}"
+    );
+}
+
+#[test]
+fn a_count_series_uses_the_count_model_until_a_fraction_appears() {
+    let cfg = SeriesConfig::default();
+    let mut s = SeriesScorer::new(&cfg);
+    for i in 0..100 {
+        s.push(T0 + i * MIN5, f64::from(i as u32 % 7));
+    }
+    assert!(s.is_count());
+    s.push(T0 + 100 * MIN5, 2.5);
+    assert!(!s.is_count());
+    let c = SeriesConfig {
+        model: ModelChoice::Continuous,
+        ..SeriesConfig::default()
+    };
+    let mut s = SeriesScorer::new(&c);
+    s.push(T0, 3.0);
+    assert!(!s.is_count());
+}
+
+#[test]
+fn a_count_series_falling_silent_scores_high() {
+    let mut n = noise(5);
+    let rows: Vec<(i64, f64)> = (0..3000)
+        .map(|i| {
+            let v = if (2000..2010).contains(&i) {
+                0.0
+            } else {
+                (40.0 + 6.0 * n()).round()
+            };
+            (T0 + i * MIN5, v)
+        })
+        .collect();
+    let scores = score_all(&no_refractory(), &rows);
+    let ordinary = max_in(&scores, 600..2000);
+    let drop = max_in(&scores, 2000..2010);
+    assert!(drop > 0.6 && drop > ordinary + 0.1, "{drop} vs {ordinary}");
+}
+
+#[test]
+fn an_alarm_is_followed_by_a_quiet_refractory_period() {
+    let mut n = noise(17);
+    let mut rows: Vec<(i64, f64)> = (0..2000).map(|i| (T0 + i * MIN5, 10.0 + n())).collect();
+    rows[1000].1 = 60.0;
+    rows[1010].1 = 60.0;
+    let cfg = SeriesConfig::default();
+    let scores = score_all(&cfg, &rows);
+    assert!(scores[1000] >= cfg.alarm_score);
+    let end = 1001 + cfg.refractory_rows as usize;
+    assert!(scores[1001..end].iter().all(|&s| s == 0.0));
+}
+
+#[test]
+fn default_config_is_valid_and_bad_values_are_all_reported() {
+    assert!(SeriesConfig::default().validate().is_empty());
+    let bad = SeriesConfig {
+        level_alpha: 0.0,
+        cusum_ratio: 1.0,
+        shift_p: 2.0,
+        memory_rows: 3,
+        refractory_damping: f64::NAN,
+        ..SeriesConfig::default()
+    };
+    assert_eq!(bad.validate().len(), 5, "{:?}", bad.validate());
+}
