@@ -15,6 +15,7 @@
 
 mod caps;
 mod learned;
+pub(crate) mod level;
 mod rules;
 mod spike;
 pub(crate) mod sustained;
