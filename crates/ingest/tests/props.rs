@@ -22,6 +22,11 @@ fn mappings() -> &'static [tripline_ingest::Mapping] {
 }
 
 fn config(cases: u32) -> ProptestConfig {
+    // PROPTEST_CASES, when set, overrides the modest default (deeper runs).
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         failure_persistence: None,

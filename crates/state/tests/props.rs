@@ -10,6 +10,11 @@ use tripline_engine::{Action, Engine, EngineConfig, Event, Outputs, Registry};
 use tripline_state::{decode, encode, Payload};
 
 fn config(cases: u32) -> ProptestConfig {
+    // PROPTEST_CASES, when set, overrides the modest default (deeper runs).
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         failure_persistence: None,
