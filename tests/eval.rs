@@ -153,24 +153,45 @@ fn simulated_incidents_are_caught_with_few_false_alerts() {
         );
     }
 
-    // Floors. Easy incidents: what the product has always promised.
-    let easy = groups.get_mut("difficulty easy").expect("easy");
+    // Floors, on the held-out seeds. The targets are recall >= 0.95
+    // overall and >= 0.90 where only learned detectors can see the incident,
+    // <= 0.5 false alerts per 100 integration-days, time to detect p50 <= 2
+    // min and p90 <= 10 min. Met here: learned-only, false alerts, time to
+    // detect and easy incidents. Not met: overall (0.93 when this was
+    // written) — the moderate and hard floors below are what the engine does
+    // today, asserted so it cannot get worse (see BENCHMARKS.md for the
+    // misses: 3x for an hour at a handful of calls an hour, and one key of
+    // two at ~5x its share).
+    let floors = [
+        ("difficulty easy", 0.95),
+        ("difficulty moderate", 0.75),
+        ("difficulty hard", 0.65),
+        ("family learned", 0.90),
+        ("family registry", 0.95),
+        ("all", 0.92),
+    ];
+    for (name, floor) in floors {
+        let g = groups.get(name).expect("group present");
+        assert!(
+            g.recall() >= floor,
+            "{name}: recall {:.3} below {floor}",
+            g.recall()
+        );
+    }
+    for name in ["difficulty easy", "all"] {
+        let g = groups.get_mut(name).expect("group present");
+        let (p50, p90) = (g.pct(0.5), g.pct(0.9));
+        assert!(
+            p50 <= 2 * 60_000,
+            "{name}: median time to detect {p50} ms > 2 min"
+        );
+        assert!(
+            p90 <= 10 * 60_000,
+            "{name}: p90 time to detect {p90} ms > 10 min"
+        );
+    }
     assert!(
-        easy.recall() >= 0.95,
-        "easy: recall {:.3} below 0.95",
-        easy.recall()
-    );
-    let (p50, p90) = (easy.pct(0.5), easy.pct(0.9));
-    assert!(
-        p50 <= 2 * 60_000,
-        "easy: median time to detect {p50} ms > 2 min"
-    );
-    assert!(
-        p90 <= 10 * 60_000,
-        "easy: p90 time to detect {p90} ms > 10 min"
-    );
-    assert!(
-        per100 <= 2.0,
-        "{per100:.2} false alerts per 100 integration-days (floor 2)"
+        per100 <= 0.5,
+        "{per100:.2} false alerts per 100 integration-days (floor 0.5)"
     );
 }

@@ -51,6 +51,10 @@ pub(crate) struct Bucket {
     /// so one heavy call is not a shift.
     #[serde(default)]
     pub(crate) records_capped: u64,
+    /// Calls answered 429: the rate limiter already acted on them; the
+    /// sustained statistic counts the calls that were served.
+    #[serde(default)]
+    pub(crate) rate_limited: u64,
 }
 
 impl Cx<'_, '_> {
@@ -126,6 +130,17 @@ impl Cx<'_, '_> {
         } else {
             per_hour
         };
+        // How far this hour's call level strayed from its slot's prediction
+        // (before the hour is folded in): the sustained statistic's
+        // uncertainty about the level (`detect/level.rs`).
+        if let Some(m) = st.baselines[CALLS].expected(slot, month_end) {
+            if m > crate::stats::MEAN_FLOOR {
+                let phi = st.baselines[CALLS].dispersion();
+                st.shifts
+                    .level
+                    .observe(st.hour_totals[CALLS], m * covered, phi);
+            }
+        }
         for s in 0..SERIES {
             let mean_per_bucket = st.hour_totals[s] / covered;
             st.baselines[s].observe_hour(slot, mean_per_bucket, month_end, weeks);
@@ -175,6 +190,9 @@ impl Cx<'_, '_> {
         if ev.is_auth_error() {
             b.counts[ERRORS] += 1;
         }
+        if ev.is_rate_limited() {
+            b.rate_limited += 1;
+        }
         if !mature {
             return;
         }
@@ -189,8 +207,7 @@ impl Cx<'_, '_> {
         }
         for s in 0..SHIFT_SERIES {
             let b = &st.buckets[idx];
-            let x = if s < SERIES { b.counts[s] } else { b.bytes };
-            if x >= b.sustain_at[s] {
+            if Self::bucket_count(b, s) >= b.sustain_at[s] {
                 self.examine_sustained(st, idx, s, ev);
             }
         }

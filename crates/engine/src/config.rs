@@ -228,12 +228,9 @@ pub struct SustainedConfig {
     /// Bound on the chance that a run of the statistic under the baseline
     /// reaches the threshold (threshold = ln(1 / p_value) nats; Wald).
     pub p_value: f64,
-    /// Also judge calls (per integration, and per key when `per_key`). Off
-    /// by default: on the simulator's held-out seeds it caught most quiet
-    /// call incidents but raised false alerts to 16 per 100
-    /// integration-days (slot means learned from two weeks are too noisy
-    /// for 2-3x on calls); records and auth failures, judged as a share of
-    /// the calls, stay on.
+    /// Also judge calls (per integration, and per key when `per_key`),
+    /// against a threshold raised by the integration's own uncertainty about
+    /// its call level (`detect/level.rs`).
     pub calls: bool,
     /// Also judge each key's calls against its share of the integration's.
     pub per_key: bool,
@@ -253,7 +250,7 @@ impl Default for SustainedConfig {
             enabled: true,
             ratio: DEFAULT_SUSTAINED_RATIO,
             p_value: 1e-9,
-            calls: false,
+            calls: true,
             per_key: true,
             key_share_max: 0.9,
         }

@@ -72,6 +72,11 @@ impl Seasonal {
         Some(m.max(MEAN_FLOOR))
     }
 
+    /// Weeks of history folded into the slots (saturating).
+    pub fn weeks(&self) -> u16 {
+        self.weeks
+    }
+
     pub fn dispersion(&self) -> f64 {
         f64::from(self.dispersion).max(1.0)
     }

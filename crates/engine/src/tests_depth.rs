@@ -269,3 +269,83 @@ fn a_batch_job_filling_half_its_hour_is_not_a_spike() {
     let alerts = run(&mut e, "batch", &mut calls);
     assert!(alerts.is_empty(), "{alerts:#?}");
 }
+
+/// `n` calls with `status`, spread evenly over [from, from + minutes).
+fn burst(from: i64, minutes: i64, n: i64, status: u16) -> Vec<Call> {
+    let step = minutes * MINUTE_MS / n;
+    (0..n)
+        .map(|i| Call {
+            status,
+            ..call(from + i * step)
+        })
+        .collect()
+}
+
+#[test]
+fn a_small_429_burst_is_not_a_sustained_call_spike_but_the_same_calls_served_are() {
+    let a = t0() + ANOMALY + 20 * MINUTE_MS;
+    for (status, fires) in [(429, false), (200, true)] {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut calls = learned(6.0);
+        // 7 a minute for three minutes where 0.1 a minute is usual: below
+        // the one-bucket detector's excess floor.
+        calls.extend(burst(a, 3, 21, status));
+        let alerts = run(&mut e, "low", &mut calls);
+        let spikes = of(&alerts, AlertKind::CallSpike);
+        assert_eq!(spikes.len(), usize::from(fires), "{status}: {alerts:#?}");
+    }
+}
+
+#[test]
+fn after_an_alarm_the_statistic_starts_over_so_ordinary_traffic_stays_quiet() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut calls = learned(6.0);
+    let a = t0() + ANOMALY + 20 * MINUTE_MS;
+    calls.extend(burst(a, 3, 21, 200));
+    // Eight more hours of the usual 6 calls an hour follow (in `learned`):
+    // a statistic held at the threshold re-fired on them for hours.
+    let alerts = run(&mut e, "low", &mut calls);
+    let spikes = of(&alerts, AlertKind::CallSpike);
+    assert_eq!(spikes.len(), 1, "{alerts:#?}");
+    assert!(spikes[0].detected_at < a + 5 * MINUTE_MS, "{:?}", spikes[0]);
+}
+
+/// `base` calls an hour, each hour of the history at 0.6x or 1.4x (by a
+/// hash of the hour, so it does not repeat weekly), until eight hours after
+/// the anomaly.
+fn wandering(base: f64) -> Vec<Call> {
+    let end = t0() + ANOMALY + 8 * HOUR_MS;
+    let mut calls = Vec::new();
+    let mut h = t0();
+    while h < end {
+        let hour = ((h - t0()) / HOUR_MS) as u64;
+        let f = if (hour.wrapping_mul(2_654_435_761) >> 7) & 1 == 0 {
+            0.6
+        } else {
+            1.4
+        };
+        let f = if h >= t0() + ANOMALY { 1.0 } else { f };
+        calls.extend(even(h, h + HOUR_MS, base * f));
+        h += HOUR_MS;
+    }
+    calls
+}
+
+#[test]
+fn a_busy_integration_is_judged_against_its_own_level_variability() {
+    let a = t0() + ANOMALY;
+    // 2.5x for three hours: far beyond a steady integration's level, within
+    // the reach of one whose hours stray by ±40% (v ≈ 0.16).
+    for (steady, fires) in [(true, true), (false, false)] {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut calls = if steady {
+            learned(600.0)
+        } else {
+            wandering(600.0)
+        };
+        calls.extend(even(a, a + 3 * HOUR_MS, 900.0));
+        let alerts = run(&mut e, "busy", &mut calls);
+        let spikes = of(&alerts, AlertKind::CallSpike);
+        assert_eq!(!spikes.is_empty(), fires, "steady {steady}: {alerts:#?}");
+    }
+}

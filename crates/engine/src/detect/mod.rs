@@ -14,6 +14,7 @@
 //! [`Cx::observe`] is the order in which one event goes through all of them.
 
 mod learned;
+pub(crate) mod level;
 mod rules;
 mod spike;
 pub(crate) mod sustained;

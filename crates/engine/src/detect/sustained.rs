@@ -15,13 +15,15 @@
 //! The open buckets are judged as they fill (the statistic of the closed
 //! ones plus the open ones' increments, a lower bound of the statistic at
 //! close), so the detector fires mid-bucket like the one-bucket one.
-//! After an alarm the statistic is held at the threshold: a shift that goes
-//! on fires again in the next bucket and folds into the same episode, one
-//! that ends drains in a few buckets. A shift confined to one bucket is left
-//! to the one-bucket detector (and its excess and ratio floors).
+//! After an alarm the statistic starts over: a shift that goes on fires
+//! again once it has built up anew. A shift confined to one bucket is left
+//! to the one-bucket detector (and its excess and ratio floors). On calls
+//! the threshold rises with the integration's uncertainty about its own
+//! level ([`super::level`]); 429 responses are not counted.
 
 use serde::{Deserialize, Serialize};
 
+use super::level::{threshold_factor, LevelVar};
 use super::{fmt1, Cx};
 use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
 use crate::buckets::{Bucket, CALLS, ERRORS, RECORDS};
@@ -69,6 +71,9 @@ pub struct Shifts {
     recent_minute: i64,
     /// After a long silence: no sustained alert before this time.
     relearn_until: i64,
+    /// How far the hourly call level strays from its slot means.
+    #[serde(default)]
+    pub(crate) level: LevelVar,
 }
 
 /// Per-key sustained-shift state (≈ 48 bytes).
@@ -174,27 +179,53 @@ impl Cx<'_, '_> {
         Some((mu, phi))
     }
 
-    fn bucket_count(b: &Bucket, s: usize) -> u64 {
+    /// The count series `s` is judged on in bucket `b`.
+    pub(crate) fn bucket_count(b: &Bucket, s: usize) -> u64 {
         match s {
             BYTES => b.bytes,
             RECORDS => b.records_capped,
+            CALLS => b.counts[CALLS].saturating_sub(b.rate_limited),
             s => b.counts[s],
         }
     }
 
-    /// Sum of the increments of the open buckets other than `skip`.
-    fn open_increments(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> f64 {
+    /// Sum of the increments of the open buckets other than `skip`, and the
+    /// expected count of every open bucket (`skip` included).
+    fn open_sums(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> (f64, f64) {
         let p = self.shift_params();
-        let mut inc = 0.0;
+        let (mut inc, mut expected) = (0.0, 0.0);
         for (i, b) in st.buckets.iter().enumerate() {
-            if Some(i) == skip {
-                continue;
-            }
             if let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
-                inc += p.increment(Self::bucket_count(b, s) as f64, mu, phi);
+                expected += mu;
+                if Some(i) != skip {
+                    inc += p.increment(Self::bucket_count(b, s) as f64, mu, phi);
+                }
             }
         }
-        inc
+        (inc, expected)
+    }
+
+    /// The threshold factor of series `s` for a window expecting
+    /// `window_expected`, ending in a bucket at `start` expecting `mu`: the
+    /// level's uncertainty ([`super::level`]) on calls, 1 for the series
+    /// judged given the calls (their level is the calls').
+    pub(crate) fn level_factor(
+        &self,
+        st: &IntegrationState,
+        s: usize,
+        mu: f64,
+        window_expected: f64,
+        phi: f64,
+    ) -> f64 {
+        if s != CALLS {
+            return 1.0;
+        }
+        let per_hour = (HOUR_MS / self.cfg.bucket_ms().max(1)) as f64;
+        let v = st
+            .shifts
+            .level
+            .slot_variance(mu * per_hour, st.baselines[CALLS].weeks());
+        threshold_factor(v, window_expected, phi)
     }
 
     /// The count of series `s` in the bucket at `idx` at which the
@@ -209,8 +240,11 @@ impl Cx<'_, '_> {
         let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) else {
             return u64::MAX;
         };
-        let p = self.shift_params();
-        let stat = f64::from(st.shifts.cusum[s].stat) + self.open_increments(st, s, Some(idx));
+        let mut p = self.shift_params();
+        let (others, open_expected) = self.open_sums(st, s, Some(idx));
+        let c = &st.shifts.cusum[s];
+        let stat = f64::from(c.stat) + others;
+        p.h *= self.level_factor(st, s, mu, f64::from(c.expected) + open_expected, phi);
         let need = p.needed(stat, mu, phi).ceil().max(1.0);
         if need.is_finite() && need < u64::MAX as f64 {
             need as u64
@@ -228,10 +262,10 @@ impl Cx<'_, '_> {
         if st.shifts.stepped_to > 0 && quiet_ms > STALE_AFTER_MS {
             st.shifts.relearn_until = b.start_ms + self.cfg.learning_ms();
         }
-        // A sustained shift of a few times the baseline is told from the
-        // noise of a slot mean only once every hour-of-week slot has been
-        // seen twice: two learning periods of history.
-        let seasoned = b.start_ms - st.first_seen >= 2 * self.cfg.learning_ms();
+        // After the learning period: every slot has been seen once; how far
+        // a slot learned from one or two weeks can be trusted is the level
+        // model's business (`detect/level.rs`: its 1/n term).
+        let seasoned = b.start_ms - st.first_seen >= self.cfg.learning_ms();
         let mature = mature && seasoned && b.start_ms >= st.shifts.relearn_until;
         let restart = !mature || st.shifts.stepped_to == 0 || quiet_ms > MAX_QUIET_MS;
         let p = self.shift_params();
@@ -270,11 +304,13 @@ impl Cx<'_, '_> {
                 BYTES => b.fired[RECORDS],
                 s => b.fired[s],
             };
-            if (b.sustained_fired[s] || spiked) && f64::from(c.stat) > p.h {
-                // An alarm was raised on this bucket: the statistic stays at
-                // the threshold, so a shift that goes on keeps firing (and
-                // folds into the episode) and one that ends drains quickly.
-                c.stat = p.h as f32;
+            if b.sustained_fired[s] || spiked {
+                // An alarm was raised on this bucket: the statistic starts
+                // over (the usual CUSUM restart), so a shift that goes on
+                // fires again once it has built up anew, and one that ended
+                // cannot leave a low-volume series' statistic near the
+                // threshold for hours (it drains by only 3μ per step).
+                c.reset(end);
             }
         }
         st.shifts.stepped_to = end;
@@ -299,8 +335,9 @@ impl Cx<'_, '_> {
             return;
         };
         let x = Self::bucket_count(b, s) as f64;
-        let others = self.open_increments(st, s, Some(idx));
+        let (others, open_expected) = self.open_sums(st, s, Some(idx));
         let c = st.shifts.cusum[s];
+        let level = self.level_factor(st, s, mu, f64::from(c.expected) + open_expected, phi);
         let stat = (f64::from(c.stat) + others + p.increment(x, mu, phi)).max(0.0);
         // A shift seen in this bucket alone is the one-bucket detector's
         // (with its own excess and ratio floors): sustained means the window
@@ -313,6 +350,7 @@ impl Cx<'_, '_> {
             _ => AlertKind::ErrorBurst,
         };
         let mut p = p;
+        p.h *= level;
         if !self.feedback.is_empty() {
             p.h *= self
                 .feedback
@@ -353,7 +391,8 @@ impl Cx<'_, '_> {
         let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
             .round()
             .max(1.0);
-        let sd = (phi * expected).sqrt();
+        // The window's sd with the level's uncertainty: sqrt(φ M + v M²).
+        let sd = (phi * expected * level).sqrt();
         let label = span_label(from, last_end);
         let id = ev.integration_id;
         let win = format!("the last {} min", fmt1(minutes));
@@ -395,7 +434,7 @@ impl Cx<'_, '_> {
                 ),
             ),
         };
-        let tail = (-stat).exp();
+        let tail = (-stat / level).exp();
         let mut evidence = Evidence::new();
         evidence.insert("detector".into(), "sustained".into());
         evidence.insert("series".into(), what.into());
@@ -405,6 +444,7 @@ impl Cx<'_, '_> {
         evidence.insert("window_expected".into(), round_sig(expected).into());
         evidence.insert("window_stddev".into(), round_sig(sd).into());
         evidence.insert("dispersion".into(), phi.into());
+        evidence.insert("level_factor".into(), round_sig(level).into());
         evidence.insert("cusum_nats".into(), round_sig(stat).into());
         evidence.insert(
             "design_ratio".into(),
@@ -431,6 +471,10 @@ impl Cx<'_, '_> {
     /// integration's baseline. Runs for every event with a key that is not late.
     pub(crate) fn key_shift(&mut self, st: &mut IntegrationState, ev: &Event<'_>, mature: bool) {
         let Some(k) = ev.key_id else { return };
+        if ev.is_rate_limited() {
+            // As for the integration: the calls the API served.
+            return;
+        }
         let minute = ev.ts_ms.div_euclid(MINUTE_MS);
         // The integration's recent calls, decayed to this minute.
         let sh = &mut st.shifts;
@@ -443,8 +487,8 @@ impl Cx<'_, '_> {
         let p = self.shift_params();
         let d = &self.cfg.detectors.sustained;
         let learning = self.cfg.learning_ms();
-        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= 2 * learning
-            && ev.ts_ms - st.first_seen >= 2 * learning
+        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
+            && ev.ts_ms - st.first_seen >= learning
             && ev.ts_ms >= st.shifts.relearn_until;
         let watch_on = d.enabled && d.calls && d.per_key && self.cfg.detectors.call_spike.enabled;
         let calls_base = {
@@ -455,6 +499,7 @@ impl Cx<'_, '_> {
                 .map(|m| (m, st.baselines[CALLS].dispersion()))
         };
         let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
+        let (level, weeks) = (st.shifts.level, st.baselines[CALLS].weeks());
         let w = &mut st.keys[ki].watch;
         w.recent = decay(w.recent, w.minute, minute) + 1.0;
         if minute > w.minute {
@@ -468,9 +513,9 @@ impl Cx<'_, '_> {
                 let t = w.minute * MINUTE_MS;
                 w.cusum
                     .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
-                if w.alarmed && f64::from(w.cusum.stat) > p.h {
-                    // Held at the threshold, as for the integration.
-                    w.cusum.stat = p.h as f32;
+                if w.alarmed {
+                    // Starts over after an alarm, as for the integration.
+                    w.cusum.reset(t + MINUTE_MS);
                 }
                 w.cusum
                     .quiet(&p, (gap - 1) as f64, mu, phi, minute * MINUTE_MS);
@@ -495,7 +540,14 @@ impl Cx<'_, '_> {
         let mu = f64::from(w.mu);
         let x = f64::from(w.minute_calls);
         let stat = w.cusum.peek(&p, x, mu, phi);
-        if stat < p.h {
+        // The key's level is uncertain as its integration's is, and its slot
+        // is learned from its share of the calls only.
+        let lf = threshold_factor(
+            level.slot_variance(mu * 60.0, weeks),
+            f64::from(w.cusum.expected) + mu,
+            phi,
+        );
+        if stat < p.h * lf {
             return;
         }
         let c = w.cusum;
@@ -512,8 +564,8 @@ impl Cx<'_, '_> {
             .round()
             .max(1.0);
         let label = span_label(from, last_end);
-        let sd = (phi * expected).sqrt();
-        let tail = (-stat).exp();
+        let sd = (phi * expected * lf).sqrt();
+        let tail = (-stat / lf).exp();
         let mut evidence = Evidence::new();
         evidence.insert("detector".into(), "sustained".into());
         evidence.insert("series".into(), "calls".into());
