@@ -73,6 +73,9 @@ pub struct EngineConfig {
     pub max_networks: usize,
     /// Distinct keys remembered per integration.
     pub max_keys: usize,
+    /// Open anomaly episodes per integration; past it, new subjects of a
+    /// kind fold into one aggregate alert of that kind (`episodes.rs`).
+    pub max_open_episodes: usize,
     pub detectors: DetectorsConfig,
 }
 
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             max_data_types: 64,
             max_networks: 64,
             max_keys: 32,
+            max_open_episodes: 64,
             detectors: DetectorsConfig::default(),
         }
     }
@@ -407,6 +411,7 @@ impl EngineConfig {
             ("max_data_types", self.max_data_types),
             ("max_networks", self.max_networks),
             ("max_keys", self.max_keys),
+            ("max_open_episodes", self.max_open_episodes),
         ] {
             if v == 0 || v > 4096 {
                 p.push(format!("engine.{name} = {v}: must be 1..=4096"));

@@ -96,6 +96,7 @@ impl Cx<'_, '_> {
             return true;
         }
         let (_gap, cooldown) = self.cfg.detectors.fold_ms(kind);
+        let full = st.episodes.len() >= self.cfg.max_open_episodes;
         match st
             .episodes
             .iter_mut()
@@ -108,7 +109,26 @@ impl Cx<'_, '_> {
                 self.stats.folded += 1;
                 true
             }
-            _ => false,
+            Some(_) => false,
+            // A new subject past the bound folds into its kind's aggregate
+            // without building a finding (a flood costs no allocation).
+            None if full => {
+                match st
+                    .episodes
+                    .iter_mut()
+                    .find(|e| e.kind == kind && &*e.subject == AGGREGATE)
+                {
+                    Some(e) => {
+                        e.last_seen = e.last_seen.max(ts);
+                        e.folded += 1;
+                        e.score = e.score.max(score);
+                        self.stats.folded += 1;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            None => false,
         }
     }
 
@@ -124,6 +144,9 @@ impl Cx<'_, '_> {
     /// [`Cx::fold`] returned false for the same kind and subject.
     pub(crate) fn open(&mut self, st: &mut IntegrationState, ev: &Event<'_>, f: Finding<'_>) {
         let ts = ev.ts_ms;
+        if st.episodes.len() >= self.cfg.max_open_episodes && f.subject != AGGREGATE {
+            return self.aggregate(st, ev, f);
+        }
         // A cooldown re-alert replaces the old episode: resolve the old id so
         // stateful receivers do not keep it open.
         let out = &mut *self.out;
@@ -148,6 +171,12 @@ impl Cx<'_, '_> {
             f.subject,
             &ts.to_string(),
         ]);
+        let (gap, _) = self.cfg.detectors.fold_ms(f.kind);
+        st.episodes_close_after = if st.episodes.is_empty() {
+            ts + gap
+        } else {
+            st.episodes_close_after.min(ts + gap)
+        };
         st.episodes.push(Episode {
             kind: f.kind,
             subject: f.subject.into(),
@@ -186,6 +215,55 @@ impl Cx<'_, '_> {
     }
 }
 
+impl Cx<'_, '_> {
+    /// A new subject on an integration that already has `max_open_episodes`
+    /// open: folded into the one aggregate episode of its kind, opened (one
+    /// alert) on the first such subject. Bounds the episodes — hence the
+    /// cost of every fold and close — whatever the number of subjects.
+    fn aggregate(&mut self, st: &mut IntegrationState, ev: &Event<'_>, f: Finding<'_>) {
+        let ts = ev.ts_ms;
+        if let Some(e) = st
+            .episodes
+            .iter_mut()
+            .find(|e| e.kind == f.kind && &*e.subject == AGGREGATE)
+        {
+            e.last_seen = e.last_seen.max(ts);
+            e.folded += 1;
+            e.score = e.score.max(f.score);
+            self.stats.folded += 1;
+            return;
+        }
+        let max = self.cfg.max_open_episodes;
+        let mut evidence = Evidence::new();
+        evidence.insert("aggregate".into(), true.into());
+        evidence.insert("open_episodes".into(), (max as u64).into());
+        evidence.insert("first_subject".into(), f.subject.into());
+        let summary = format!(
+            "{}: more than {max} open {} episodes at once; {} and every further one are folded into this alert (its resolution counts them)",
+            ev.integration_id,
+            f.kind.as_str(),
+            if f.subject.is_empty() { "this one" } else { f.subject },
+        );
+        let agg = Finding {
+            kind: f.kind,
+            subject: AGGREGATE,
+            key_id: f.key_id,
+            resource: None,
+            window: f.window,
+            observed: None,
+            expected: None,
+            score: f.score,
+            sensitive: f.sensitive,
+            summary,
+            evidence,
+        };
+        self.open(st, ev, agg);
+    }
+}
+
+/// The subject of the aggregate episode of a kind (see [`Cx::aggregate`]).
+pub(crate) const AGGREGATE: &str = "*";
+
 /// Ends the integration's episodes whose quiet gap has passed at `now`.
 /// With `announce_only` (time from outside the integration, see
 /// [`crate::Engine::advance_to`]) the resolution is sent but the episode
@@ -198,20 +276,29 @@ pub(crate) fn close_episodes(
     out: &mut Outputs,
     announce_only: bool,
 ) {
-    if st.episodes.is_empty() {
+    // Folding only moves an episode's end later, so the cached bound is
+    // conservative: the scan runs only when some episode may end.
+    if st.episodes.is_empty() || now <= st.episodes_close_after {
         return;
     }
+    let mut next = i64::MAX;
     st.episodes.retain_mut(|e| {
         let (gap, _) = cfg.detectors.fold_ms(e.kind);
         if now - e.last_seen <= gap {
+            next = next.min(e.last_seen + gap);
             return true;
         }
         if !e.announced {
             out.resolved.push(e.resolved(id, e.last_seen + gap));
             e.announced = true;
         }
+        // Kept (announce only): it ends on the integration's own event.
+        if announce_only {
+            next = next.min(e.last_seen + gap);
+        }
         announce_only
     });
+    st.episodes_close_after = next;
 }
 
 /// Whether `s` equals the concatenation of `parts`.

@@ -85,6 +85,10 @@ pub struct IntegrationState {
     /// Its current run of events beyond the stream time's skew.
     #[serde(default)]
     pub(crate) jump: Jump,
+    /// No episode can end before this event time (a lower bound kept by
+    /// `episodes.rs`), so most events skip the scan of open episodes.
+    #[serde(default)]
+    pub(crate) episodes_close_after: i64,
 }
 
 impl IntegrationState {
@@ -113,6 +117,7 @@ impl IntegrationState {
             hour_sq: [0.0; SERIES],
             shifts: Shifts::default(),
             jump: Jump::default(),
+            episodes_close_after: 0,
         }
     }
 
@@ -166,7 +171,12 @@ pub(crate) fn track(
         c.count += 1;
         return Some(prev);
     }
-    if list.len() < cap {
+    // Fail closed: a full list forgets its least-used entry, so a burst of
+    // junk ids cannot keep a real new one from being tracked.
+    if list.len() >= cap.max(1) {
+        evict_least_used(list, |c| (c.count, c.last_seen));
+    }
+    {
         list.push(CredentialUse {
             id: id.into(),
             first_seen: ts,
@@ -177,6 +187,26 @@ pub(crate) fn track(
         });
     }
     None
+}
+
+/// Removes the least-used entry (fewest uses, then least recently seen,
+/// then first in the list) and returns it. O(len), only on a full list.
+pub(crate) fn evict_least_used<T>(
+    list: &mut Vec<T>,
+    usage: impl Fn(&T) -> (u64, i64),
+) -> Option<T> {
+    let i = list
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, t)| (usage(t), *i))
+        .map(|(i, _)| i)?;
+    Some(list.remove(i))
+}
+
+/// How many entries a list may learn while the integration is learning:
+/// half its cap, so a burst of junk then cannot crowd out what comes after.
+pub(crate) fn learning_allowance(cap: usize) -> usize {
+    (cap / 2).max(1)
 }
 
 /// The network an address belongs to for `new_source`.

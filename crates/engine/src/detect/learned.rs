@@ -5,11 +5,15 @@
 
 use std::net::IpAddr;
 
+use super::caps::saturation;
 use super::{fmt1, Cx};
 use crate::alert::{round_sig, AlertKind, Evidence};
 use crate::episodes::Finding;
 use crate::event::Event;
-use crate::state::{network_of, track, DataTypeUse, IntegrationState, NetworkUse};
+use crate::state::{
+    evict_least_used, learning_allowance, network_of, track, DataTypeUse, IntegrationState,
+    NetworkUse,
+};
 use crate::stats::score_from_p;
 use crate::time::{format_rfc3339, DAY_MS};
 
@@ -98,10 +102,18 @@ impl Cx<'_, '_> {
             d.first_seen = d.first_seen.min(ts);
             return;
         }
-        if st.data_types.len() >= self.cfg.max_data_types {
-            return;
-        }
         let mature = st.mature(ts.min(self.bound), learning);
+        let cap = self.cfg.max_data_types;
+        if !mature && st.data_types.len() >= learning_allowance(cap) {
+            let enabled = self.cfg.detectors.new_data_type.enabled;
+            return self.learning_burst(st, ev, AlertKind::NewDataType, enabled, cap);
+        }
+        let evicted = if st.data_types.len() >= cap {
+            evict_least_used(&mut st.data_types, |d| (d.count, d.last_seen))
+                .map(|d| format!("{}:{}", d.resource, d.action.as_str()))
+        } else {
+            None
+        };
         let known: Vec<String> = if mature && self.cfg.detectors.new_data_type.enabled {
             let mut v: Vec<String> = st
                 .data_types
@@ -134,6 +146,7 @@ impl Cx<'_, '_> {
         evidence.insert("history_days".into(), history_days.into());
         evidence.insert("history_events".into(), (st.events - 1).into());
         evidence.insert("sensitive_resource".into(), sensitive.into());
+        let saturated = saturation(&mut evidence, evicted.as_deref(), "data-type");
         let f = Finding {
             kind: AlertKind::NewDataType,
             subject: &dt,
@@ -145,7 +158,7 @@ impl Cx<'_, '_> {
             score: score_from_p(p),
             sensitive,
             summary: format!(
-                "{} touched {dt} for the first time in {} days of history ({} calls); it normally uses {}",
+                "{} touched {dt} for the first time in {} days of history ({} calls); it normally uses {}{saturated}",
                 ev.integration_id,
                 fmt1(history_days),
                 st.events - 1,
@@ -171,9 +184,19 @@ impl Cx<'_, '_> {
             n.last_seen = n.last_seen.max(ts);
             return;
         }
-        if st.networks.len() >= self.cfg.max_networks {
-            return;
+        let mature = st.mature(ts.min(self.bound), learning);
+        let cap = self.cfg.max_networks;
+        let declared = self.decl.is_some_and(|d| !d.networks.is_empty());
+        if !mature && st.networks.len() >= learning_allowance(cap) {
+            let enabled = self.cfg.detectors.new_source.enabled && !declared;
+            return self.learning_burst(st, ev, AlertKind::NewSource, enabled, cap);
         }
+        let evicted = if st.networks.len() >= cap {
+            evict_least_used(&mut st.networks, |n| (n.count, n.last_seen))
+                .map(|n| n.network.to_string())
+        } else {
+            None
+        };
         let known: Vec<String> = st.networks.iter().map(|n| n.network.to_string()).collect();
         st.networks.push(NetworkUse {
             network: net,
@@ -181,14 +204,10 @@ impl Cx<'_, '_> {
             last_seen: ts,
             count: 1,
         });
-        let declared = self.decl.is_some_and(|d| !d.networks.is_empty());
-        if declared
-            || !st.mature(ts.min(self.bound), learning)
-            || !self.cfg.detectors.new_source.enabled
-        {
+        if declared || !mature || !self.cfg.detectors.new_source.enabled {
             return;
         }
-        self.new_learned_source(st, ev, ip, &net.to_string(), &known);
+        self.new_learned_source(st, ev, ip, &net.to_string(), &known, evicted.as_deref());
     }
 
     fn new_learned_source(
@@ -198,6 +217,7 @@ impl Cx<'_, '_> {
         ip: IpAddr,
         subject: &str,
         known: &[String],
+        evicted: Option<&str>,
     ) {
         let p = 1.0 / (st.events as f64 + 1.0) * (known.len() as f64 + 1.0);
         let mut evidence = Evidence::new();
@@ -205,6 +225,7 @@ impl Cx<'_, '_> {
         evidence.insert("network".into(), subject.into());
         evidence.insert("known_networks".into(), known.to_vec().into());
         evidence.insert("source".into(), "learned".into());
+        let saturated = saturation(&mut evidence, evicted, "network");
         let f = Finding {
             kind: AlertKind::NewSource,
             subject,
@@ -216,7 +237,7 @@ impl Cx<'_, '_> {
             score: score_from_p(p.min(1.0)),
             sensitive: false,
             summary: format!(
-                "{} called from new network {subject} ({ip}){}; it was only seen from {}",
+                "{} called from new network {subject} ({ip}){}; it was only seen from {}{saturated}",
                 ev.integration_id,
                 ev.key_id
                     .map(|k| format!(" with key {k}"))

@@ -13,6 +13,7 @@
 //!
 //! [`Cx::observe`] is the order in which one event goes through all of them.
 
+mod caps;
 mod learned;
 pub(crate) mod level;
 mod rules;

@@ -5,6 +5,12 @@
 //!   serde pass walks the document, descends only into keys on some pointer
 //!   and skips the rest (`IgnoredAny`). Strings borrow from the input unless
 //!   they contain escapes — the same rule as the canonical `parse_event`.
+//!   A pointer step that names a key where the document has an array reads
+//!   an OTLP-style attribute list: `/attributes/http.request.method` finds
+//!   `{"key":"http.request.method","value":{"stringValue":"GET"}}` among
+//!   the array's elements, its `AnyValue` unwrapped (`stringValue`,
+//!   `intValue`, `doubleValue`, `boolValue`), as well as the flat
+//!   `{"attributes":{"http.request.method":"GET"}}`.
 //! - Envelopes: a root pointer (CloudWatch `/logEvents`, CometD
 //!   `/data/payload`), arrays exploded into one record per element (Kong
 //!   batches), and records embedded as a JSON string (CloudWatch `message`).
@@ -81,6 +87,9 @@ pub fn pointer_tokens(p: &str) -> Result<Vec<String>, String> {
 struct Node {
     keys: Vec<(Box<str>, u32)>,
     slot: Option<u16>,
+    /// Some child key is not an array index: an array here may be an
+    /// attribute list of `{"key":…,"value":…}` elements.
+    named: bool,
 }
 
 /// Pointers compiled into a tree of object keys / array indices.
@@ -113,6 +122,9 @@ impl Trie {
                     let c = self.nodes.len();
                     self.nodes.push(Node::default());
                     self.nodes[n].keys.push((t.as_str().into(), c as u32));
+                    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                        self.nodes[n].named = true;
+                    }
                     c
                 }
             };
@@ -242,6 +254,13 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
                         slots: &mut *slots,
                     })?
                     .is_some(),
+                None if trie.nodes[node].named => seq
+                    .next_element_seed(KeyValueSeed {
+                        trie,
+                        node,
+                        slots: &mut *slots,
+                    })?
+                    .is_some(),
                 None => seq.next_element::<IgnoredAny>()?.is_some(),
             };
             if !more {
@@ -249,6 +268,202 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
             }
             i += 1;
         }
+    }
+}
+
+/// One element of an attribute list, `{"key": K, "value": V}` (OTLP's
+/// `KeyValue`; either order): V fills the child of `node` named K. Other
+/// elements are skipped.
+struct KeyValueSeed<'t, 's, 'de> {
+    trie: &'t Trie,
+    node: usize,
+    slots: &'s mut Slots<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyValueSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyValueSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an attribute")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let KeyValueSeed { trie, node, slots } = self;
+        // `None`: no "key" yet; `Some(None)`: a key no pointer names.
+        let mut target: Option<Option<usize>> = None;
+        let mut pending: Option<&'de RawValue> = None;
+        while let Some(field) = map.next_key_seed(FieldSeed)? {
+            match field {
+                Field::Key => target = Some(map.next_value_seed(KeySeed { trie, node })?),
+                Field::Value => match target {
+                    Some(Some(c)) => map.next_value_seed(AnyValueSeed(NodeSeed {
+                        trie,
+                        node: c,
+                        slots: &mut *slots,
+                    }))?,
+                    Some(None) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    None => pending = Some(map.next_value::<&'de RawValue>()?),
+                },
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if let (Some(Some(c)), Some(raw)) = (target, pending) {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            AnyValueSeed(NodeSeed {
+                trie,
+                node: c,
+                slots,
+            })
+            .deserialize(&mut de)
+            .map_err(de::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+enum Field {
+    Key,
+    Value,
+    Other,
+}
+
+struct FieldSeed;
+
+impl<'de> DeserializeSeed<'de> for FieldSeed {
+    type Value = Field;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed {
+    type Value = Field;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+        Ok(match v {
+            "key" => Field::Key,
+            "value" => Field::Value,
+            _ => Field::Other,
+        })
+    }
+}
+
+/// An attribute's value: OTLP's `AnyValue` object (`{"stringValue":"GET"}`,
+/// `{"intValue":"200"}` — int64 is a string in OTLP/JSON —, `doubleValue`,
+/// `boolValue`) unwrapped to its scalar; a bare scalar as it is; arrays,
+/// key-value lists and bytes are not scalars.
+struct AnyValueSeed<'t, 's, 'de>(NodeSeed<'t, 's, 'de>);
+
+impl<'de> DeserializeSeed<'de> for AnyValueSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnyValueSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an attribute value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.visit_bool(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.visit_i64(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.visit_u64(v)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.visit_f64(v)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.0.visit_borrowed_str(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.visit_str(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.visit_unit()
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let NodeSeed { trie, node, slots } = self.0;
+        NodeSeed::put(slots, trie.nodes[node].slot, Val::Complex);
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let NodeSeed { trie, node, slots } = self.0;
+        while let Some(k) = map.next_key_seed(AnyKindSeed)? {
+            if k {
+                map.next_value_seed(NodeSeed {
+                    trie,
+                    node,
+                    slots: &mut *slots,
+                })?;
+            } else {
+                NodeSeed::put(slots, trie.nodes[node].slot, Val::Complex);
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an `AnyValue` key holds a scalar.
+struct AnyKindSeed;
+
+impl<'de> DeserializeSeed<'de> for AnyKindSeed {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnyKindSeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an AnyValue key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(matches!(
+            v,
+            "stringValue" | "intValue" | "doubleValue" | "boolValue"
+        ))
     }
 }
 
@@ -445,6 +660,42 @@ mod tests {
         assert_eq!(s[5], Val::Complex);
         assert!(t.extract("{\"a\":", &mut empty_slots()).is_err());
         assert!(t.extract("{} trailing", &mut empty_slots()).is_err());
+    }
+
+    #[test]
+    fn attribute_lists_are_read_like_maps_in_either_field_order() {
+        let t = trie(&[
+            "/attributes/m",
+            "/attributes/s",
+            "/attributes/a",
+            "/attributes/x",
+        ]);
+        let list = r#"{"attributes":[
+            {"key":"m","value":{"stringValue":"GET"}},
+            {"value":{"intValue":"200"},"key":"s"},
+            {"key":"other","value":{"stringValue":"skipped"}},
+            {"key":"a","value":{"arrayValue":{"values":[]}}},
+            {"key":"x","value":7},
+            "not an attribute", 3, null
+        ]}"#;
+        let mut s = empty_slots();
+        t.extract(list, &mut s).unwrap();
+        assert!(matches!(&s[0], Val::Str(Cow::Borrowed("GET"))));
+        assert_eq!(s[1], Val::Str(Cow::Borrowed("200")));
+        assert_eq!(s[2], Val::Complex);
+        assert_eq!(s[3], Val::UInt(7));
+        // The flat shape still reads the same pointers.
+        let mut s = empty_slots();
+        t.extract(r#"{"attributes":{"m":"GET","s":200}}"#, &mut s)
+            .unwrap();
+        assert_eq!(s[0], Val::Str(Cow::Borrowed("GET")));
+        assert_eq!(s[1], Val::UInt(200));
+        // Array indices keep their meaning where the pointer has one.
+        let mut s = empty_slots();
+        trie(&["/a/1"])
+            .extract(r#"{"a":[{"key":"1","value":"no"},"yes"]}"#, &mut s)
+            .unwrap();
+        assert_eq!(s[0], Val::Str(Cow::Borrowed("yes")));
     }
 
     #[test]

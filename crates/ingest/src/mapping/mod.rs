@@ -207,6 +207,24 @@ impl Mapping {
         // A document without any of the envelope roots is itself a record
         // (e.g. an API Gateway line read from a file, not from CloudWatch);
         // `embedded` applies only to records found under a root.
+        if env.roots.iter().any(|r| r.iter().any(|t| t == "*")) {
+            // Nested envelopes (OTLP: every log record of every scope of
+            // every resource): the first root present gives the records.
+            let mut found = Vec::new();
+            for r in &env.roots {
+                match expand_root(text, r, &mut found) {
+                    Ok(true) => {
+                        for at in found {
+                            self.decode_records(trie, env, at, sink);
+                        }
+                        return;
+                    }
+                    Ok(false) => found.clear(),
+                    Err(e) => return sink(Err(json_reject(&e))),
+                }
+            }
+            return self.decode_records(trie, &NO_ENVELOPE, text, sink);
+        }
         let (root, env) = if env.roots.is_empty() {
             (text, env)
         } else {
@@ -216,6 +234,14 @@ impl Mapping {
                 Err(e) => return sink(Err(json_reject(&e))),
             }
         };
+        self.decode_records(trie, env, root, sink);
+    }
+
+    /// One record, or one per element when `root` is an array (a batch).
+    fn decode_records<F>(&self, trie: &Trie, env: &Envelope, root: &str, sink: &mut F)
+    where
+        F: FnMut(Result<RawEvent<'_>, Reject>),
+    {
         if root.trim_start().starts_with('[') {
             match decode::array_elements(root) {
                 Ok(els) => {
@@ -312,4 +338,38 @@ impl Format {
             Format::Mapped(m) => m.decode(input, sink),
         }
     }
+}
+
+/// Expands an envelope root whose steps may be `*` (every element of the
+/// array there) into the values it reaches, appended to `out` (borrowed from
+/// `text`). False when the root is not in the document; an array step that
+/// is not an array is absent too.
+fn expand_root<'a>(
+    text: &'a str,
+    tokens: &[String],
+    out: &mut Vec<&'a str>,
+) -> Result<bool, serde_json::Error> {
+    let (head, rest) = match tokens.iter().position(|t| t == "*") {
+        Some(i) => (&tokens[..i], Some(&tokens[i + 1..])),
+        None => (tokens, None),
+    };
+    let at = if head.is_empty() {
+        text
+    } else {
+        match decode::find_root(text, std::slice::from_ref(&head.to_vec()))? {
+            Some(raw) => raw.get(),
+            None => return Ok(false),
+        }
+    };
+    let Some(rest) = rest else {
+        out.push(at);
+        return Ok(true);
+    };
+    if !at.trim_start().starts_with('[') {
+        return Ok(false);
+    }
+    for el in decode::array_elements(at)? {
+        expand_root(el.get(), rest, out)?;
+    }
+    Ok(true)
 }
