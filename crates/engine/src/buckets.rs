@@ -55,6 +55,10 @@ pub(crate) struct Bucket {
     /// sustained statistic counts the calls that were served.
     #[serde(default)]
     pub(crate) rate_limited: u64,
+    /// Bytes with each call's capped at six times the mean per call, as
+    /// `records_capped`.
+    #[serde(default)]
+    pub(crate) bytes_capped: u64,
 }
 
 impl Cx<'_, '_> {
@@ -182,11 +186,15 @@ impl Cx<'_, '_> {
         let cap = (6.0 * st.records as f64 / st.events.max(1) as f64)
             .ceil()
             .max(10.0) as u64;
+        let bytes_cap = (6.0 * st.bytes as f64 / st.events.max(1) as f64)
+            .ceil()
+            .max(1000.0) as u64;
         let b = &mut st.buckets[idx];
         b.counts[CALLS] += 1;
         b.counts[RECORDS] = b.counts[RECORDS].saturating_add(ev.records);
         b.records_capped = b.records_capped.saturating_add(ev.records.min(cap));
         b.bytes = b.bytes.saturating_add(ev.bytes);
+        b.bytes_capped = b.bytes_capped.saturating_add(ev.bytes.min(bytes_cap));
         if ev.is_auth_error() {
             b.counts[ERRORS] += 1;
         }

@@ -19,6 +19,7 @@ struct Call {
     status: u16,
     key: Option<&'static str>,
     records: u64,
+    bytes_per_record: u64,
 }
 
 fn call(ts: i64) -> Call {
@@ -27,6 +28,7 @@ fn call(ts: i64) -> Call {
         status: 200,
         key: None,
         records: 10,
+        bytes_per_record: 500,
     }
 }
 
@@ -68,7 +70,7 @@ fn run(e: &mut Engine, id: &str, calls: &mut [Call]) -> Vec<Alert> {
             key_id: c.key,
             principal: None,
             records: c.records,
-            bytes: c.records * 500,
+            bytes: c.records * c.bytes_per_record,
             source_ip: Some("198.51.100.7".parse().unwrap()),
         };
         e.process(&ev, &mut out);
@@ -348,4 +350,30 @@ fn a_busy_integration_is_judged_against_its_own_level_variability() {
         let spikes = of(&alerts, AlertKind::CallSpike);
         assert_eq!(!spikes.is_empty(), fires, "steady {steady}: {alerts:#?}");
     }
+}
+
+#[test]
+fn five_times_the_bytes_per_record_at_normal_calls_and_records_is_a_sustained_volume_spike() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut calls = learned(120.0);
+    let a = t0() + ANOMALY;
+    // Wider rows (every field pulled): 2.5 KB a record instead of 500 B, two
+    // calls a minute, for three hours. No minute is over the one-bucket
+    // floors on its own.
+    for c in calls
+        .iter_mut()
+        .filter(|c| c.ts >= a && c.ts < a + 3 * HOUR_MS)
+    {
+        c.bytes_per_record = 2_500;
+    }
+    let alerts = run(&mut e, "wide", &mut calls);
+    let v = of(&alerts, AlertKind::VolumeSpike);
+    assert!(!v.is_empty(), "{alerts:#?}");
+    assert_eq!(
+        v[0].evidence.get("series"),
+        Some(&crate::alert::EvidenceValue::Str("bytes".into())),
+        "{:?}",
+        v[0]
+    );
+    assert!(v[0].detected_at < a + HOUR_MS, "{:?}", v[0]);
 }

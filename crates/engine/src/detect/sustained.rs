@@ -127,10 +127,7 @@ impl Cx<'_, '_> {
             && match s {
                 CALLS => d.call_spike.enabled && d.sustained.calls,
                 RECORDS => d.volume_spike.spike.enabled,
-                // Bytes follow records at the learned bytes per record and
-                // are far noisier per call: the one-bucket detector judges
-                // them, the sustained one judges records.
-                BYTES => false,
+                BYTES => d.volume_spike.spike.enabled,
                 _ => d.error_burst.enabled,
             }
     }
@@ -182,7 +179,7 @@ impl Cx<'_, '_> {
     /// The count series `s` is judged on in bucket `b`.
     pub(crate) fn bucket_count(b: &Bucket, s: usize) -> u64 {
         match s {
-            BYTES => b.bytes,
+            BYTES => b.bytes_capped,
             RECORDS => b.records_capped,
             CALLS => b.counts[CALLS].saturating_sub(b.rate_limited),
             s => b.counts[s],
