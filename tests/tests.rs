@@ -11,6 +11,9 @@ mod e2e_kafka;
 mod e2e_state;
 mod eval;
 mod formats_cli;
+mod fuzz_regressions;
+#[path = "../fuzz/targets.rs"]
+mod fuzz_targets;
 mod input_hygiene;
 mod score_series;
 mod support;

@@ -75,17 +75,23 @@ pub struct Jump {
     /// The partition's count of in-bound events when the run started: any
     /// in-bound event since (of any integration) contradicts the run.
     mark: u64,
+    /// The run began with the integration's very first event (its learning
+    /// start was bounded too, and moves with a confirmed jump).
+    #[serde(default)]
+    first: bool,
 }
 
 impl Jump {
     /// An event of this integration beyond the bound; `in_bound` is the
     /// partition's count of in-bound events. Returns whether the jump is
     /// confirmed (the event may move the integration's clocks).
-    pub fn ahead(&mut self, in_bound: u64) -> bool {
+    /// `first`: this is the integration's first event.
+    pub fn ahead(&mut self, in_bound: u64, first: bool) -> bool {
         if self.n == 0 || self.mark != in_bound {
             *self = Jump {
                 n: 1,
                 mark: in_bound,
+                first,
             };
         } else {
             self.n = self.n.saturating_add(1);
@@ -96,6 +102,12 @@ impl Jump {
     /// An event of this integration inside the bound ends any run.
     pub fn reset(&mut self) {
         self.n = 0;
+        self.first = false;
+    }
+
+    /// Whether the current run began with the integration's first event.
+    pub fn began_with_first_event(&self) -> bool {
+        self.n > 0 && self.first
     }
 }
 
@@ -127,15 +139,15 @@ mod tests {
     #[test]
     fn a_jump_needs_confirm_consecutive_uncontradicted_events() {
         let mut j = Jump::default();
-        assert!(!j.ahead(5));
-        assert!(!j.ahead(5));
+        assert!(!j.ahead(5, false));
+        assert!(!j.ahead(5, false));
         // An in-bound event elsewhere in the partition contradicts the run.
-        assert!(!j.ahead(6));
-        assert!(!j.ahead(6));
-        assert!(j.ahead(6));
-        assert!(j.ahead(6));
+        assert!(!j.ahead(6, false));
+        assert!(!j.ahead(6, false));
+        assert!(j.ahead(6, false));
+        assert!(j.ahead(6, false));
         // The integration's own in-bound event ends it.
         j.reset();
-        assert!(!j.ahead(6));
+        assert!(!j.ahead(6, false));
     }
 }

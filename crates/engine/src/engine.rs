@@ -294,8 +294,14 @@ impl Engine {
             return;
         };
         let (out_of_range, bound) = if ev.ts_ms > bound {
-            if st.jump.ahead(self.in_bound) {
-                // A confirmed jump: this integration's clocks follow it.
+            if st.jump.ahead(self.in_bound, !known) {
+                // A confirmed jump: this integration's clocks follow it —
+                // and, when the jump began with its first event, its
+                // learning starts here, not at the bounded time it was
+                // created with (that would shorten learning by the jump).
+                if st.jump.began_with_first_event() {
+                    st.first_seen = st.first_seen.max(ev.ts_ms);
+                }
                 (false, ev.ts_ms)
             } else {
                 (true, bound)

@@ -103,6 +103,32 @@ fn a_one_event_a_day_stream_keeps_its_clock_moving() {
     assert!(e.stats().ts_out_of_range <= 3, "{:?}", e.stats());
 }
 
+/// After a real gap in a sparse partition (a week without events, say
+/// after an outage), an integration that first appears in the jump must
+/// learn for a whole period from its real start — not from the bounded time
+/// it was created with, which would let it skip learning.
+#[test]
+fn a_new_integration_first_seen_in_a_confirmed_jump_still_learns_a_whole_period() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    run(
+        &mut e,
+        &[Ev::new(t0(), "a"), Ev::new(t0() + MINUTE_MS, "a")],
+    );
+    let later = t0() + 8 * DAY_MS;
+    let b: Vec<Ev> = (0..5)
+        .map(|i| Ev::new(later + i * MINUTE_MS, "b"))
+        .collect();
+    run(&mut e, &b);
+    let st = e.integration("b").unwrap();
+    assert!(
+        st.first_seen >= later,
+        "b's learning started {} min before its first event",
+        (later - st.first_seen) / MINUTE_MS
+    );
+    // "a" is a week past its learning period; "b" has just begun.
+    assert_eq!(e.stats().learning_integrations, 1);
+}
+
 #[test]
 fn forged_future_events_interleaved_with_live_traffic_never_confirm() {
     let (_, clean) = learned_then_spike(&[]);
