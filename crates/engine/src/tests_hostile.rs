@@ -10,6 +10,14 @@ use crate::time::{parse_rfc3339, DAY_MS, MINUTE_MS};
 
 // ---- forged event times (item 1) -----------------------------------------
 
+/// The mechanism at a skew of one hour (the default is a day).
+fn one_hour_skew() -> EngineConfig {
+    EngineConfig {
+        max_future_skew_seconds: 3600,
+        ..EngineConfig::default()
+    }
+}
+
 /// Eight days of steady traffic from "a", then a call spike on it.
 fn learned_then_spike(hostile: &[Ev]) -> (Engine, Outputs) {
     let mut e = Engine::new(EngineConfig::default(), None);
@@ -53,7 +61,7 @@ fn one_event_dated_2030_on_an_existing_integration_cannot_blind_it() {
 
 #[test]
 fn a_1970_first_event_cannot_skip_the_learning_period() {
-    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut e = Engine::new(one_hour_skew(), None);
     let mut evs = steady("a", t0(), 8, 2, 2);
     let now = t0() + 8 * DAY_MS - 3_600_000;
     evs.retain(|x| x.ts < now);
@@ -76,7 +84,7 @@ fn a_1970_first_event_cannot_skip_the_learning_period() {
 
 #[test]
 fn a_sparse_stream_that_jumps_a_day_is_followed_after_confirm_events() {
-    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut e = Engine::new(one_hour_skew(), None);
     let mut evs: Vec<Ev> = (0..60)
         .map(|i| Ev::new(t0() + i * MINUTE_MS, "a"))
         .collect();
