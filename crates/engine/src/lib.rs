@@ -17,6 +17,10 @@
 //!   CUSUM against any expected count per step); reusable outside the detectors.
 //! - [`engine`]: the [`Engine`] — integrations by id, `process`,
 //!   `advance_to`, eviction.
+//! - [`population`]: the process-wide count behind `max_integrations`
+//!   (one [`Population`] shared by every partition's engine).
+//! - `budget`: per-kind alert budgets; floods across integrations fold into
+//!   one aggregate alert per window.
 //! - [`state`]: what is kept per integration and its bounded lists.
 //! - `buckets`: event-time buckets, hourly folding into the baselines.
 //! - `detect`: the ten detectors by family (`spike`, `sustained`, `learned`,
@@ -31,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+mod budget;
 mod buckets;
 pub mod clock;
 pub mod config;
@@ -40,6 +45,7 @@ pub mod engine;
 mod episodes;
 pub mod event;
 pub mod feedback;
+pub mod population;
 pub mod registry;
 pub mod series;
 pub mod shift;
@@ -51,6 +57,7 @@ pub mod time;
 pub use alert::{Alert, AlertKind, Evidence, EvidenceValue, Outputs, Resolved, Severity};
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineStats};
+pub use population::Population;
 pub use event::{Action, Event};
 pub use feedback::{Feedback, FeedbackAction, FeedbackError, FeedbackRecord};
 pub use registry::Registry;
@@ -61,3 +68,5 @@ mod tests;
 mod tests_depth;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_budget;
