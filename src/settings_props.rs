@@ -38,7 +38,11 @@ const KEYS: &[&str] = &[
 fn toml_value() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<i64>().prop_map(|v| v.to_string()),
-        any::<f64>().prop_map(|v| if v.is_finite() { format!("{v:?}") } else { "nan".into() }),
+        any::<f64>().prop_map(|v| if v.is_finite() {
+            format!("{v:?}")
+        } else {
+            "nan".into()
+        }),
         any::<bool>().prop_map(|v| v.to_string()),
         "[ -~]{0,20}".prop_map(|s| format!("{s:?}")),
         Just("[]".to_owned()),
@@ -55,7 +59,8 @@ fn toml_value() -> impl Strategy<Value = String> {
 fn toml_text() -> impl Strategy<Value = String> {
     let line = prop_oneof![
         (prop::sample::select(KEYS), toml_value()).prop_map(|(k, v)| format!("{k} = {v}")),
-        ("[a-z_]{1,12}(\\.[a-z_]{1,12}){0,2}", toml_value()).prop_map(|(k, v)| format!("{k} = {v}")),
+        ("[a-z_]{1,12}(\\.[a-z_]{1,12}){0,2}", toml_value())
+            .prop_map(|(k, v)| format!("{k} = {v}")),
         "\\[[a-z_.]{1,20}\\]",
         "[ -~]{0,40}",
     ];
@@ -105,19 +110,84 @@ struct Bad {
 }
 
 const BAD: &[Bad] = &[
-    Bad { table: "engine", line: "bucket_seconds = \"sixty\"", env: Some(("TRIPLINE__ENGINE__BUCKET_SECONDS", "sixty")), names: "engine.bucket_seconds" },
-    Bad { table: "engine", line: "learnin_days = 3", env: Some(("TRIPLINE__ENGINE__LEARNIN_DAYS", "3")), names: "engine.learnin_days" },
-    Bad { table: "engine", line: "lateness_seconds = 99999", env: Some(("TRIPLINE__ENGINE__LATENESS_SECONDS", "99999")), names: "engine.lateness_seconds" },
-    Bad { table: "engine", line: "max_integrations = 1", env: Some(("TRIPLINE__ENGINE__MAX_INTEGRATIONS", "1")), names: "engine.max_integrations" },
-    Bad { table: "engine", line: "network_prefix_v4 = 40", env: Some(("TRIPLINE__ENGINE__NETWORK_PREFIX_V4", "40")), names: "engine.network_prefix_v4" },
-    Bad { table: "engine.alert_budget", line: "window_minutes = 0", env: Some(("TRIPLINE__ENGINE__ALERT_BUDGET__WINDOW_MINUTES", "0")), names: "engine.alert_budget.window_minutes" },
-    Bad { table: "detectors.call_spike", line: "min_ratio = \"high\"", env: Some(("TRIPLINE__DETECTORS__CALL_SPIKE__MIN_RATIO", "high")), names: "detectors.call_spike.min_ratio" },
-    Bad { table: "detectors.sustained", line: "ratio = 0.5", env: Some(("TRIPLINE__DETECTORS__SUSTAINED__RATIO", "0.5")), names: "detectors.sustained.ratio" },
-    Bad { table: "http", line: "top_k = \"many\"", env: Some(("TRIPLINE__HTTP__TOP_K", "many")), names: "http.top_k" },
-    Bad { table: "http", line: "colour = 1", env: None, names: "http.colour" },
-    Bad { table: "shutdown", line: "deadline_seconds = true", env: Some(("TRIPLINE__SHUTDOWN__DEADLINE_SECONDS", "true")), names: "shutdown.deadline_seconds" },
-    Bad { table: "checkpoint", line: "interval_seconds = [1]", env: None, names: "checkpoint.interval_seconds" },
-    Bad { table: "bogus_section", line: "x = 1", env: Some(("TRIPLINE__BOGUS_SECTION__X", "1")), names: "bogus_section" },
+    Bad {
+        table: "engine",
+        line: "bucket_seconds = \"sixty\"",
+        env: Some(("TRIPLINE__ENGINE__BUCKET_SECONDS", "sixty")),
+        names: "engine.bucket_seconds",
+    },
+    Bad {
+        table: "engine",
+        line: "learnin_days = 3",
+        env: Some(("TRIPLINE__ENGINE__LEARNIN_DAYS", "3")),
+        names: "engine.learnin_days",
+    },
+    Bad {
+        table: "engine",
+        line: "lateness_seconds = 99999",
+        env: Some(("TRIPLINE__ENGINE__LATENESS_SECONDS", "99999")),
+        names: "engine.lateness_seconds",
+    },
+    Bad {
+        table: "engine",
+        line: "max_integrations = 1",
+        env: Some(("TRIPLINE__ENGINE__MAX_INTEGRATIONS", "1")),
+        names: "engine.max_integrations",
+    },
+    Bad {
+        table: "engine",
+        line: "network_prefix_v4 = 40",
+        env: Some(("TRIPLINE__ENGINE__NETWORK_PREFIX_V4", "40")),
+        names: "engine.network_prefix_v4",
+    },
+    Bad {
+        table: "engine.alert_budget",
+        line: "window_minutes = 0",
+        env: Some(("TRIPLINE__ENGINE__ALERT_BUDGET__WINDOW_MINUTES", "0")),
+        names: "engine.alert_budget.window_minutes",
+    },
+    Bad {
+        table: "detectors.call_spike",
+        line: "min_ratio = \"high\"",
+        env: Some(("TRIPLINE__DETECTORS__CALL_SPIKE__MIN_RATIO", "high")),
+        names: "detectors.call_spike.min_ratio",
+    },
+    Bad {
+        table: "detectors.sustained",
+        line: "ratio = 0.5",
+        env: Some(("TRIPLINE__DETECTORS__SUSTAINED__RATIO", "0.5")),
+        names: "detectors.sustained.ratio",
+    },
+    Bad {
+        table: "http",
+        line: "top_k = \"many\"",
+        env: Some(("TRIPLINE__HTTP__TOP_K", "many")),
+        names: "http.top_k",
+    },
+    Bad {
+        table: "http",
+        line: "colour = 1",
+        env: None,
+        names: "http.colour",
+    },
+    Bad {
+        table: "shutdown",
+        line: "deadline_seconds = true",
+        env: Some(("TRIPLINE__SHUTDOWN__DEADLINE_SECONDS", "true")),
+        names: "shutdown.deadline_seconds",
+    },
+    Bad {
+        table: "checkpoint",
+        line: "interval_seconds = [1]",
+        env: None,
+        names: "checkpoint.interval_seconds",
+    },
+    Bad {
+        table: "bogus_section",
+        line: "x = 1",
+        env: Some(("TRIPLINE__BOGUS_SECTION__X", "1")),
+        names: "bogus_section",
+    },
 ];
 
 proptest! {

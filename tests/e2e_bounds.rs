@@ -88,46 +88,56 @@ fn a_new_id_flood_over_partitions_stays_within_the_process_bound_and_the_alert_b
     // stats reach the metrics at most once a second after a batch: each
     // poll sends one more event.
     let mut sent = 0i64;
-    let tracked = eventually("engine stats reported", Duration::from_secs(30), Duration::from_millis(400), || {
-        run.assert_running();
-        let later: Vec<String> = (0..3)
-            .map(|i| event("known-app", t0 + 6 * 60_000 + sent * 3 + i))
-            .collect();
-        sent += 1;
-        landed.extend(kafka::produce(&conf.brokers, &conf.topic, &records(&later)));
-        let (_, text) = run.get("/metrics")?;
-        let events = tripline::metric(&text, "tripline_events_processed_total").unwrap_or(0.0);
-        let tracked = tripline::metric(&text, "tripline_tracked_integrations");
-        let memory = tripline::metric(&text, "tripline_engine_memory_bytes");
-        match (tracked, memory) {
-            (Some(t), Some(m)) if events >= (GHOSTS + 3) as f64 && t > 0.0 => Ok((t, m)),
-            _ => Err(format!("tracked {tracked:?}, memory {memory:?}, events {events}")),
-        }
-    });
+    let tracked = eventually(
+        "engine stats reported",
+        Duration::from_secs(30),
+        Duration::from_millis(400),
+        || {
+            run.assert_running();
+            let later: Vec<String> = (0..3)
+                .map(|i| event("known-app", t0 + 6 * 60_000 + sent * 3 + i))
+                .collect();
+            sent += 1;
+            landed.extend(kafka::produce(&conf.brokers, &conf.topic, &records(&later)));
+            let (_, text) = run.get("/metrics")?;
+            let events = tripline::metric(&text, "tripline_events_processed_total").unwrap_or(0.0);
+            let tracked = tripline::metric(&text, "tripline_tracked_integrations");
+            let memory = tripline::metric(&text, "tripline_engine_memory_bytes");
+            match (tracked, memory) {
+                (Some(t), Some(m)) if events >= (GHOSTS + 3) as f64 && t > 0.0 => Ok((t, m)),
+                _ => Err(format!(
+                    "tracked {tracked:?}, memory {memory:?}, events {events}"
+                )),
+            }
+        },
+    );
     // Aggregates are sent when windows close; wait for them.
-    let alerts = eventually("budget aggregates published", Duration::from_secs(20), POLL, || {
-        run.assert_running();
-        let alerts: Vec<serde_json::Value> = kafka::read_to_end(&conf.brokers, &conf.alerts_topic)
-            .iter()
-            .filter_map(|m| {
-                use rdkafka::Message;
-                serde_json::from_slice(m.payload()?).ok()
-            })
-            .collect();
-        let folded: u64 = alerts
-            .iter()
-            .filter_map(|a| a["evidence"]["alerts_folded"].as_u64())
-            .sum();
-        let single = alerts
-            .iter()
-            .filter(|a| a["integration_id"] != "*")
-            .count() as u64;
-        if folded + single == GHOSTS as u64 {
-            Ok(alerts)
-        } else {
-            Err(format!("{single} single + {folded} folded of {GHOSTS}"))
-        }
-    });
+    let alerts = eventually(
+        "budget aggregates published",
+        Duration::from_secs(20),
+        POLL,
+        || {
+            run.assert_running();
+            let alerts: Vec<serde_json::Value> =
+                kafka::read_to_end(&conf.brokers, &conf.alerts_topic)
+                    .iter()
+                    .filter_map(|m| {
+                        use rdkafka::Message;
+                        serde_json::from_slice(m.payload()?).ok()
+                    })
+                    .collect();
+            let folded: u64 = alerts
+                .iter()
+                .filter_map(|a| a["evidence"]["alerts_folded"].as_u64())
+                .sum();
+            let single = alerts.iter().filter(|a| a["integration_id"] != "*").count() as u64;
+            if folded + single == GHOSTS as u64 {
+                Ok(alerts)
+            } else {
+                Err(format!("{single} single + {folded} folded of {GHOSTS}"))
+            }
+        },
+    );
     run.stop(Duration::from_secs(13));
 
     let (tracked, memory) = tracked;
@@ -170,7 +180,8 @@ fn a_new_id_flood_over_partitions_stays_within_the_process_bound_and_the_alert_b
     for a in alerts.iter().filter(|a| a["integration_id"] == "*") {
         let s = a["summary"].as_str().unwrap_or("");
         assert!(
-            s.contains("unregistered integrations appeared in 5 min") && s.contains("top 10 by calls"),
+            s.contains("unregistered integrations appeared in 5 min")
+                && s.contains("top 10 by calls"),
             "{s}"
         );
         assert_eq!(a["evidence"]["aggregate"], true);

@@ -155,7 +155,8 @@ pub fn replay_sharded(
                     totals.tracked_integrations += tracked;
                     if first_err.is_none() {
                         if let Err(e) = out.write_all(&tail) {
-                            first_err = Some(anyhow::Error::new(e).context("writing alerts to stdout"));
+                            first_err =
+                                Some(anyhow::Error::new(e).context("writing alerts to stdout"));
                         }
                     }
                 }

@@ -255,7 +255,10 @@ fn aggregate(cfg: &EngineConfig, k: &KindBudget, window: i64, end: i64) -> Alert
     );
     evidence.insert(
         "top_calls".into(),
-        top.iter().map(|e| e.1.to_string()).collect::<Vec<_>>().into(),
+        top.iter()
+            .map(|e| e.1.to_string())
+            .collect::<Vec<_>>()
+            .into(),
     );
     Alert {
         id,
@@ -296,7 +299,7 @@ mod tests {
         }
         assert_eq!(k.top.len(), TOP_SLOTS);
         let mut top = k.top.clone();
-        top.sort_unstable_by(|x, y| y.1.cmp(&x.1));
+        top.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
         assert_eq!((&*top[0].0, top[0].1), ("heavy-a", 3_000));
         assert_eq!((&*top[1].0, top[1].1), ("heavy-b", 1_500));
         assert!(top[2..].iter().all(|e| e.1 == 5));

@@ -35,8 +35,8 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
-mod budget;
 mod buckets;
+mod budget;
 pub mod clock;
 pub mod config;
 pub mod confusable;
@@ -57,16 +57,16 @@ pub mod time;
 pub use alert::{Alert, AlertKind, Evidence, EvidenceValue, Outputs, Resolved, Severity};
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineStats};
-pub use population::Population;
 pub use event::{Action, Event};
 pub use feedback::{Feedback, FeedbackAction, FeedbackError, FeedbackRecord};
+pub use population::Population;
 pub use registry::Registry;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_budget;
+#[cfg(test)]
 mod tests_depth;
 #[cfg(test)]
 mod tests_hostile;
-#[cfg(test)]
-mod tests_budget;

@@ -83,7 +83,7 @@ fn an_unknown_id_flood_pages_the_budget_then_one_aggregate_per_window() {
     assert!(calls.iter().all(|c| c == "4"), "{calls:?}");
     assert!(top.iter().all(|id| {
         let i: usize = id.trim_start_matches("ghost-").parse().unwrap();
-        i % 7 == 0 && i >= 20
+        i.is_multiple_of(7) && i >= 20
     }));
     assert_eq!(e.stats().alerts_over_budget, 980);
     // No folded integration is ever resolved on its own.
@@ -96,7 +96,10 @@ fn an_unknown_id_flood_pages_the_budget_then_one_aggregate_per_window() {
             "resolution of an alert never sent: {r:?}"
         );
     }
-    assert!(out2.resolved.iter().any(|r| r.id == a.id && r.folded == 980));
+    assert!(out2
+        .resolved
+        .iter()
+        .any(|r| r.id == a.id && r.folded == 980));
 }
 
 #[test]
@@ -108,7 +111,11 @@ fn a_continuing_flood_sends_only_the_aggregate_of_each_window() {
     let out = run(&mut e, &evs);
     let alerts = unknown(&out);
     let agg: Vec<_> = alerts.iter().filter(|a| is_budget_aggregate(a)).collect();
-    assert_eq!(alerts.len() - agg.len(), 20, "individually: the first window's budget");
+    assert_eq!(
+        alerts.len() - agg.len(),
+        20,
+        "individually: the first window's budget"
+    );
     assert_eq!(agg.len(), 3);
     let folded: i64 = agg
         .iter()
@@ -193,7 +200,10 @@ fn max_integrations_bounds_every_engine_of_a_population_together() {
     let held: usize = engines.iter().map(|e| e.stats().tracked_integrations).sum();
     assert_eq!(held, pop.tracked());
     assert!(peak <= 100, "the process held {peak} > max_integrations");
-    assert!(held > 50, "eviction gives up a tenth, not everything: {held}");
+    assert!(
+        held > 50,
+        "eviction gives up a tenth, not everything: {held}"
+    );
     // Before: each engine had its own cap (3 × 100).
     let alone: usize = (0..3)
         .map(|k| {
@@ -226,7 +236,10 @@ fn a_flood_on_one_engine_evicts_its_own_integrations_first() {
     flooded.join_population(&pop);
     let mut out = Outputs::default();
     for i in 0..40 {
-        quiet.process(&Ev::new(t0() + i, &format!("honest-{i}")).as_event(), &mut out);
+        quiet.process(
+            &Ev::new(t0() + i, &format!("honest-{i}")).as_event(),
+            &mut out,
+        );
     }
     for ev in flood("junk", t0() + 1_000, 5_000, 10) {
         flooded.process(&ev.as_event(), &mut out);
@@ -255,7 +268,11 @@ fn distinct_resources_outside_the_grants_page_the_budget_then_one_aggregate() {
         .iter()
         .filter(|a| a.kind == AlertKind::ScopeViolation)
         .collect();
-    assert_eq!(scope.len(), 21, "20 individually, then the window's aggregate");
+    assert_eq!(
+        scope.len(),
+        21,
+        "20 individually, then the window's aggregate"
+    );
     let agg = scope.last().unwrap();
     assert!(is_budget_aggregate(agg));
     assert!(
