@@ -402,7 +402,10 @@ fn three_times_the_rate_for_ten_minutes_fires_on_the_exact_tail_the_cusum_misses
     let with = &found[0];
     assert_eq!(with.len(), 1, "{with:#?}");
     let s = &with[0];
-    assert!(s.detected_at >= a && s.detected_at < a + 15 * MINUTE_MS, "{s:?}");
+    assert!(
+        s.detected_at >= a && s.detected_at < a + 15 * MINUTE_MS,
+        "{s:?}"
+    );
     assert_eq!(
         s.evidence.get("test"),
         Some(&crate::alert::EvidenceValue::Str("exact_tail".into())),
