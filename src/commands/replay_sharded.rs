@@ -20,9 +20,11 @@
 //! - the calling thread merges the engines' alerts chunk by chunk in line
 //!   order and logs rejected lines in line order, as one thread would.
 //!
-//! Caveat shared with `tripline run`: caps that count across integrations
-//! (`max_integrations` eviction) and the robust stream time (whether an
-//! event is out of range) apply per engine.
+//! Caveat: what counts across integrations applies per engine — each
+//! engine gets `max_integrations / threads` (so the process stays within
+//! the bound, deterministically), alert budgets count per engine (their
+//! end-of-input aggregates are written last, in engine order), and the
+//! robust stream time (whether an event is out of range) is per engine.
 
 use std::io::{Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -131,8 +133,15 @@ pub fn replay_sharded(
                                 break;
                             }
                         }
+                        // End of input: what waits for a window to close.
+                        let tail = w.finish()?;
                         let es = w.engine.stats();
-                        Ok::<_, anyhow::Error>((w.stats, es.late_events, es.tracked_integrations))
+                        Ok::<_, anyhow::Error>((
+                            w.stats,
+                            es.late_events,
+                            es.tracked_integrations,
+                            tail,
+                        ))
                     })
                     .with_context(|| spawn_err("engine"))?,
             );
@@ -156,10 +165,15 @@ pub fn replay_sharded(
             }
         }
         for w in engines {
-            if let Some((st, late, tracked)) = take(&mut first_err, "engine", w.join()) {
+            if let Some((st, late, tracked, tail)) = take(&mut first_err, "engine", w.join()) {
                 stats.merge(st);
                 totals.late_events += late;
                 totals.tracked_integrations += tracked;
+                if first_err.is_none() {
+                    if let Err(e) = out.write_all(&tail) {
+                        first_err = Some(anyhow::Error::new(e).context("writing alerts to stdout"));
+                    }
+                }
             }
         }
         take(&mut first_err, "reader", read);
@@ -258,6 +272,21 @@ struct Worker {
 }
 
 impl Worker {
+    /// The engine's end-of-input alerts ([`Engine::finish`]), serialized.
+    fn finish(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.outputs.clear();
+        self.engine.finish(&mut self.outputs);
+        let mut buf = Vec::new();
+        for a in self.outputs.alerts.drain(..) {
+            *self.stats.alerts.entry(a.kind).or_insert(0) += 1;
+            serde_json::to_writer(&mut buf, &a)?;
+            buf.push(b'\n');
+        }
+        self.stats.resolved += self.outputs.resolved.len() as u64;
+        self.outputs.resolved.clear();
+        Ok(buf)
+    }
+
     fn chunk(&mut self, pc: Arc<ParsedChunk>) -> anyhow::Result<BlockOut> {
         let mut o = BlockOut::default();
         for p in &pc.owners[self.me] {
