@@ -257,23 +257,19 @@ impl Cx<'_, '_> {
     /// rules, [`Cx::revoked`]), key dormancy.
     pub(super) fn credentials(&mut self, st: &mut IntegrationState, ev: &Event<'_>, learning: i64) {
         let ts = ev.ts_ms;
-        // Uses and silences on the time this event may move clocks to (a
-        // forged date cannot make a key look dormant); revocation is judged
-        // on the event's own time (a forged date can only make it fire).
-        let clk = ts.min(self.bound);
         if let Some(k) = ev.key_id {
-            let prev = track(&mut st.keys, k, clk, self.cfg.max_keys);
+            let prev = track(&mut st.keys, k, ts, self.cfg.max_keys);
             if let Some(key) = self.registry.and_then(|r| r.key(k)) {
                 if let Some(rev) = key.revoked_at.filter(|r| ts >= *r) {
                     self.revoked(st, ev, "key", k, rev);
                 }
             }
             if let Some((last, max_gap)) = prev {
-                self.key_dormant(st, ev, k, (last, clk), max_gap, learning);
+                self.key_dormant(st, ev, k, last, max_gap, learning);
             }
         }
         if let Some(p) = ev.principal {
-            track(&mut st.principals, p, clk, self.cfg.max_keys);
+            track(&mut st.principals, p, ts, self.cfg.max_keys);
             if let Some(off) = self
                 .registry
                 .and_then(|r| r.principal(p))
@@ -292,13 +288,13 @@ impl Cx<'_, '_> {
         st: &mut IntegrationState,
         ev: &Event<'_>,
         k: &str,
-        (last, clk): (i64, i64),
+        last: i64,
         max_gap: i64,
         learning: i64,
     ) {
         let ts = ev.ts_ms;
         let d = &self.cfg.detectors.dormant_reactivated;
-        let gap = clk - last;
+        let gap = ts - last;
         let integration_woke = st
             .episodes
             .iter()
