@@ -8,6 +8,8 @@
 mod commands;
 mod logging;
 mod settings;
+#[cfg(test)]
+mod settings_props;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

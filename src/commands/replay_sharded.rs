@@ -15,8 +15,11 @@
 //! lines (a line the scan cannot place — escapes, a repeated key — is parsed
 //! by every worker to find its owner); the calling thread merges.
 //!
-//! Caveat shared with `tripline run`: caps that count across integrations
-//! (`max_integrations` eviction) apply per engine.
+//! Caveat: what counts across integrations applies per engine — each
+//! worker's engine gets `max_integrations / threads` (so the process stays
+//! within the bound, deterministically), and alert budgets count per engine
+//! (their end-of-input aggregates are written last, in worker order). Both
+//! only act under floods; an honest stream's output is the same for any N.
 
 use std::io::{BufReader, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,8 +106,15 @@ pub fn replay_sharded(
                                 break;
                             }
                         }
+                        // End of input: what waits for a window to close.
+                        let tail = w.finish()?;
                         let es = w.engine.stats();
-                        Ok::<_, anyhow::Error>((w.stats, es.late_events, es.tracked_integrations))
+                        Ok::<_, anyhow::Error>((
+                            w.stats,
+                            es.late_events,
+                            es.tracked_integrations,
+                            tail,
+                        ))
                     })
                     .context("starting a replay worker")?,
             );
@@ -139,10 +149,16 @@ pub fn replay_sharded(
         let mut first_err = merge_err;
         for w in workers {
             match w.join() {
-                Ok(Ok((st, late, tracked))) => {
+                Ok(Ok((st, late, tracked, tail))) => {
                     stats.merge(st);
                     totals.late_events += late;
                     totals.tracked_integrations += tracked;
+                    if first_err.is_none() {
+                        if let Err(e) = out.write_all(&tail) {
+                            first_err =
+                                Some(anyhow::Error::new(e).context("writing alerts to stdout"));
+                        }
+                    }
                 }
                 Ok(Err(e)) => {
                     first_err.get_or_insert(e);
@@ -249,6 +265,21 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// The engine's end-of-input alerts ([`Engine::finish`]), serialized.
+    fn finish(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.outputs.clear();
+        self.engine.finish(&mut self.outputs);
+        let mut buf = Vec::new();
+        for a in self.outputs.alerts.drain(..) {
+            *self.stats.alerts.entry(a.kind).or_insert(0) += 1;
+            serde_json::to_writer(&mut buf, &a)?;
+            buf.push(b'\n');
+        }
+        self.stats.resolved += self.outputs.resolved.len() as u64;
+        self.outputs.resolved.clear();
+        Ok(buf)
+    }
+
     fn block(&mut self, block: &Block) -> anyhow::Result<BlockOut> {
         let mut o = BlockOut::default();
         let mut oversize = block.oversize.iter().peekable();
