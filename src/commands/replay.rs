@@ -77,8 +77,10 @@ pub fn main(
             inputs.push((f.display().to_string(), Box::new(h)));
         }
     }
-    // Default 1: the sharded reader still scans every line in every worker,
-    // so more threads are slower today (BENCHMARKS.md, replay --threads).
+    // Default 1: sharded output equals one engine's only for events within
+    // `max_future_skew` of each engine's stream time; a sparse shard (few
+    // integrations, quiet for longer than the skew) classifies the first
+    // events after the gap differently (ARCHITECTURE.md, event time).
     let threads = threads.unwrap_or(1).clamp(1, MAX_THREADS);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -189,7 +189,10 @@ impl Cx<'_, '_> {
         };
         // Past the kind's alert budget the episode opens as usual (its
         // repeats fold) but its alert folds into the window's aggregate.
-        let budgeted = !self.budget.admit(self.cfg, f.kind);
+        // Registered integrations are exempt: their number is the
+        // registry's, not an attacker's, and a flood of junk must not spend
+        // the budget that their alerts would need.
+        let budgeted = !st.registered && !self.budget.admit(self.cfg, f.kind);
         st.episodes.push(Episode {
             kind: f.kind,
             subject: f.subject.into(),
