@@ -56,8 +56,9 @@ impl Cx<'_, '_> {
         let minute = ev.ts_ms.div_euclid(MINUTE_MS);
         // The integration's recent calls, decayed to this minute.
         let sh = &mut st.shifts;
-        sh.recent_calls = decay(sh.recent_calls, sh.recent_minute, minute) + 1.0;
-        sh.recent_minute = sh.recent_minute.max(minute);
+        let m32 = minute.clamp(0, i64::from(i32::MAX)) as i32;
+        sh.recent_calls = decay(sh.recent_calls, i64::from(sh.recent_minute), minute) + 1.0;
+        sh.recent_minute = sh.recent_minute.max(m32);
         let total = f64::from(sh.recent_calls);
         let Some(ki) = st.keys.iter().position(|c| &*c.id == k) else {
             return;

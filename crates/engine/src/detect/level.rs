@@ -96,7 +96,7 @@ impl LevelVar {
     }
 }
 
-/// The level at the ten-minute scale (20 bytes): bursts of a few minutes
+/// The level at the ten-minute scale (16 bytes): bursts of a few minutes
 /// (an automation run, a sync catching up) that the hourly level averages
 /// away. Each closed block of ten minutes of calls gives a sample of `v` as
 /// an hour does; the exact window test (`detect/exact.rs`) uses it for
@@ -104,8 +104,8 @@ impl LevelVar {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShortLevel {
     pub(crate) var: LevelVar,
-    /// The block being summed (epoch ms / `SHORT_BLOCK_MS`), 0 before any.
-    block: u32,
+    /// The block being summed is the one of the last bucket added (the
+    /// caller passes that bucket's end): no field for it.
     observed: f32,
     expected: f32,
 }
@@ -116,25 +116,27 @@ pub(crate) const SHORT_BLOCK_MS: i64 = 10 * 60 * 1000;
 impl ShortLevel {
     /// Adds a closed bucket starting at `t` (`observed` calls against
     /// `expected`) after `quiet_expected` of expectation in the quiet
-    /// buckets before it; closes the previous block when `t` is in a new one.
+    /// buckets before it; `prev_end` is the end of the bucket added before
+    /// it (0: none). Closes the previous block when `t` is in a new one.
     pub(crate) fn add(
         &mut self,
         t: i64,
+        prev_end: i64,
         observed: f64,
         expected: f64,
         quiet_expected: f64,
         phi: f64,
     ) {
-        let block = (t.div_euclid(SHORT_BLOCK_MS)).clamp(1, i64::from(u32::MAX)) as u32;
         // The quiet buckets are counted in the block they end (a silence
         // spanning blocks makes that block look low: more variance, never less).
         self.expected += quiet_expected as f32;
-        if block != self.block {
-            if self.block != 0 {
+        let block = t.div_euclid(SHORT_BLOCK_MS);
+        let prev = (prev_end - 1).div_euclid(SHORT_BLOCK_MS);
+        if prev_end <= 0 || block != prev {
+            if prev_end > 0 {
                 self.var
                     .observe(f64::from(self.observed), f64::from(self.expected), phi);
             }
-            self.block = block;
             self.observed = 0.0;
             self.expected = 0.0;
         }

@@ -69,8 +69,9 @@ pub struct Shifts {
     stepped_to: i64,
     /// The integration's recent call count (decayed, see [`KeyWatch`]).
     pub(crate) recent_calls: f32,
-    /// Minute (epoch minutes) `recent_calls` is decayed to.
-    pub(crate) recent_minute: i64,
+    /// Minute (epoch minutes; an i32 lasts until the year 6053)
+    /// `recent_calls` is decayed to.
+    pub(crate) recent_minute: i32,
     /// After a long silence: no sustained alert before this time.
     pub(crate) relearn_until: i64,
     /// How far the hourly call level strays from its slot means.
@@ -327,6 +328,7 @@ impl Cx<'_, '_> {
             let quiet_mu = quiet.get(CALLS).copied().unwrap_or(mu);
             st.shifts.short.add(
                 b.start_ms,
+                st.shifts.stepped_to,
                 Self::bucket_count(b, CALLS) as f64,
                 mu,
                 if st.shifts.stepped_to > 0 && quiet_ms <= MAX_QUIET_MS {
