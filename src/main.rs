@@ -8,6 +8,8 @@
 mod commands;
 mod logging;
 mod settings;
+#[cfg(test)]
+mod settings_props;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,9 +70,9 @@ enum Command {
         /// (no detection, no output). See BENCHMARKS.md.
         #[arg(long, hide = true)]
         parse_only: bool,
-        /// Engines to spread the integrations over (default 1: every worker
-        /// still scans every line, so more threads are not faster yet; see
-        /// BENCHMARKS.md). Output is byte-identical for any value.
+        /// Threads to parse on and engines to spread the integrations over
+        /// (default 1). Output is byte-identical to one thread's for events
+        /// within `max_future_skew` of the stream (see BENCHMARKS.md).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
     },

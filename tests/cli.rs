@@ -105,9 +105,10 @@ fn replay_is_byte_identical_across_runs_and_reports_rejects() {
     assert!(stderr.contains("events/s"), "{stderr}");
 }
 
-/// `replay --threads N` shards integrations over N engines; its stdout is
-/// byte-identical to one engine's, including for lines the sharding scan
-/// cannot place (escaped ids, a repeated key) and rejected lines.
+/// `replay --threads N` parses on N threads and shards integrations over N
+/// engines; its stdout is byte-identical to one engine's, across many chunks
+/// and including escaped ids, a repeated key, rejected lines and a line too
+/// long to hold.
 #[test]
 fn replay_threads_output_is_byte_identical_to_one_thread() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod demo;
 pub mod normalize;
 pub mod replay;
+pub mod replay_chunks;
 pub mod replay_sharded;
 pub mod run;
 pub mod score_series;

@@ -9,52 +9,46 @@
 //! with the position of the line that raised it and the outputs are merged
 //! back in line order; within a line only its owner emits.
 //!
-//! Threads: one reader cuts the input into blocks of whole lines and hands
-//! every block to every worker (`Arc`, no copy); each worker finds a line's
-//! owner with a cheap scan of its `integration_id` and parses only its own
-//! lines (a line the scan cannot place — escapes, a repeated key — is parsed
-//! by every worker to find its owner); the calling thread merges.
+//! Threads (a pipeline over chunks of whole lines, `replay_chunks`):
+//! - one reader cuts the input into chunks (no per-line work) and deals
+//!   chunk `i` to parser `i mod N`;
+//! - N parsers parse whole chunks — parsing is most of replay's cost and is
+//!   spread evenly whatever the integrations' sizes — and sort each chunk's
+//!   events by owning engine, strings left as spans of the chunk (no copy);
+//! - N engines take every chunk in order (chunk `i` from parser `i mod N`)
+//!   and process their own events of it;
+//! - the calling thread merges the engines' alerts chunk by chunk in line
+//!   order and logs rejected lines in line order, as one thread would.
 //!
-//! Caveat shared with `tripline run`: caps that count across integrations
-//! (`max_integrations` eviction) apply per engine.
+//! Caveat: what counts across integrations applies per engine — each
+//! engine gets `max_integrations / threads` (so the process stays within
+//! the bound, deterministically), alert budgets count per engine (their
+//! end-of-input aggregates are written last, in engine order), and the
+//! robust stream time (whether an event is out of range) is per engine.
 
-use std::io::{BufReader, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use anyhow::Context;
 use tripline_engine::{Engine, Outputs};
-use tripline_ingest::lines::{read_bounded_line, Line};
-use tripline_ingest::{parse_event, Reject};
 
-use super::replay::{trim_line, ReplayStats, LINE_LIMIT, MAX_REJECT_LOGS};
+use super::replay::{ReplayStats, MAX_REJECT_LOGS};
+use super::replay_chunks::{parse_chunk, read_chunks, Chunk, ParsedChunk};
 
-/// Input is handed out in blocks of about this many bytes (whole lines).
-const BLOCK_BYTES: usize = 1 << 20;
-/// Blocks buffered per worker (reader ahead of workers, workers ahead of
-/// the merger).
+/// Chunks buffered per channel (reader ahead of parsers, parsers ahead of
+/// engines, engines ahead of the merger).
 const QUEUE: usize = 4;
-const KEY_FIELD: &[u8] = b"\"integration_id\"";
 
-/// Whole lines of one input.
-struct Block {
-    name: Arc<str>,
-    /// Line number of the block's first line in its input.
-    first_line: u64,
-    /// The lines, each ended by `\n`.
-    data: Vec<u8>,
-    /// Lines too long to hold (empty in `data`): (index, length), in order.
-    oversize: Vec<(u32, u64)>,
-}
-
-/// One worker's alerts for one block: JSON lines, each tagged with the
-/// index of the line (within the block) that raised it.
+/// One engine's alerts for one chunk: JSON lines, each tagged with the
+/// index of the line (within the chunk) that raised it.
 #[derive(Default)]
 struct BlockOut {
     buf: Vec<u8>,
     /// (line index, end of its JSON line in `buf`)
     marks: Vec<(u32, usize)>,
+    /// The chunk itself, from engine 0 only (line counts, rejected lines).
+    chunk: Option<Arc<ParsedChunk>>,
 }
 
 /// Engine totals for the summary line.
@@ -63,6 +57,8 @@ pub struct EngineTotals {
     pub late_events: u64,
     pub tracked_integrations: usize,
 }
+
+type Joined<T> = std::thread::Result<anyhow::Result<T>>;
 
 /// Replays `inputs` on `threads` engines and writes the merged alerts to
 /// `out`. `make_engine` builds one engine per worker.
@@ -74,85 +70,113 @@ pub fn replay_sharded(
     stats: &mut ReplayStats,
 ) -> anyhow::Result<EngineTotals> {
     let n = threads.max(1);
-    let reject_logs = AtomicU64::new(0);
     std::thread::scope(|s| {
-        let mut block_txs: Vec<SyncSender<Arc<Block>>> = Vec::with_capacity(n);
+        let spawn_err = |what: &str| format!("starting the replay {what}");
+        // parse_txs[p]: chunks to parser p; to_engine[p][k]: parser p's
+        // parsed chunks to engine k.
+        let mut parse_txs: Vec<SyncSender<Chunk>> = Vec::with_capacity(n);
+        let mut parse_rxs: Vec<Receiver<Chunk>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = sync_channel::<Chunk>(QUEUE);
+            parse_txs.push(tx);
+            parse_rxs.push(rx);
+        }
+        let mut engine_rxs: Vec<Vec<Receiver<Arc<ParsedChunk>>>> =
+            (0..n).map(|_| Vec::with_capacity(n)).collect();
+        let mut parsers = Vec::with_capacity(n);
+        for (p, rx) in parse_rxs.into_iter().enumerate() {
+            let mut txs: Vec<SyncSender<Arc<ParsedChunk>>> = Vec::with_capacity(n);
+            for rxs in engine_rxs.iter_mut() {
+                let (tx, erx) = sync_channel::<Arc<ParsedChunk>>(QUEUE);
+                txs.push(tx);
+                rxs.push(erx);
+            }
+            parsers.push(
+                std::thread::Builder::new()
+                    .name(format!("tripline-parse-{p}"))
+                    .spawn_scoped(s, move || {
+                        let mut st = ReplayStats::default();
+                        'chunks: for chunk in rx {
+                            let pc = Arc::new(parse_chunk(chunk, n, |id| shard(id, n), &mut st)?);
+                            for tx in &txs {
+                                if tx.send(Arc::clone(&pc)).is_err() {
+                                    break 'chunks;
+                                }
+                            }
+                        }
+                        Ok::<_, anyhow::Error>(st)
+                    })
+                    .with_context(|| spawn_err("parser"))?,
+            );
+        }
         let mut out_rxs: Vec<Receiver<BlockOut>> = Vec::with_capacity(n);
-        let mut workers = Vec::with_capacity(n);
-        for me in 0..n {
-            let (btx, brx) = sync_channel::<Arc<Block>>(QUEUE);
+        let mut engines = Vec::with_capacity(n);
+        for (me, rxs) in engine_rxs.into_iter().enumerate() {
             let (otx, orx) = sync_channel::<BlockOut>(QUEUE);
-            block_txs.push(btx);
             out_rxs.push(orx);
-            let reject_logs = &reject_logs;
-            workers.push(
+            engines.push(
                 std::thread::Builder::new()
                     .name(format!("tripline-replay-{me}"))
                     .spawn_scoped(s, move || {
                         let mut w = Worker {
                             me,
-                            n,
                             engine: make_engine(),
                             outputs: Outputs::default(),
                             stats: ReplayStats::default(),
-                            reject_logs,
                         };
-                        for block in brx {
-                            let o = w.block(&block)?;
+                        // Chunk i comes from parser i mod n: every chunk,
+                        // in order.
+                        for i in 0.. {
+                            let Ok(pc) = rxs[i % n].recv() else { break };
+                            let o = w.chunk(pc)?;
                             if otx.send(o).is_err() {
                                 break;
                             }
                         }
+                        // End of input: what waits for a window to close.
+                        let tail = w.finish()?;
                         let es = w.engine.stats();
-                        Ok::<_, anyhow::Error>((w.stats, es.late_events, es.tracked_integrations))
+                        Ok::<_, anyhow::Error>((
+                            w.stats,
+                            es.late_events,
+                            es.tracked_integrations,
+                            tail,
+                        ))
                     })
-                    .context("starting a replay worker")?,
+                    .with_context(|| spawn_err("engine"))?,
             );
         }
         let reader = std::thread::Builder::new()
             .name("tripline-replay-read".into())
-            .spawn_scoped(s, move || read_blocks(inputs, &block_txs))
-            .context("starting the replay reader")?;
+            .spawn_scoped(s, move || {
+                read_chunks(inputs, |i, chunk| parse_txs[i % n].send(chunk).is_ok())
+            })
+            .with_context(|| spawn_err("reader"))?;
 
-        // Merge: block by block, every worker's alerts in line order.
-        let mut merge_err: Option<anyhow::Error> = None;
-        'blocks: loop {
-            let mut parts: Vec<BlockOut> = Vec::with_capacity(n);
-            for rx in &out_rxs {
-                match rx.recv() {
-                    Ok(o) => parts.push(o),
-                    // A worker stopped: the input ended (or it failed).
-                    Err(_) => break 'blocks,
-                }
-            }
-            if let Err(e) = write_merged(&parts, out) {
-                merge_err = Some(e);
-                break;
-            }
-        }
+        let merged = merge(&out_rxs, out);
         // Unblock everyone before joining.
         drop(out_rxs);
-        let read = reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the replay reader panicked"))?;
+        let read: Joined<()> = reader.join();
+        let mut first_err = merged.err();
         let mut totals = EngineTotals::default();
-        let mut first_err = merge_err;
-        for w in workers {
-            match w.join() {
-                Ok(Ok((st, late, tracked))) => {
-                    stats.merge(st);
-                    totals.late_events += late;
-                    totals.tracked_integrations += tracked;
-                }
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(anyhow::anyhow!("a replay worker panicked"));
+        for p in parsers {
+            if let Some(st) = take(&mut first_err, "parser", p.join()) {
+                stats.merge(st);
+            }
+        }
+        for w in engines {
+            if let Some((st, late, tracked, tail)) = take(&mut first_err, "engine", w.join()) {
+                stats.merge(st);
+                totals.late_events += late;
+                totals.tracked_integrations += tracked;
+                if first_err.is_none() {
+                    if let Err(e) = out.write_all(&tail) {
+                        first_err = Some(anyhow::Error::new(e).context("writing alerts to stdout"));
+                    }
                 }
             }
         }
-        read?;
+        take(&mut first_err, "reader", read);
         match first_err {
             Some(e) => Err(e),
             None => Ok(totals),
@@ -160,61 +184,62 @@ pub fn replay_sharded(
     })
 }
 
-/// Cuts each input into blocks of whole lines (read with the same bounded
-/// line reader as one-thread replay) and gives every block to every worker.
-fn read_blocks(
-    inputs: Vec<(String, Box<dyn Read + Send>)>,
-    txs: &[SyncSender<Arc<Block>>],
-) -> anyhow::Result<()> {
-    let mut line = Vec::with_capacity(4096);
-    for (name, input) in inputs {
-        let name: Arc<str> = Arc::from(name.as_str());
-        let mut reader = BufReader::with_capacity(1 << 20, input);
-        let mut next_line = 1u64;
-        let mut eof = false;
-        while !eof {
-            let mut block = Block {
-                name: Arc::clone(&name),
-                first_line: next_line,
-                data: Vec::with_capacity(BLOCK_BYTES + LINE_LIMIT),
-                oversize: Vec::new(),
-            };
-            let mut idx = 0u32;
-            while block.data.len() < BLOCK_BYTES {
-                match read_bounded_line(&mut reader, &mut line, LINE_LIMIT)
-                    .with_context(|| format!("reading {name}"))?
-                {
-                    Line::Eof => {
-                        eof = true;
-                        break;
-                    }
-                    Line::Ok => block.data.extend_from_slice(&line),
-                    Line::Oversize { len } => block.oversize.push((idx, len)),
-                }
-                block.data.push(b'\n');
-                idx += 1;
-            }
-            next_line += u64::from(idx);
-            if idx == 0 {
-                break;
-            }
-            let block = Arc::new(block);
-            for tx in txs {
-                if tx.send(Arc::clone(&block)).is_err() {
-                    // A worker failed; its error is reported by join.
-                    return Ok(());
-                }
-            }
+/// A thread's result; its error (or panic) kept if it is the first.
+fn take<T>(first_err: &mut Option<anyhow::Error>, what: &str, r: Joined<T>) -> Option<T> {
+    match r {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            first_err.get_or_insert(e);
+            None
+        }
+        Err(_) => {
+            first_err.get_or_insert(anyhow::anyhow!("a replay {what} panicked"));
+            None
         }
     }
-    Ok(())
+}
+
+/// Chunk by chunk: the rejected lines' log, then every engine's alerts in
+/// line order.
+fn merge(out_rxs: &[Receiver<BlockOut>], out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut file = usize::MAX;
+    let mut next_line = 1u64;
+    let mut rejected = 0u64;
+    loop {
+        let mut parts: Vec<BlockOut> = Vec::with_capacity(out_rxs.len());
+        for rx in out_rxs {
+            match rx.recv() {
+                Ok(o) => parts.push(o),
+                // An engine stopped: the input ended (or it failed).
+                Err(_) => return Ok(()),
+            }
+        }
+        if let Some(pc) = parts.first().and_then(|p| p.chunk.as_ref()) {
+            if pc.chunk.file != file {
+                file = pc.chunk.file;
+                next_line = 1;
+            }
+            for r in &pc.rejects {
+                rejected += 1;
+                if rejected <= MAX_REJECT_LOGS {
+                    tracing::warn!(file = &*pc.chunk.name, line = next_line + u64::from(r.line), reason = r.reason, detail = %r.detail, "Rejected event.");
+                } else if rejected == MAX_REJECT_LOGS + 1 {
+                    tracing::warn!("Further rejected events are counted, not logged.");
+                }
+            }
+            // Lines rejected beyond those kept only count.
+            rejected += pc.rejected - pc.rejects.len() as u64;
+            next_line += pc.lines;
+        }
+        write_merged(&parts, out)?;
+    }
 }
 
 fn write_merged(parts: &[BlockOut], out: &mut dyn Write) -> anyhow::Result<()> {
     let mut pos = vec![(0usize, 0usize); parts.len()]; // (next mark, start in buf)
     loop {
-        // The worker whose next alert comes from the earliest line. Lines
-        // have one owner, so ties only occur within one worker.
+        // The engine whose next alert comes from the earliest line. Lines
+        // have one owner, so ties only occur within one engine.
         let mut best: Option<(u32, usize)> = None;
         for (w, p) in parts.iter().enumerate() {
             if let Some(&(line, _)) = p.marks.get(pos[w].0) {
@@ -226,7 +251,7 @@ fn write_merged(parts: &[BlockOut], out: &mut dyn Write) -> anyhow::Result<()> {
         let Some((line, w)) = best else {
             return Ok(());
         };
-        // Everything this worker has for that line, in its order.
+        // Everything this engine has for that line, in its order.
         let p = &parts[w];
         while let Some(&(l, end)) = p.marks.get(pos[w].0) {
             if l != line {
@@ -239,88 +264,46 @@ fn write_merged(parts: &[BlockOut], out: &mut dyn Write) -> anyhow::Result<()> {
     }
 }
 
-struct Worker<'a> {
+struct Worker {
     me: usize,
-    n: usize,
     engine: Engine,
     outputs: Outputs,
     stats: ReplayStats,
-    reject_logs: &'a AtomicU64,
 }
 
-impl Worker<'_> {
-    fn block(&mut self, block: &Block) -> anyhow::Result<BlockOut> {
+impl Worker {
+    /// The engine's end-of-input alerts ([`Engine::finish`]), serialized.
+    fn finish(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.outputs.clear();
+        self.engine.finish(&mut self.outputs);
+        let mut buf = Vec::new();
+        for a in self.outputs.alerts.drain(..) {
+            *self.stats.alerts.entry(a.kind).or_insert(0) += 1;
+            serde_json::to_writer(&mut buf, &a)?;
+            buf.push(b'\n');
+        }
+        self.stats.resolved += self.outputs.resolved.len() as u64;
+        self.outputs.resolved.clear();
+        Ok(buf)
+    }
+
+    fn chunk(&mut self, pc: Arc<ParsedChunk>) -> anyhow::Result<BlockOut> {
         let mut o = BlockOut::default();
-        let mut oversize = block.oversize.iter().peekable();
-        for (idx, line) in block.data.split(|b| *b == b'\n').enumerate() {
-            let text = trim_line(line);
-            let too_long = match oversize.peek() {
-                Some(&&(i, len)) if i as usize == idx => {
-                    oversize.next();
-                    Some(len)
-                }
-                _ => None,
-            };
-            if text.is_empty() && too_long.is_none() {
-                continue;
-            }
-            let key = if too_long.is_some() {
-                None
-            } else {
-                quick_key(text)
-            };
-            if key.is_some_and(|k| shard(k, self.n) != self.me) {
-                continue;
-            }
-            let parsed = match too_long {
-                Some(len) => Err(Reject::too_large(len)),
-                None => parse_event(text),
-            };
-            match parsed {
-                Ok(raw) => {
-                    let ev = raw.event();
-                    let owner = shard(ev.integration_id.as_bytes(), self.n);
-                    if let Some(k) = key {
-                        // The scan only places lines where it must agree
-                        // with the parser; a disagreement is a bug here.
-                        anyhow::ensure!(
-                            k == ev.integration_id.as_bytes(),
-                            "replay sharding: the integration_id scan disagrees with the parser"
-                        );
-                    } else if owner != self.me {
-                        continue;
-                    }
-                    self.stats.lines += 1;
-                    self.stats.events += 1;
-                    self.engine.process(&ev, &mut self.outputs);
-                }
-                Err(rej) => {
-                    // Rejected lines are counted once, by worker 0 (or the
-                    // owner the scan named).
-                    if key.is_none() && self.me != 0 {
-                        continue;
-                    }
-                    self.stats.lines += 1;
-                    *self.stats.rejected.entry(rej.reason.as_str()).or_insert(0) += 1;
-                    let logged = self.reject_logs.fetch_add(1, Ordering::Relaxed) + 1;
-                    if logged <= MAX_REJECT_LOGS {
-                        tracing::warn!(file = &*block.name, line = block.first_line + idx as u64, reason = rej.reason.as_str(), detail = %rej.detail, "Rejected event.");
-                    } else if logged == MAX_REJECT_LOGS + 1 {
-                        tracing::warn!("Further rejected events are counted, not logged.");
-                    }
-                }
-            }
+        for p in &pc.owners[self.me] {
+            self.engine.process(&pc.event(p)?, &mut self.outputs);
             if !self.outputs.is_empty() {
-                let idx = u32::try_from(idx).context("block line index")?;
                 for a in self.outputs.alerts.drain(..) {
                     *self.stats.alerts.entry(a.kind).or_insert(0) += 1;
                     serde_json::to_writer(&mut o.buf, &a)?;
                     o.buf.push(b'\n');
-                    o.marks.push((idx, o.buf.len()));
+                    o.marks.push((p.line, o.buf.len()));
                 }
                 self.stats.resolved += self.outputs.resolved.len() as u64;
                 self.outputs.resolved.clear();
             }
+        }
+        if self.me == 0 {
+            o.chunk = Some(pc);
         }
         Ok(o)
     }
@@ -336,63 +319,9 @@ fn shard(id: &[u8], n: usize) -> usize {
     (h % n as u64) as usize
 }
 
-/// The `integration_id` of a canonical JSON line, found without parsing —
-/// only where it must equal what the parser finds: the line has no
-/// backslash (so no escapes anywhere), the key occurs exactly once, and its
-/// value is a string. Otherwise `None`: every worker parses the line.
-fn quick_key(line: &[u8]) -> Option<&[u8]> {
-    if line.contains(&b'\\') {
-        return None;
-    }
-    let at = find(line, KEY_FIELD)?;
-    let rest = &line[at + KEY_FIELD.len()..];
-    if find(rest, KEY_FIELD).is_some() {
-        return None;
-    }
-    let rest = skip_ws(rest).strip_prefix(b":")?;
-    let rest = skip_ws(rest).strip_prefix(b"\"")?;
-    let end = rest.iter().position(|b| *b == b'"')?;
-    Some(&rest[..end])
-}
-
-fn skip_ws(s: &[u8]) -> &[u8] {
-    let n = s
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .count();
-    &s[n..]
-}
-
-/// First position of `pat` (which starts with `"`) in `s`.
-fn find(s: &[u8], pat: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = s[from..].iter().position(|b| *b == pat[0]) {
-        let at = from + i;
-        if s[at..].starts_with(pat) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quick_key_only_places_lines_the_parser_agrees_on() {
-        let ok = br#"{"ts":0,"integration_id" : "app-1","resource":"x"}"#;
-        assert_eq!(quick_key(ok), Some(&b"app-1"[..]));
-        // Escapes anywhere, a repeated key, or a non-string value: no.
-        assert_eq!(quick_key(br#"{"integration_id":"a\u0062c"}"#), None);
-        assert_eq!(
-            quick_key(br#"{"m":{"integration_id":"x"},"integration_id":"y"}"#),
-            None
-        );
-        assert_eq!(quick_key(br#"{"integration_id":7}"#), None);
-        assert_eq!(quick_key(b"not json"), None);
-    }
 
     #[test]
     fn shard_is_stable_and_in_range() {
@@ -408,10 +337,12 @@ mod tests {
         let a = BlockOut {
             buf: b"a1\na3\n".to_vec(),
             marks: vec![(1, 3), (3, 6)],
+            chunk: None,
         };
         let b = BlockOut {
             buf: b"b2\nb2x\nb4\n".to_vec(),
             marks: vec![(2, 3), (2, 7), (4, 10)],
+            chunk: None,
         };
         let mut out = Vec::new();
         write_merged(&[a, b], &mut out).unwrap();

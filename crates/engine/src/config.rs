@@ -13,9 +13,11 @@ pub const DEFAULT_BUCKET_SECONDS: u32 = 60;
 /// Spec default for out-of-order tolerance (`events.md`, "Time").
 pub const DEFAULT_LATENESS_SECONDS: u32 = 60;
 pub const DEFAULT_LEARNING_DAYS: u32 = 7;
-/// Bounds memory at about 4 KiB × this (≈ 800 MiB worst case); registered
+/// The process's bound (every partition's engine together). Under a 1M-id
+/// flood, peak RSS measured 871 MB at 150k (1.04 GB at 200k: over a 1 GiB
+/// pod limit), docs/operations.md "Sizing under attack"; registered
 /// integrations are never evicted, so the bound applies to unregistered ids.
-pub const DEFAULT_MAX_INTEGRATIONS: usize = 200_000;
+pub const DEFAULT_MAX_INTEGRATIONS: usize = 150_000;
 pub const DEFAULT_IDLE_EVICT_DAYS: u32 = 400;
 /// Event time is written by the people tripline watches: an event more than
 /// this far ahead of the partition's robust stream time does not move any
@@ -78,7 +80,46 @@ pub struct EngineConfig {
     /// Open anomaly episodes per integration; past it, new subjects of a
     /// kind fold into one aggregate alert of that kind (`episodes.rs`).
     pub max_open_episodes: usize,
+    /// Alerts of one kind per window across integrations (`budget.rs`).
+    pub alert_budget: AlertBudgetConfig,
     pub detectors: DetectorsConfig,
+}
+
+/// Per-kind alert budgets (`[engine.alert_budget]`): past `per_kind` alerts
+/// of a kind in one window (per partition), further alerts of that kind
+/// fold into one aggregate alert sent when the window closes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertBudgetConfig {
+    pub enabled: bool,
+    /// Window of stream time the budget is counted over.
+    pub window_minutes: u32,
+    /// Alerts of one kind sent individually per window.
+    pub per_kind: u32,
+    /// A kind's own budget, replacing `per_kind` for it.
+    pub kinds: std::collections::BTreeMap<AlertKind, u32>,
+}
+
+impl Default for AlertBudgetConfig {
+    fn default() -> Self {
+        AlertBudgetConfig {
+            enabled: true,
+            window_minutes: 5,
+            per_kind: 20,
+            kinds: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl AlertBudgetConfig {
+    /// The budget of `kind` per window.
+    pub fn limit(&self, kind: AlertKind) -> u32 {
+        self.kinds.get(&kind).copied().unwrap_or(self.per_kind)
+    }
+
+    pub fn window_ms(&self) -> i64 {
+        i64::from(self.window_minutes.max(1)) * crate::time::MINUTE_MS
+    }
 }
 
 impl Default for EngineConfig {
@@ -98,6 +139,7 @@ impl Default for EngineConfig {
             max_networks: 64,
             max_keys: 32,
             max_open_episodes: 64,
+            alert_budget: AlertBudgetConfig::default(),
             detectors: DetectorsConfig::default(),
         }
     }
@@ -243,12 +285,25 @@ pub struct SustainedConfig {
     /// Keys carrying more than this share of their integration's calls are
     /// left to the integration-level statistic (they are the integration).
     pub key_share_max: f64,
+    /// The exact window test on calls (`detect/exact.rs`): the window the
+    /// statistic selected also fires when its negative-binomial upper tail,
+    /// times the number of window lengths it was chosen from, is below this.
+    /// 0 switches the exact test off.
+    pub exact_p_value: f64,
 }
 
 /// Why 4: the benign shifts a CRM integration shows for hours (x1.3-1.8:
 /// campaigns, catch-up after an outage, rollouts) stay below the break-even
 /// ratio 2.16, while a leaked key used at 3x or more accumulates.
 pub const DEFAULT_SUSTAINED_RATIO: f64 = 4.0;
+
+/// Why 1e-7: the exact test looks at most once per bucket and series
+/// while a window is above the break-even ratio; 100 integration-days hold
+/// 144,000 one-minute buckets, so a true tail below 1e-7 (after the scan
+/// correction) leaves about 0.01 false alerts per 100 integration-days to
+/// noise, the rest of the 0.5 budget to model error (which the level
+/// variance in the count model is there to absorb).
+pub const DEFAULT_EXACT_P_VALUE: f64 = 1e-7;
 
 impl Default for SustainedConfig {
     fn default() -> Self {
@@ -259,6 +314,7 @@ impl Default for SustainedConfig {
             calls: true,
             per_key: true,
             key_share_max: 0.9,
+            exact_p_value: DEFAULT_EXACT_P_VALUE,
         }
     }
 }
@@ -419,6 +475,24 @@ impl EngineConfig {
                 p.push(format!("engine.{name} = {v}: must be 1..=4096"));
             }
         }
+        let b = &self.alert_budget;
+        if b.window_minutes == 0 || b.window_minutes > 1440 {
+            p.push(format!(
+                "engine.alert_budget.window_minutes = {}: must be 1..=1440",
+                b.window_minutes
+            ));
+        }
+        for (name, v) in std::iter::once(("per_kind".to_owned(), b.per_kind)).chain(
+            b.kinds
+                .iter()
+                .map(|(k, v)| (format!("kinds.{}", k.as_str()), *v)),
+        ) {
+            if v == 0 || v > 100_000 {
+                p.push(format!(
+                    "engine.alert_budget.{name} = {v}: must be 1..=100000 (set enabled = false to send every alert)"
+                ));
+            }
+        }
         let d = &self.detectors;
         for (name, s) in [
             ("call_spike", &d.call_spike),
@@ -458,6 +532,12 @@ impl EngineConfig {
             p.push(format!(
                 "detectors.sustained.p_value = {}: must be in (0, 0.5)",
                 su.p_value
+            ));
+        }
+        if !(su.exact_p_value >= 0.0 && su.exact_p_value < 0.5) {
+            p.push(format!(
+                "detectors.sustained.exact_p_value = {}: must be in [0, 0.5)",
+                su.exact_p_value
             ));
         }
         if !(su.key_share_max > 0.0 && su.key_share_max <= 1.0) {

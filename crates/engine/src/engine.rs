@@ -17,9 +17,11 @@
 //! lateness and baselines use X's own event-time watermark, never a global
 //! one. So any partitioning of the stream that keeps each integration's events
 //! in order (Kafka keyed by `integration_id`) produces the same alerts, with the
-//! same ids, as one engine over the whole stream (`tripline replay`). The only
-//! global decision is memory eviction under pressure, which only touches
-//! unregistered integrations.
+//! same ids, as one engine over the whole stream (`tripline replay`). Two
+//! decisions look across integrations, both only under floods: memory
+//! eviction under pressure (bounded by the process-wide
+//! [`crate::population::Population`]), which only touches unregistered
+//! integrations, and the per-kind alert budgets (`budget.rs`).
 //!
 //! Analyst feedback ([`crate::feedback`]) keeps the invariant: each entry is
 //! addressed to one integration and expires on that integration's event time,
@@ -29,12 +31,14 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
+use crate::budget::AlertBudget;
 use crate::clock::StreamClock;
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::close_episodes;
 use crate::event::Event;
 use crate::feedback::{Feedback, FeedbackError, FeedbackState};
+use crate::population::{Population, Seat};
 use crate::registry::Registry;
 use crate::time::DAY_MS;
 
@@ -78,6 +82,11 @@ pub struct EngineStats {
     /// the rule detectors at the bounded time, never baselined.
     #[serde(default)]
     pub ts_out_of_range: u64,
+    /// Alerts not sent individually because their kind's alert budget for
+    /// the window was spent: folded into the window's aggregate alert
+    /// (`budget.rs`).
+    #[serde(default)]
+    pub alerts_over_budget: u64,
 }
 
 /// The engine. Feed it events with [`Engine::process`]; it appends alerts and
@@ -111,6 +120,13 @@ pub struct Engine {
     /// Newest accepted (not out-of-range) event time.
     #[serde(default)]
     accepted_max: i64,
+    /// Alerts per kind and window across integrations (`budget.rs`).
+    #[serde(default)]
+    budget: AlertBudget,
+    /// Its share of the process-wide integration count (`population.rs`);
+    /// not state: a restored engine joins the restoring process's.
+    #[serde(skip)]
+    seat: Seat,
 }
 
 impl Engine {
@@ -126,7 +142,16 @@ impl Engine {
             last_prune_day: i64::MIN,
             in_bound: 0,
             accepted_max: 0,
+            budget: AlertBudget::default(),
+            seat: Seat::default(),
         }
+    }
+
+    /// Counts this engine's integrations into `population`, shared by every
+    /// engine of the process (one per partition): `max_integrations` then
+    /// bounds them all together, not each engine alone.
+    pub fn join_population(&mut self, population: &Population) {
+        self.seat.join(population, self.integrations.len());
     }
 
     /// Records analyst feedback for one integration: from now on (until its
@@ -165,6 +190,7 @@ impl Engine {
             m.stats.folded += s.folded;
             m.stats.max_event_time_ms = m.stats.max_event_time_ms.max(s.max_event_time_ms);
             m.stats.ts_out_of_range += s.ts_out_of_range;
+            m.stats.alerts_over_budget += s.alerts_over_budget;
             m.accepted_max = m.accepted_max.max(p.accepted_max);
             if p.feedback.trail().count() > m.feedback.trail().count() {
                 m.feedback = p.feedback.clone();
@@ -234,13 +260,16 @@ impl Engine {
     /// so the integration's state is still a function of its own ordered
     /// events (history, then live) — the per-integration invariant.
     pub fn take_integration(&mut self, id: &str) -> Option<(Box<str>, IntegrationState)> {
-        self.integrations.remove_entry(id)
+        let taken = self.integrations.remove_entry(id);
+        self.seat.sync(self.integrations.len());
+        taken
     }
 
     /// Adopts a state taken with [`Engine::take_integration`] (replacing any
     /// state this engine had for that id).
     pub fn adopt_integration(&mut self, id: Box<str>, state: IntegrationState) {
         self.integrations.insert(id, state);
+        self.seat.sync(self.integrations.len());
     }
 
     /// All tracked integrations, sorted by id.
@@ -277,7 +306,9 @@ impl Engine {
         let far_past = prev.saturating_sub(self.config.learning_ms());
         let known = self.integrations.contains_key(ev.integration_id);
         if !known {
-            if self.integrations.len() >= self.config.max_integrations {
+            // The bound is the process's (every partition's engine), not
+            // this engine's alone: see `population.rs`.
+            if self.seat.total(self.integrations.len()) >= self.config.max_integrations {
                 self.evict_for_room();
             }
             // A first event dated long before the stream would start the
@@ -289,6 +320,7 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|r| r.integration(ev.integration_id).is_some());
             self.integrations.insert(ev.integration_id.into(), st);
+            self.seat.sync(self.integrations.len());
         }
         let Some(st) = self.integrations.get_mut(ev.integration_id) else {
             return;
@@ -318,6 +350,11 @@ impl Engine {
             self.accepted_max = self.accepted_max.max(ev.ts_ms);
         }
         let now = self.clock.now().unwrap_or(ev.ts_ms);
+        // Alert budgets count per window of stream time: a window that has
+        // ended sends its aggregates before this event is judged.
+        let before = out.alerts.len();
+        self.budget.roll(&self.config, now, out);
+        self.stats.alerts += (out.alerts.len() - before) as u64;
         let decl = self
             .registry
             .as_ref()
@@ -329,6 +366,7 @@ impl Engine {
             out,
             stats: &mut self.stats,
             feedback: &self.feedback,
+            budget: &mut self.budget,
             out_of_range,
             bound,
         };
@@ -354,6 +392,11 @@ impl Engine {
     /// Moves event time forward without an event (idle inputs): ends every
     /// episode whose quiet gap has passed by `now_ms`, appending resolutions.
     pub fn advance_to(&mut self, now_ms: i64, out: &mut Outputs) {
+        if self.clock.now().is_some() {
+            let before = out.alerts.len();
+            self.budget.roll(&self.config, now_ms, out);
+            self.stats.alerts += (out.alerts.len() - before) as u64;
+        }
         let mut ids: Vec<&Box<str>> = self
             .integrations
             .iter()
@@ -369,7 +412,22 @@ impl Engine {
         }
     }
 
-    /// Evicts the least recently seen tenth of unregistered integrations.
+    /// The input has ended (end of a replay): sends what is held back until
+    /// a window closes — the alert budgets' aggregates of the current
+    /// window. A running service never calls it (its windows close on
+    /// later events or [`Engine::advance_to`]; a checkpoint keeps them).
+    pub fn finish(&mut self, out: &mut Outputs) {
+        let before = out.alerts.len();
+        self.budget.finish(&self.config, out);
+        self.stats.alerts += (out.alerts.len() - before) as u64;
+    }
+
+    /// Evicts the least recently seen tenth of this engine's unregistered
+    /// integrations (at least one). A tenth of its own, not of the bound:
+    /// with the bound shared by every partition's engine (`population.rs`)
+    /// an engine that meets a new id while others hold most of the bound
+    /// gives up a tenth of what it holds, so an engine's flood displaces its
+    /// own integrations first and eviction stays amortised O(log n) per id.
     fn evict_for_room(&mut self) {
         let mut cands: Vec<(i64, Box<str>)> = self
             .integrations
@@ -378,11 +436,12 @@ impl Engine {
             .map(|(k, s)| (s.last_seen, k.clone()))
             .collect();
         cands.sort_unstable();
-        let n = (self.config.max_integrations / 10).max(1).min(cands.len());
+        let n = (cands.len() / 10).max(1).min(cands.len());
         for (_, k) in cands.into_iter().take(n) {
             self.integrations.remove(&k);
             self.stats.evicted_integrations += 1;
         }
+        self.seat.sync(self.integrations.len());
     }
 
     /// Once per event-time day: drop unregistered integrations idle for longer
@@ -393,5 +452,6 @@ impl Engine {
         self.integrations
             .retain(|_, s| s.registered || s.last_seen >= horizon);
         self.stats.evicted_integrations += (before - self.integrations.len()) as u64;
+        self.seat.sync(self.integrations.len());
     }
 }

@@ -34,6 +34,10 @@ pub struct Episode {
     /// time, exactly as in a replay) but its resolution is not sent twice.
     #[serde(default)]
     pub announced: bool,
+    /// Its alert was folded into an alert-budget aggregate (`budget.rs`)
+    /// instead of being sent: it is never resolved on its own.
+    #[serde(default)]
+    pub budgeted: bool,
 }
 
 impl Episode {
@@ -107,6 +111,9 @@ impl Cx<'_, '_> {
                 e.folded += 1;
                 e.score = e.score.max(score);
                 self.stats.folded += 1;
+                if e.budgeted {
+                    self.budget.call(kind, ev.integration_id, st.events);
+                }
                 true
             }
             Some(_) => false,
@@ -123,6 +130,9 @@ impl Cx<'_, '_> {
                         e.folded += 1;
                         e.score = e.score.max(score);
                         self.stats.folded += 1;
+                        if e.budgeted {
+                            self.budget.call(kind, ev.integration_id, st.events);
+                        }
                         true
                     }
                     None => false,
@@ -152,7 +162,7 @@ impl Cx<'_, '_> {
         let out = &mut *self.out;
         st.episodes.retain(|e| {
             let same = e.kind == f.kind && &*e.subject == f.subject;
-            if same && !e.announced {
+            if same && !e.announced && !e.budgeted {
                 out.resolved.push(e.resolved(ev.integration_id, ts));
             }
             !same
@@ -177,6 +187,12 @@ impl Cx<'_, '_> {
         } else {
             st.episodes_close_after.min(ts + gap)
         };
+        // Past the kind's alert budget the episode opens as usual (its
+        // repeats fold) but its alert folds into the window's aggregate.
+        // Registered integrations are exempt: their number is the
+        // registry's, not an attacker's, and a flood of junk must not spend
+        // the budget that their alerts would need.
+        let budgeted = !st.registered && !self.budget.admit(self.cfg, f.kind);
         st.episodes.push(Episode {
             kind: f.kind,
             subject: f.subject.into(),
@@ -188,7 +204,13 @@ impl Cx<'_, '_> {
             last_seen: ts,
             folded: 0,
             announced: false,
+            budgeted,
         });
+        if budgeted {
+            self.budget.folded(f.kind, ev.integration_id, st.events);
+            self.stats.alerts_over_budget += 1;
+            return;
+        }
         let mut evidence = f.evidence;
         if let Some(d) = self.decl {
             if let Some(o) = &d.owner {
@@ -288,7 +310,7 @@ pub(crate) fn close_episodes(
             next = next.min(e.last_seen + gap);
             return true;
         }
-        if !e.announced {
+        if !e.announced && !e.budgeted {
             out.resolved.push(e.resolved(id, e.last_seen + gap));
             e.announced = true;
         }

@@ -17,6 +17,10 @@
 //!   CUSUM against any expected count per step); reusable outside the detectors.
 //! - [`engine`]: the [`Engine`] — integrations by id, `process`,
 //!   `advance_to`, eviction.
+//! - [`population`]: the process-wide count behind `max_integrations`
+//!   (one [`Population`] shared by every partition's engine).
+//! - `budget`: per-kind alert budgets; floods across integrations fold into
+//!   one aggregate alert per window.
 //! - [`state`]: what is kept per integration and its bounded lists.
 //! - `buckets`: event-time buckets, hourly folding into the baselines.
 //! - `detect`: the ten detectors by family (`spike`, `sustained`, `learned`,
@@ -32,6 +36,7 @@
 
 pub mod alert;
 mod buckets;
+mod budget;
 pub mod clock;
 pub mod config;
 pub mod confusable;
@@ -40,6 +45,7 @@ pub mod engine;
 mod episodes;
 pub mod event;
 pub mod feedback;
+pub mod population;
 pub mod registry;
 pub mod series;
 pub mod shift;
@@ -53,10 +59,13 @@ pub use config::EngineConfig;
 pub use engine::{Engine, EngineStats};
 pub use event::{Action, Event};
 pub use feedback::{Feedback, FeedbackAction, FeedbackError, FeedbackRecord};
+pub use population::Population;
 pub use registry::Registry;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_budget;
 #[cfg(test)]
 mod tests_depth;
 #[cfg(test)]

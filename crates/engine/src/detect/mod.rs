@@ -14,6 +14,8 @@
 //! [`Cx::observe`] is the order in which one event goes through all of them.
 
 mod caps;
+mod exact;
+mod keys;
 mod learned;
 pub(crate) mod level;
 mod rules;
@@ -21,6 +23,7 @@ mod spike;
 pub(crate) mod sustained;
 
 use crate::alert::Outputs;
+use crate::budget::AlertBudget;
 use crate::config::EngineConfig;
 use crate::engine::EngineStats;
 use crate::episodes::close_episodes;
@@ -37,6 +40,8 @@ pub(crate) struct Cx<'a, 'o> {
     pub(crate) out: &'o mut Outputs,
     pub(crate) stats: &'a mut EngineStats,
     pub(crate) feedback: &'a FeedbackState,
+    /// Alerts per kind and window across integrations (`budget.rs`).
+    pub(crate) budget: &'a mut AlertBudget,
     /// The event's time is beyond `max_future_skew` of the stream time (or,
     /// for a new integration, before it): the rule detectors judge it, but
     /// it is never counted into a bucket and never moves the watermark.

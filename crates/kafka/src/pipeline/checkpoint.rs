@@ -46,6 +46,9 @@ impl Pipeline {
                     return;
                 }
             };
+            // `max_integrations` bounds the process, not each partition.
+            let mut engine = engine;
+            engine.join_population(&self.population);
             // Once per assignment, not per batch: this walks the state.
             let stats = engine.stats();
             let saved = (skip_below >= 0).then_some(skip_below);

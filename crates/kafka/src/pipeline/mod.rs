@@ -231,6 +231,7 @@ pub async fn run(
         workers,
         formats,
         seed_engine,
+        population: tripline_engine::Population::new(),
     };
     let mut stopper = Stopper::new(shutdown, p.settings.shutdown_deadline());
     let mut rx = rx;
@@ -373,6 +374,9 @@ struct Pipeline {
     seed_engine: Option<Arc<Mutex<Engine>>>,
     /// Threads the engines of one batch are spread over.
     workers: usize,
+    /// Integrations tracked by every partition's engine together: the
+    /// scope of `max_integrations` (`tripline_engine::population`).
+    population: tripline_engine::Population,
 }
 
 impl Pipeline {
