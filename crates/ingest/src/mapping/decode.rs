@@ -3,7 +3,7 @@
 //!
 //! - JSON: the profile's RFC 6901 pointers are compiled into a [`Trie`]; one
 //!   serde pass walks the document, descends only into keys on some pointer
-//!   and skips the rest (`IgnoredAny`). Strings borrow from the input unless
+//!   and skips the rest ([`Skip`], which allocates nothing). Strings borrow from the input unless
 //!   they contain escapes — the same rule as the canonical `parse_event`.
 //!   A pointer step that names a key where the document has an array reads
 //!   an OTLP-style attribute list: `/attributes/http.request.method` finds
@@ -47,7 +47,7 @@ macro_rules! skip_all_but_maps {
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            while seq.next_element_seed(Skip)?.is_some() {}
             Ok(())
         }
     };
@@ -331,32 +331,11 @@ impl<'de> Visitor<'de> for Skip {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    skip_all_but_maps!();
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while map.next_key::<IgnoredAny>()?.is_some() {
             map.next_value_seed(Skip)?;
         }
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Skip)?.is_some() {}
         Ok(())
     }
 }
@@ -476,9 +455,7 @@ impl<'de> Visitor<'de> for RawSeed<'_, '_, 'de> {
                     node: c,
                     found: &mut *found,
                 })?,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                None => map.next_value_seed(Skip)?,
             }
         }
         Ok(())
