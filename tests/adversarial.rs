@@ -9,8 +9,10 @@
 //! Attacks covered here are the input attacks fixed on main: control
 //! characters and look-alikes in ids, huge lines, a BOM, top-level arrays,
 //! `u64` records, oversize ids, invalid JSON and invalid UTF-8 floods,
-//! deep nesting. The event-time, cap, quadratic-cost and flood-budget
-//! attacks have their tests beside their fixes (`crates/engine/src/tests_hostile.rs`).
+//! deep nesting — and, end to end, the event-time attacks (one event dated
+//! 9999, one dated 2030 on a live integration, 1970 copies of live events)
+//! and a flood of new ids (alert budget). Their mechanisms are tested beside
+//! their fixes (`crates/engine/src/tests_hostile.rs`, `tests_budget.rs`).
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -148,15 +150,51 @@ fn assert_same_alerts(run: &Run, hostile_ids: &dyn Fn(&str) -> bool) {
         .iter()
         .filter(|a| !hostile_ids(a["integration_id"].as_str().unwrap()))
         .collect();
+    let show = |v: &[&Value], w: &[&Value]| -> Vec<String> {
+        v.iter()
+            .filter(|a| !w.iter().any(|b| b["id"] == a["id"]))
+            .map(|a| {
+                format!(
+                    "{} {} {} {}",
+                    a["kind"], a["integration_id"], a["detected_at"], a["summary"]
+                )
+            })
+            .collect()
+    };
+    let base_refs: Vec<&Value> = base.iter().collect();
     assert_eq!(
         own.len(),
         base.len(),
-        "alerts on the stream's integrations changed:\n{}",
+        "alerts on the stream's integrations changed:\nmissing {:#?}\nextra {:#?}\n{}",
+        show(&base_refs, &own),
+        show(&own, &base_refs),
         run.stderr
     );
     for (a, b) in own.iter().zip(base) {
         assert_eq!(*a, b);
     }
+}
+
+/// As [`assert_same_alerts`] for hostile events that are *valid events of
+/// the stream's own integrations* (forged times): they are counted into the
+/// integration's lifetime totals (calls, records per call), so scores and
+/// expectations (and the figures quoted in summaries: per-call caps follow
+/// the lifetime mean) may move in their last digit; the alerts themselves —
+/// ids, kinds, integrations, detection times — must not.
+fn assert_same_alert_identities(run: &Run, forged: &dyn Fn(&Value) -> bool) {
+    let key = |a: &Value| {
+        ["id", "kind", "integration_id", "detected_at"]
+            .map(|f| a[f].to_string())
+            .join(" ")
+    };
+    let got: Vec<String> = run.alerts.iter().filter(|a| !forged(a)).map(key).collect();
+    let want: Vec<String> = clean().alerts.iter().map(key).collect();
+    let missing: Vec<&String> = want.iter().filter(|k| !got.contains(k)).collect();
+    let extra: Vec<&String> = got.iter().filter(|k| !want.contains(k)).collect();
+    assert!(
+        got == want,
+        "alerts changed:\nmissing {missing:#?}\nextra {extra:#?}"
+    );
 }
 
 fn rejected(run: &Run, reason: &str) -> u64 {
@@ -317,4 +355,139 @@ fn deep_nesting_is_rejected_and_changes_no_alert() {
         "{:?}",
         run.rejected
     );
+}
+
+// ---- event time and floods, end to end -----------------------------------
+
+/// Line `i` of the stream as JSON.
+fn line(i: usize) -> Value {
+    serde_json::from_slice(&stream().lines[i]).unwrap_or(Value::Null)
+}
+
+/// Index of the first valid line of the stream from `from` on.
+fn valid_from(from: usize) -> usize {
+    (from..stream().lines.len())
+        .find(|&i| line(i)["integration_id"].is_string() && line(i)["ts"].is_i64())
+        .unwrap()
+}
+
+#[test]
+fn one_event_dated_9999_from_a_new_id_changes_no_alert() {
+    let at = stream().lines.len() / 3;
+    let forged = event_at(0, "forged-9999", "");
+    let forged = String::from_utf8(forged)
+        .unwrap()
+        .replacen(
+            &format!("\"ts\":{}", tripline_sim::DEFAULT_START_MS),
+            "\"ts\":253402214400000",
+            1,
+        )
+        .into_bytes();
+    let run = replay(b"", &|i| {
+        if i == at {
+            vec![forged.clone()]
+        } else {
+            Vec::new()
+        }
+    });
+    assert_same_alerts(&run, &|id| id == "forged-9999");
+}
+
+#[test]
+fn one_event_dated_2030_on_a_live_integration_changes_no_alert() {
+    // A copy of a real line of a stream integration, dated 2030.
+    let at = valid_from(stream().lines.len() / 2);
+    let mut forged = line(at);
+    forged["ts"] = Value::from(1_893_456_000_000i64);
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let run = replay(b"", &|i| {
+        if i == at + 1 {
+            vec![forged.clone()]
+        } else {
+            Vec::new()
+        }
+    });
+    // The forged event itself may fire (by design, a forged date can only
+    // make alerts fire: here its key looks dormant for 3 years); nothing
+    // else may change.
+    assert_same_alert_identities(&run, &|a| a["detected_at"] == "2030-01-01T00:00:00.000Z");
+}
+
+#[test]
+fn copies_of_live_events_dated_1970_change_no_alert() {
+    // Every 400th line again, dated a whole number of weeks back into 1970
+    // (same hour of the week, so only the year is hostile); not before the
+    // stream's first event (see the ignored test below).
+    const WEEK: i64 = 7 * 86_400_000;
+    let run = replay(b"", &|i| {
+        if i == 0 || i % 400 != 0 {
+            return Vec::new();
+        }
+        let mut v = line(valid_from(i - 1));
+        let ts = v["ts"].as_i64().unwrap();
+        v["ts"] = Value::from(ts - (ts - 1_000_000_000) / WEEK * WEEK);
+        vec![serde_json::to_vec(&v).unwrap()]
+    });
+    assert_same_alert_identities(&run, &|_| false);
+}
+
+#[test]
+fn a_flood_of_new_ids_pages_the_budget_and_changes_no_alert() {
+    // 3,000 new ids in one minute of the stream, a third of the way in.
+    let at = stream().lines.len() / 3;
+    let n = valid_from(at);
+    let ts = line(n)["ts"].as_i64().unwrap();
+    let run = replay(b"", &|i| {
+        if i != n {
+            return Vec::new();
+        }
+        (0..3_000)
+            .map(|k| {
+                format!(
+                    r#"{{"ts":{},"integration_id":"flood-{k:05}","resource":"contacts","method":"GET","status":200}}"#,
+                    ts + k as i64 * 20
+                )
+                .into_bytes()
+            })
+            .collect()
+    });
+    let flood = |id: &str| id.starts_with("flood-") || id == "*";
+    assert_same_alerts(&run, &flood);
+    let pages: Vec<&Value> = run
+        .alerts
+        .iter()
+        .filter(|a| flood(a["integration_id"].as_str().unwrap()))
+        .collect();
+    assert!(
+        pages.len() <= 22,
+        "{} pages for a 3,000-id flood (budget 20, then aggregates)",
+        pages.len()
+    );
+    let folded: u64 = pages
+        .iter()
+        .filter_map(|a| a["evidence"]["alerts_folded"].as_u64())
+        .sum();
+    let single = pages.iter().filter(|a| a["integration_id"] != "*").count() as u64;
+    assert_eq!(single + folded, 3_000, "every new id is accounted for");
+}
+
+/// Known residual (issue 16, found by this suite): a 1970 event placed
+/// *before a partition's first event* sets the partition's stream time (there
+/// is nothing to bound it against yet), so the honest stream that follows is
+/// a confirmed jump for every integration, the forged event's integration
+/// keeps a 1970 first event (learning skipped, a 56-year dormancy alert), and
+/// 6 false `dormant_reactivated`/`new_data_type` alerts appear while call
+/// spikes are missed. Needs a stream time that is confirmed before it is
+/// trusted; not fixed yet.
+#[test]
+#[ignore = "known residual: a forged first event of a partition sets its stream time"]
+fn a_1970_event_before_the_streams_first_event_changes_no_alert() {
+    const WEEK: i64 = 7 * 86_400_000;
+    let mut v = line(valid_from(0));
+    let ts = v["ts"].as_i64().unwrap();
+    v["ts"] = Value::from(ts - (ts - 1_000_000_000) / WEEK * WEEK);
+    let mut prefix = serde_json::to_vec(&v).unwrap();
+    prefix.push(b'\n');
+    let run = replay(&prefix, &|_| Vec::new());
+    assert_same_alerts(&run, &|_| false);
 }

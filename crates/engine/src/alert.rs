@@ -282,18 +282,12 @@ mod tests {
         let mut out = Outputs::default();
         let hostile = "x\u{1b}[2J\u{1b}]0;title\u{7}\r\u{8}\0\u{202e}\nmailchimp\u{200b}-sync";
         engine.process(
-            &Event {
-                ts_ms: 1_764_424_992_345,
-                integration_id: hostile,
-                resource: "contacts\u{1b}[31m",
-                action: Action::Read,
-                status: 200,
-                key_id: None,
-                principal: None,
-                records: 1,
-                bytes: 0,
-                source_ip: None,
-            },
+            &Event::new(
+                1_764_424_992_345,
+                hostile,
+                "contacts\u{1b}[31m",
+                Action::Read,
+            ),
             &mut out,
         );
         assert!(!out.alerts.is_empty());

@@ -2,7 +2,10 @@
 //!
 //! Episodes bound alerts per integration and subject; nothing bounded them
 //! across integrations, so 1M distinct unregistered ids raised 1M
-//! `unknown_integration` pages. Per engine (partition) and per kind, at most
+//! `unknown_integration` pages. Budgets apply to alerts about *unregistered*
+//! integrations (whose number the attacker controls); registered ones are
+//! bounded by the registry and `max_open_episodes`, and a junk flood cannot
+//! spend a budget their alerts need. Per engine (partition) and per kind, at most
 //! `alert_budget.per_kind` alerts (or the kind's own figure in
 //! `alert_budget.kinds`) go out per window of `alert_budget.window_minutes`
 //! of stream time. Past it, a would-be alert opens its episode as usual (so

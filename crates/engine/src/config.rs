@@ -285,12 +285,25 @@ pub struct SustainedConfig {
     /// Keys carrying more than this share of their integration's calls are
     /// left to the integration-level statistic (they are the integration).
     pub key_share_max: f64,
+    /// The exact window test on calls (`detect/exact.rs`): the window the
+    /// statistic selected also fires when its negative-binomial upper tail,
+    /// times the number of window lengths it was chosen from, is below this.
+    /// 0 switches the exact test off.
+    pub exact_p_value: f64,
 }
 
 /// Why 4: the benign shifts a CRM integration shows for hours (x1.3-1.8:
 /// campaigns, catch-up after an outage, rollouts) stay below the break-even
 /// ratio 2.16, while a leaked key used at 3x or more accumulates.
 pub const DEFAULT_SUSTAINED_RATIO: f64 = 4.0;
+
+/// Why 1e-7: the exact test looks at most once per bucket and series
+/// while a window is above the break-even ratio; 100 integration-days hold
+/// 144,000 one-minute buckets, so a true tail below 1e-7 (after the scan
+/// correction) leaves about 0.01 false alerts per 100 integration-days to
+/// noise, the rest of the 0.5 budget to model error (which the level
+/// variance in the count model is there to absorb).
+pub const DEFAULT_EXACT_P_VALUE: f64 = 1e-7;
 
 impl Default for SustainedConfig {
     fn default() -> Self {
@@ -301,6 +314,7 @@ impl Default for SustainedConfig {
             calls: true,
             per_key: true,
             key_share_max: 0.9,
+            exact_p_value: DEFAULT_EXACT_P_VALUE,
         }
     }
 }
@@ -518,6 +532,12 @@ impl EngineConfig {
             p.push(format!(
                 "detectors.sustained.p_value = {}: must be in (0, 0.5)",
                 su.p_value
+            ));
+        }
+        if !(su.exact_p_value >= 0.0 && su.exact_p_value < 0.5) {
+            p.push(format!(
+                "detectors.sustained.exact_p_value = {}: must be in [0, 0.5)",
+                su.exact_p_value
             ));
         }
         if !(su.key_share_max > 0.0 && su.key_share_max <= 1.0) {

@@ -220,18 +220,7 @@ mod tests {
         let mut engine = Engine::new(EngineConfig::default(), Some(reg));
         let mut out = Outputs::default();
         engine.process(
-            &Event {
-                ts_ms: 1_764_424_992_345,
-                integration_id: id,
-                resource: "contacts",
-                action: Action::Read,
-                status: 200,
-                key_id: None,
-                principal: None,
-                records: 1,
-                bytes: 0,
-                source_ip: None,
-            },
+            &Event::new(1_764_424_992_345, id, "contacts", Action::Read),
             &mut out,
         );
         let mut unknown: Vec<_> = out

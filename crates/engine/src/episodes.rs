@@ -12,8 +12,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{alert_id, Alert, AlertKind, Evidence, Outputs, Resolved, Severity};
+use crate::budget::AlertBudget;
 use crate::config::EngineConfig;
 use crate::detect::Cx;
+use crate::engine::EngineStats;
 use crate::event::Event;
 use crate::state::IntegrationState;
 
@@ -71,6 +73,27 @@ pub(crate) struct Finding<'a> {
     pub(crate) evidence: Evidence,
 }
 
+/// A repeat of an open episode (its own subject within the cooldown, or a
+/// further subject folded into its kind's aggregate): counted into it, and
+/// into the alert budget when the episode is budgeted.
+fn fold_repeat(
+    e: &mut Episode,
+    stats: &mut EngineStats,
+    budget: &mut AlertBudget,
+    integration: &str,
+    calls: u64,
+    ts: i64,
+    score: f64,
+) {
+    e.last_seen = e.last_seen.max(ts);
+    e.folded += 1;
+    e.score = e.score.max(score);
+    stats.folded += 1;
+    if e.budgeted {
+        budget.call(e.kind, integration, calls);
+    }
+}
+
 impl Cx<'_, '_> {
     /// Handles a finding of `kind` about `subject` without building it, if it
     /// can be: analyst feedback makes it expected (until its event-time
@@ -107,13 +130,15 @@ impl Cx<'_, '_> {
             .find(|e| e.kind == kind && subject_is(&e.subject, subject))
         {
             Some(e) if ts - e.last_alert < cooldown => {
-                e.last_seen = e.last_seen.max(ts);
-                e.folded += 1;
-                e.score = e.score.max(score);
-                self.stats.folded += 1;
-                if e.budgeted {
-                    self.budget.call(kind, ev.integration_id, st.events);
-                }
+                fold_repeat(
+                    e,
+                    self.stats,
+                    self.budget,
+                    ev.integration_id,
+                    st.events,
+                    ts,
+                    score,
+                );
                 true
             }
             Some(_) => false,
@@ -126,13 +151,15 @@ impl Cx<'_, '_> {
                     .find(|e| e.kind == kind && &*e.subject == AGGREGATE)
                 {
                     Some(e) => {
-                        e.last_seen = e.last_seen.max(ts);
-                        e.folded += 1;
-                        e.score = e.score.max(score);
-                        self.stats.folded += 1;
-                        if e.budgeted {
-                            self.budget.call(kind, ev.integration_id, st.events);
-                        }
+                        fold_repeat(
+                            e,
+                            self.stats,
+                            self.budget,
+                            ev.integration_id,
+                            st.events,
+                            ts,
+                            score,
+                        );
                         true
                     }
                     None => false,
@@ -189,7 +216,10 @@ impl Cx<'_, '_> {
         };
         // Past the kind's alert budget the episode opens as usual (its
         // repeats fold) but its alert folds into the window's aggregate.
-        let budgeted = !self.budget.admit(self.cfg, f.kind);
+        // Registered integrations are exempt: their number is the
+        // registry's, not an attacker's, and a flood of junk must not spend
+        // the budget that their alerts would need.
+        let budgeted = !st.registered && !self.budget.admit(self.cfg, f.kind);
         st.episodes.push(Episode {
             kind: f.kind,
             subject: f.subject.into(),

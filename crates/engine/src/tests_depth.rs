@@ -377,3 +377,39 @@ fn five_times_the_bytes_per_record_at_normal_calls_and_records_is_a_sustained_vo
     );
     assert!(v[0].detected_at < a + HOUR_MS, "{:?}", v[0]);
 }
+
+#[test]
+fn three_times_the_rate_for_ten_minutes_fires_on_the_exact_tail_the_cusum_misses() {
+    // 120 calls an hour (2 a minute), then 6 a minute for ten minutes: 60
+    // calls against 20. The k = 4 CUSUM collects ≈ 23 nats over the window
+    // against a threshold of ≈ 20.7 × its level factor; no minute is over
+    // the one-bucket floors. The exact tail is ≈ 1e-13.
+    let a = t0() + ANOMALY;
+    let mut found = Vec::new();
+    for exact_p_value in [crate::config::DEFAULT_EXACT_P_VALUE, 0.0] {
+        let mut cfg = EngineConfig::default();
+        cfg.detectors.sustained.exact_p_value = exact_p_value;
+        let mut e = Engine::new(cfg, None);
+        let mut calls = learned(120.0);
+        calls.extend(even(a, a + 10 * MINUTE_MS, 240.0));
+        let alerts = run(&mut e, "medium", &mut calls);
+        let spikes: Vec<Alert> = of(&alerts, AlertKind::CallSpike)
+            .into_iter()
+            .cloned()
+            .collect();
+        found.push(spikes);
+    }
+    let with = &found[0];
+    assert_eq!(with.len(), 1, "{with:#?}");
+    let s = &with[0];
+    assert!(
+        s.detected_at >= a && s.detected_at < a + 15 * MINUTE_MS,
+        "{s:?}"
+    );
+    assert_eq!(
+        s.evidence.get("test"),
+        Some(&crate::alert::EvidenceValue::Str("exact_tail".into())),
+        "{s:?}"
+    );
+    assert!(found[1].is_empty(), "the CUSUM alone: {:#?}", found[1]);
+}

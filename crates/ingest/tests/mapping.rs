@@ -152,3 +152,40 @@ fn keyed_hashing_reads_its_key_from_a_file_and_never_emits_the_secret() {
     assert_eq!(outcomes(&f, input), r);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn message_paths_read_the_envelope_around_each_record() {
+    // `$/logGroup` (no `*`): the CloudWatch envelope's log group, for every
+    // record of the message; the record's own tenant would win.
+    let m = mapping_from_str(
+        "extends = \"aws-apigateway\"\nname = \"cw\"\n[fields.tenant]\npath = [\"/stage\", \"$/logGroup\"]\n",
+        None,
+        "test",
+    )
+    .unwrap();
+    let format = Format::Mapped(std::sync::Arc::new(m));
+    let rec = r#"{\"requestTimeEpoch\":1764425000000,\"apiKeyId\":\"k1\",\"httpMethod\":\"GET\",\"path\":\"/crm/v3/objects/contacts\",\"status\":\"200\"}"#;
+    let msg = format!(
+        r#"{{"messageType":"DATA_MESSAGE","logGroup":"api-gw/prod","logEvents":[{{"id":"1","message":"{rec}"}},{{"id":"2","message":"{rec}"}}]}}"#
+    );
+    let r = outcomes(&format, msg.as_bytes());
+    assert_eq!(r.len(), 2);
+    for e in &r {
+        assert!(
+            e.as_ref().unwrap().contains(r#""tenant":"api-gw/prod""#),
+            "{e:?}"
+        );
+    }
+    // A `*` step that is not one of the roots' is refused when compiling.
+    let err = mapping_from_str(
+        "extends = \"otel-http\"\nname = \"o\"\n[fields.tenant]\npath = \"$/resourceMetrics/*/resource/attributes/x\"\n",
+        None,
+        "test",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`*` steps must be those of a root"),
+        "{err}"
+    );
+}

@@ -96,6 +96,66 @@ impl LevelVar {
     }
 }
 
+/// The level at the ten-minute scale (16 bytes): bursts of a few minutes
+/// (an automation run, a sync catching up) that the hourly level averages
+/// away. Each closed block of ten minutes of calls gives a sample of `v` as
+/// an hour does; the exact window test (`detect/exact.rs`) uses it for
+/// windows of about that length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShortLevel {
+    pub(crate) var: LevelVar,
+    /// The block being summed is the one of the last bucket added (the
+    /// caller passes that bucket's end): no field for it.
+    observed: f32,
+    expected: f32,
+}
+
+/// The short scale's block length.
+pub(crate) const SHORT_BLOCK_MS: i64 = 10 * 60 * 1000;
+
+impl ShortLevel {
+    /// Adds a closed bucket starting at `t` (`observed` calls against
+    /// `expected`) after `quiet_expected` of expectation in the quiet
+    /// buckets before it; `prev_end` is the end of the bucket added before
+    /// it (0: none). Closes the previous block when `t` is in a new one.
+    pub(crate) fn add(
+        &mut self,
+        t: i64,
+        prev_end: i64,
+        observed: f64,
+        expected: f64,
+        quiet_expected: f64,
+        phi: f64,
+    ) {
+        // The quiet buckets are counted in the block they end (a silence
+        // spanning blocks makes that block look low: more variance, never less).
+        self.expected += quiet_expected as f32;
+        let block = t.div_euclid(SHORT_BLOCK_MS);
+        let prev = (prev_end - 1).div_euclid(SHORT_BLOCK_MS);
+        if prev_end <= 0 || block != prev {
+            if prev_end > 0 {
+                self.var
+                    .observe(f64::from(self.observed), f64::from(self.expected), phi);
+            }
+            self.observed = 0.0;
+            self.expected = 0.0;
+        }
+        self.observed += observed as f32;
+        self.expected += expected as f32;
+    }
+
+    /// The extra relative variance of a window `minutes` long beyond the
+    /// hourly level's `v_hour`: the ten-minute excess, averaged over the
+    /// window's independent blocks (none when nothing was learned).
+    pub(crate) fn excess(&self, v_hour: f64, minutes: f64) -> f64 {
+        if self.var.den <= 0.0 {
+            return 0.0;
+        }
+        let blocks = (minutes / 10.0).max(1.0);
+        (self.var.variance() - v_hour).max(0.0) / blocks
+    }
+}
+
 /// The factor by which the CUSUM threshold is raised for a window expecting
 /// `window_expected` counts, at dispersion `phi` and level variance `v`.
 pub(crate) fn threshold_factor(v: f64, window_expected: f64, phi: f64) -> f64 {

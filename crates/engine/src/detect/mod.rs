@@ -14,6 +14,8 @@
 //! [`Cx::observe`] is the order in which one event goes through all of them.
 
 mod caps;
+mod exact;
+mod keys;
 mod learned;
 pub(crate) mod level;
 mod rules;

@@ -23,7 +23,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::level::{threshold_factor, LevelVar};
+use super::exact::{
+    break_even, glr_needed, window_dispersion, window_nats, MIN_EXACT_COUNT, MIN_EXACT_EXPECTED,
+};
+pub use super::keys::KeyWatch;
+use super::level::{threshold_factor, LevelVar, ShortLevel};
 use super::{fmt1, Cx};
 use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
 use crate::buckets::{Bucket, CALLS, ERRORS, RECORDS};
@@ -40,9 +44,7 @@ pub(crate) const BYTES: usize = 3;
 pub(crate) const SHIFT_SERIES: usize = 4;
 /// A gap without buckets longer than this restarts the statistics (the
 /// silence is its own signal: dormancy).
-const MAX_QUIET_MS: i64 = 6 * HOUR_MS;
-/// Time constant of a key's recent share of its integration's calls.
-const SHARE_TAU_MINUTES: f64 = 2.0 * 24.0 * 60.0;
+pub(crate) const MAX_QUIET_MS: i64 = 6 * HOUR_MS;
 
 /// A silence this long makes the baselines stale (the hours of silence were
 /// folded in as zeros): the sustained statistics re-learn for a learning
@@ -66,41 +68,22 @@ pub struct Shifts {
     /// End of the last bucket stepped into the statistics.
     stepped_to: i64,
     /// The integration's recent call count (decayed, see [`KeyWatch`]).
-    recent_calls: f32,
-    /// Minute (epoch minutes) `recent_calls` is decayed to.
-    recent_minute: i64,
+    pub(crate) recent_calls: f32,
+    /// Minute (epoch minutes; an i32 lasts until the year 6053)
+    /// `recent_calls` is decayed to.
+    pub(crate) recent_minute: i32,
     /// After a long silence: no sustained alert before this time.
-    relearn_until: i64,
+    pub(crate) relearn_until: i64,
     /// How far the hourly call level strays from its slot means.
     #[serde(default)]
     pub(crate) level: LevelVar,
-}
-
-/// Per-key sustained-shift state (≈ 48 bytes).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct KeyWatch {
-    cusum: Cusum,
-    /// The key's recent call count, decayed with a two-day time constant:
-    /// its share of the integration's calls follows key rotation.
-    recent: f32,
-    /// Expected calls of the key in `minute` (its share of the baseline).
-    mu: f32,
-    /// Minute being counted (epoch minutes), and its calls so far.
-    minute: i64,
-    minute_calls: u32,
-    /// Whether the statistic fired during `minute` (no second look in it).
-    alarmed: bool,
-}
-
-fn decay(v: f32, from: i64, to: i64) -> f32 {
-    if to <= from {
-        return v;
-    }
-    (f64::from(v) * (-((to - from) as f64) / SHARE_TAU_MINUTES).exp()) as f32
+    /// The same at the ten-minute scale (the exact test's short windows).
+    #[serde(default)]
+    pub(crate) short: ShortLevel,
 }
 
 /// "Tue 13:12–14:05" (UTC), or with the first day when it spans days.
-fn span_label(a: i64, b: i64) -> String {
+pub(crate) fn span_label(a: i64, b: i64) -> String {
     const WD: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     let hm = |t: i64| {
         let s = format_rfc3339(t);
@@ -116,7 +99,7 @@ fn span_label(a: i64, b: i64) -> String {
 }
 
 impl Cx<'_, '_> {
-    fn shift_params(&self) -> CusumParams {
+    pub(crate) fn shift_params(&self) -> CusumParams {
         let d = &self.cfg.detectors.sustained;
         CusumParams::new(d.ratio, d.p_value)
     }
@@ -186,20 +169,80 @@ impl Cx<'_, '_> {
         }
     }
 
-    /// Sum of the increments of the open buckets other than `skip`, and the
-    /// expected count of every open bucket (`skip` included).
-    fn open_sums(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> (f64, f64) {
+    /// Sum of the increments and of the counts of the open buckets other
+    /// than `skip`, and the expected count of every open bucket (`skip`
+    /// included).
+    fn open_sums(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> (f64, f64, f64) {
         let p = self.shift_params();
-        let (mut inc, mut expected) = (0.0, 0.0);
+        let (mut inc, mut observed, mut expected) = (0.0, 0.0, 0.0);
         for (i, b) in st.buckets.iter().enumerate() {
             if let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
                 expected += mu;
                 if Some(i) != skip {
-                    inc += p.increment(Self::bucket_count(b, s) as f64, mu, phi);
+                    let x = Self::bucket_count(b, s) as f64;
+                    inc += p.increment(x, mu, phi);
+                    observed += x;
                 }
             }
         }
-        (inc, expected)
+        (inc, observed, expected)
+    }
+
+    /// The relative level variance `v` of calls for a bucket expecting `mu`
+    /// ([`super::level`]).
+    fn call_level_var(&self, st: &IntegrationState, mu: f64) -> f64 {
+        let per_hour = (HOUR_MS / self.cfg.bucket_ms().max(1)) as f64;
+        st.shifts
+            .level
+            .slot_variance(mu * per_hour, st.baselines[CALLS].weeks())
+    }
+
+    /// The relative level variance of a window of calls `minutes` long
+    /// ending in a bucket expecting `mu`: the hourly level's, plus the
+    /// ten-minute scale's excess for short windows.
+    pub(crate) fn window_var(&self, st: &IntegrationState, mu: f64, minutes: f64) -> f64 {
+        let v = self.call_level_var(st, mu);
+        v + st.shifts.short.excess(st.shifts.level.variance(), minutes)
+    }
+
+    /// Whether the exact test may judge a window ending at `t`: once the
+    /// level model has had a week of predicted hours (a level variance
+    /// from a handful of hours is not one a tail can rest on).
+    pub(crate) fn exact_ready(&self, st: &IntegrationState, t: i64) -> bool {
+        t - st.first_seen >= 2 * self.cfg.learning_ms()
+    }
+
+    /// The exact test's threshold in nats (infinite when it is off).
+    pub(crate) fn exact_h(&self) -> f64 {
+        let p = self.cfg.detectors.sustained.exact_p_value;
+        if p > 0.0 && p < 1.0 {
+            -p.ln()
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// How many more calls the window needs before the exact test
+    /// ([`super::exact`]) must look at it: `o_prev` calls so far against
+    /// `m` expected (this bucket's `mu` included).
+    fn exact_needed(
+        &self,
+        st: &IntegrationState,
+        mu: f64,
+        phi: f64,
+        o_prev: f64,
+        m: f64,
+        minutes: f64,
+    ) -> f64 {
+        let h = self.exact_h();
+        if !h.is_finite() || m < MIN_EXACT_EXPECTED || !self.exact_ready(st, st.watermark) {
+            return f64::INFINITY;
+        }
+        let d = window_dispersion(m, phi, self.window_var(st, mu, minutes));
+        let target = glr_needed(m, d, h)
+            .max(break_even(&self.shift_params()) * m)
+            .max(MIN_EXACT_COUNT);
+        target - o_prev
     }
 
     /// The threshold factor of series `s` for a window expecting
@@ -217,12 +260,7 @@ impl Cx<'_, '_> {
         if s != CALLS {
             return 1.0;
         }
-        let per_hour = (HOUR_MS / self.cfg.bucket_ms().max(1)) as f64;
-        let v = st
-            .shifts
-            .level
-            .slot_variance(mu * per_hour, st.baselines[CALLS].weeks());
-        threshold_factor(v, window_expected, phi)
+        threshold_factor(self.call_level_var(st, mu), window_expected, phi)
     }
 
     /// The count of series `s` in the bucket at `idx` at which the
@@ -238,11 +276,24 @@ impl Cx<'_, '_> {
             return u64::MAX;
         };
         let mut p = self.shift_params();
-        let (others, open_expected) = self.open_sums(st, s, Some(idx));
+        let (others, others_observed, open_expected) = self.open_sums(st, s, Some(idx));
         let c = &st.shifts.cusum[s];
         let stat = f64::from(c.stat) + others;
-        p.h *= self.level_factor(st, s, mu, f64::from(c.expected) + open_expected, phi);
-        let need = p.needed(stat, mu, phi).ceil().max(1.0);
+        let window_expected = f64::from(c.expected) + open_expected;
+        p.h *= self.level_factor(st, s, mu, window_expected, phi);
+        let mut need = p.needed(stat, mu, phi);
+        if s == CALLS && (c.stat > 0.0 || others > 0.0) {
+            // The exact test judges windows that reach back before this bucket.
+            let o_prev = f64::from(c.observed) + others_observed;
+            let from = if c.stat > 0.0 {
+                c.run_start
+            } else {
+                b.start_ms
+            };
+            let minutes = ((b.start_ms - from) as f64 / MINUTE_MS as f64 + 1.0).max(1.0);
+            need = need.min(self.exact_needed(st, mu, phi, o_prev, window_expected, minutes));
+        }
+        let need = need.ceil().max(1.0);
         if need.is_finite() && need < u64::MAX as f64 {
             need as u64
         } else {
@@ -271,6 +322,22 @@ impl Cx<'_, '_> {
             *q = self
                 .shift_expected(st, s, b.start_ms, 0)
                 .map_or(0.0, |x| x.0);
+        }
+        if let Some((mu, phi)) = self.shift_expected(st, CALLS, b.start_ms, 0) {
+            let quiet_n = (quiet_ms.max(0) / bucket_ms) as f64;
+            let quiet_mu = quiet.get(CALLS).copied().unwrap_or(mu);
+            st.shifts.short.add(
+                b.start_ms,
+                st.shifts.stepped_to,
+                Self::bucket_count(b, CALLS) as f64,
+                mu,
+                if st.shifts.stepped_to > 0 && quiet_ms <= MAX_QUIET_MS {
+                    quiet_n * quiet_mu
+                } else {
+                    0.0
+                },
+                phi,
+            );
         }
         for s in 0..SHIFT_SERIES {
             let expected = if restart {
@@ -332,9 +399,10 @@ impl Cx<'_, '_> {
             return;
         };
         let x = Self::bucket_count(b, s) as f64;
-        let (others, open_expected) = self.open_sums(st, s, Some(idx));
+        let (others, others_observed, open_expected) = self.open_sums(st, s, Some(idx));
         let c = st.shifts.cusum[s];
-        let level = self.level_factor(st, s, mu, f64::from(c.expected) + open_expected, phi);
+        let window_expected = f64::from(c.expected) + open_expected;
+        let level = self.level_factor(st, s, mu, window_expected, phi);
         let stat = (f64::from(c.stat) + others + p.increment(x, mu, phi)).max(0.0);
         // A shift seen in this bucket alone is the one-bucket detector's
         // (with its own excess and ratio floors): sustained means the window
@@ -346,16 +414,55 @@ impl Cx<'_, '_> {
             RECORDS | BYTES => AlertKind::VolumeSpike,
             _ => AlertKind::ErrorBurst,
         };
-        let mut p = p;
-        p.h *= level;
+        let mut fb = 1.0;
         if !self.feedback.is_empty() {
-            p.h *= self
+            fb = self
                 .feedback
                 .threshold_factor(ev.integration_id, kind, ev.ts_ms)
                 .max(1.0);
         }
-        if stat < p.h || !earlier {
-            let need = p.needed(f64::from(c.stat) + others, mu, phi).ceil();
+        let mut p = p;
+        p.h *= level * fb;
+        // The window the statistic selected: the closed run plus every open
+        // bucket.
+        let bucket_ms = self.cfg.bucket_ms();
+        let mut first_open = i64::MAX;
+        let mut last_end = start + bucket_ms;
+        for b in &st.buckets {
+            first_open = first_open.min(b.start_ms);
+            last_end = last_end.max(b.start_ms + bucket_ms);
+        }
+        let from = if c.stat > 0.0 {
+            c.run_start
+        } else {
+            first_open
+        };
+        let o_prev = f64::from(c.observed) + others_observed;
+        // The exact test on calls (`detect/exact.rs`).
+        let window_minutes = ((last_end - from) as f64 / MINUTE_MS as f64).max(1.0);
+        let exact = if s == CALLS && earlier && self.exact_ready(st, start) {
+            let v = self.window_var(st, mu, window_minutes);
+            let d = window_dispersion(window_expected, phi, v);
+            let buckets = ((last_end - from) as f64 / bucket_ms.max(1) as f64).max(1.0);
+            window_nats(o_prev + x, window_expected, d, buckets, &p)
+        } else {
+            None
+        };
+        let exact_fires = exact.is_some_and(|n| n >= self.exact_h() * fb);
+        if !exact_fires && (stat < p.h || !earlier) {
+            let mut need = p.needed(f64::from(c.stat) + others, mu, phi);
+            if s == CALLS && earlier {
+                let later = self.exact_needed(st, mu, phi, o_prev, window_expected, window_minutes);
+                // Judged and not enough yet: look again a little later (at
+                // most ~64 more looks per bucket).
+                let later = if exact.is_some() {
+                    later.max(x + 1.0 + x / 64.0)
+                } else {
+                    later
+                };
+                need = need.min(later);
+            }
+            let need = need.ceil();
             let b = &mut st.buckets[idx];
             b.sustain_at[s] = if need.is_finite() && need > x {
                 need as u64
@@ -366,25 +473,8 @@ impl Cx<'_, '_> {
         }
         st.buckets[idx].sustain_at[s] = u64::MAX;
         st.buckets[idx].sustained_fired[s] = true;
-        // The window that fired: the closed run plus every open bucket.
-        let bucket_ms = self.cfg.bucket_ms();
-        let mut observed = f64::from(c.observed);
-        let mut expected = f64::from(c.expected);
-        let mut first_open = i64::MAX;
-        let mut last_end = start + bucket_ms;
-        for b in &st.buckets {
-            if let Some((m, _)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
-                observed += Self::bucket_count(b, s) as f64;
-                expected += m;
-            }
-            first_open = first_open.min(b.start_ms);
-            last_end = last_end.max(b.start_ms + bucket_ms);
-        }
-        let from = if c.stat > 0.0 {
-            c.run_start
-        } else {
-            first_open
-        };
+        let observed = o_prev + x;
+        let expected = window_expected;
         let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
             .round()
             .max(1.0);
@@ -431,10 +521,16 @@ impl Cx<'_, '_> {
                 ),
             ),
         };
-        let tail = (-stat / level).exp();
+        let (test, tail) = match exact {
+            Some(n) if exact_fires && (stat < p.h || n > stat / level) => {
+                ("exact_tail", (-n).exp())
+            }
+            _ => ("cusum", (-stat / level).exp()),
+        };
         let mut evidence = Evidence::new();
         evidence.insert("detector".into(), "sustained".into());
         evidence.insert("series".into(), what.into());
+        evidence.insert("test".into(), test.into());
         evidence.insert("window_minutes".into(), minutes.into());
         evidence.insert("window_label".into(), label.into());
         evidence.insert("window_observed".into(), observed.into());
@@ -459,140 +555,6 @@ impl Cx<'_, '_> {
             score: score_from_p(tail),
             sensitive: false,
             summary,
-            evidence,
-        };
-        self.fire(st, ev, f);
-    }
-
-    /// Per-key calls: the key's count this minute against its share of the
-    /// integration's baseline. Runs for every event with a key that is not late.
-    pub(crate) fn key_shift(&mut self, st: &mut IntegrationState, ev: &Event<'_>, mature: bool) {
-        let Some(k) = ev.key_id else { return };
-        if ev.is_rate_limited() {
-            // As for the integration: the calls the API served.
-            return;
-        }
-        let minute = ev.ts_ms.div_euclid(MINUTE_MS);
-        // The integration's recent calls, decayed to this minute.
-        let sh = &mut st.shifts;
-        sh.recent_calls = decay(sh.recent_calls, sh.recent_minute, minute) + 1.0;
-        sh.recent_minute = sh.recent_minute.max(minute);
-        let total = f64::from(sh.recent_calls);
-        let Some(ki) = st.keys.iter().position(|c| &*c.id == k) else {
-            return;
-        };
-        let p = self.shift_params();
-        let d = &self.cfg.detectors.sustained;
-        let learning = self.cfg.learning_ms();
-        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
-            && ev.ts_ms - st.first_seen >= learning
-            && ev.ts_ms >= st.shifts.relearn_until;
-        let watch_on = d.enabled && d.calls && d.per_key && self.cfg.detectors.call_spike.enabled;
-        let calls_base = {
-            let slot = hour_of_week(ev.ts_ms);
-            let me = is_month_end(ev.ts_ms, self.cfg.month_end_days);
-            st.baselines[CALLS]
-                .expected(slot, me)
-                .map(|m| (m, st.baselines[CALLS].dispersion()))
-        };
-        let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
-        let (level, weeks) = (st.shifts.level, st.baselines[CALLS].weeks());
-        let w = &mut st.keys[ki].watch;
-        w.recent = decay(w.recent, w.minute, minute) + 1.0;
-        if minute > w.minute {
-            // Close the key's previous minute, then its quiet minutes.
-            let gap = minute - w.minute;
-            let phi = calls_base.map_or(1.0, |c| c.1);
-            if w.minute == 0 || gap * MINUTE_MS > MAX_QUIET_MS || w.mu <= 0.0 {
-                w.cusum.reset(minute * MINUTE_MS);
-            } else {
-                let mu = f64::from(w.mu);
-                let t = w.minute * MINUTE_MS;
-                w.cusum
-                    .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
-                if w.alarmed {
-                    // Starts over after an alarm, as for the integration.
-                    w.cusum.reset(t + MINUTE_MS);
-                }
-                w.cusum
-                    .quiet(&p, (gap - 1) as f64, mu, phi, minute * MINUTE_MS);
-            }
-            w.minute = minute;
-            w.minute_calls = 0;
-            w.alarmed = false;
-            let share = (f64::from(w.recent) / total.max(1.0)).min(1.0);
-            w.mu = match calls_base {
-                Some((m, _)) if mature && key_mature => (m / bucket_min * share) as f32,
-                _ => 0.0,
-            };
-        }
-        w.minute_calls = w.minute_calls.saturating_add(1);
-        let share = f64::from(w.recent) / total.max(1.0);
-        // As for the integration: sustained means the window reaches back
-        // before this minute.
-        if !watch_on || w.alarmed || w.cusum.stat <= 0.0 || w.mu <= 0.0 || share > d.key_share_max {
-            return;
-        }
-        let Some((_, phi)) = calls_base else { return };
-        let mu = f64::from(w.mu);
-        let x = f64::from(w.minute_calls);
-        let stat = w.cusum.peek(&p, x, mu, phi);
-        // The key's level is uncertain as its integration's is, and its slot
-        // is learned from its share of the calls only.
-        let lf = threshold_factor(
-            level.slot_variance(mu * 60.0, weeks),
-            f64::from(w.cusum.expected) + mu,
-            phi,
-        );
-        if stat < p.h * lf {
-            return;
-        }
-        let c = w.cusum;
-        let from = if c.stat > 0.0 {
-            c.run_start
-        } else {
-            minute * MINUTE_MS
-        };
-        let observed = f64::from(c.observed) + x;
-        let expected = f64::from(c.expected) + mu;
-        w.alarmed = true;
-        let last_end = (minute + 1) * MINUTE_MS;
-        let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
-            .round()
-            .max(1.0);
-        let label = span_label(from, last_end);
-        let sd = (phi * expected * lf).sqrt();
-        let tail = (-stat / lf).exp();
-        let mut evidence = Evidence::new();
-        evidence.insert("detector".into(), "sustained".into());
-        evidence.insert("series".into(), "calls".into());
-        evidence.insert("key_share".into(), round_sig(share).into());
-        evidence.insert("window_minutes".into(), minutes.into());
-        evidence.insert("window_label".into(), label.clone().into());
-        evidence.insert("window_observed".into(), observed.into());
-        evidence.insert("window_expected".into(), round_sig(expected).into());
-        evidence.insert("cusum_nats".into(), round_sig(stat).into());
-        evidence.insert("tail_probability".into(), EvidenceValue::Num(tail));
-        let subject = format!("key:{k}");
-        let f = Finding {
-            kind: AlertKind::CallSpike,
-            subject: &subject,
-            key_id: Some(k),
-            resource: None,
-            window: (from, last_end),
-            observed: Some(round_sig(observed)),
-            expected: Some(round_sig(expected)),
-            score: score_from_p(tail),
-            sensitive: false,
-            summary: format!(
-                "{}: key {k} made {} calls in the last {} min; its share ({:.0}% of the integration's calls) of the baseline for {label} is {} ± {}",
-                ev.integration_id,
-                fmt1(observed),
-                fmt1(minutes),
-                share * 100.0,
-                fmt1(expected),
-                fmt1(sd)
-            ),
             evidence,
         };
         self.fire(st, ev, f);

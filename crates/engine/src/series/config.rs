@@ -58,6 +58,16 @@ pub const DEFAULT_ALARM_SCORE: f64 = 0.42;
 pub const DEFAULT_REFRACTORY_ROWS: u32 = 100;
 /// Factor applied to scores during the refractory period.
 pub const DEFAULT_REFRACTORY_DAMPING: f64 = 0.0;
+/// A point surprise up to this multiple of what the same time of day
+/// produced on earlier days is a recurrence (0 = off).
+pub const DEFAULT_RECURRENCE_RATIO: f64 = 2.0;
+/// A recurrence's calibrated surprise is multiplied by this.
+pub const DEFAULT_RECURRENCE_DAMPING: f64 = 0.7;
+/// Time-of-day slots of this many minutes (a row looks at its own slot
+/// and the two beside it).
+pub const DEFAULT_RECURRENCE_SLOT_MINUTES: u32 = 60;
+/// What earlier days produced fades by this factor per day.
+pub const DEFAULT_RECURRENCE_DECAY: f64 = 0.8;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -99,6 +109,10 @@ pub struct SeriesConfig {
     pub refractory_rows: u32,
     /// Score factor during the refractory period, in [0, 1].
     pub refractory_damping: f64,
+    pub recurrence_ratio: f64,
+    pub recurrence_damping: f64,
+    pub recurrence_slot_minutes: u32,
+    pub recurrence_decay: f64,
 }
 
 impl Default for SeriesConfig {
@@ -122,6 +136,10 @@ impl Default for SeriesConfig {
             alarm_score: DEFAULT_ALARM_SCORE,
             refractory_rows: DEFAULT_REFRACTORY_ROWS,
             refractory_damping: DEFAULT_REFRACTORY_DAMPING,
+            recurrence_ratio: DEFAULT_RECURRENCE_RATIO,
+            recurrence_damping: DEFAULT_RECURRENCE_DAMPING,
+            recurrence_slot_minutes: DEFAULT_RECURRENCE_SLOT_MINUTES,
+            recurrence_decay: DEFAULT_RECURRENCE_DECAY,
         }
     }
 }
@@ -198,6 +216,30 @@ impl SeriesConfig {
             (0.0..=1.0).contains(&self.refractory_damping),
             "in [0, 1]",
         );
+        check(
+            "recurrence_ratio",
+            self.recurrence_ratio,
+            self.recurrence_ratio >= 0.0,
+            ">= 0 (0 = off)",
+        );
+        check(
+            "recurrence_damping",
+            self.recurrence_damping,
+            (0.0..=1.0).contains(&self.recurrence_damping),
+            "in [0, 1]",
+        );
+        check(
+            "recurrence_decay",
+            self.recurrence_decay,
+            unit(self.recurrence_decay),
+            "in (0, 1]",
+        );
+        if !(1..=1440).contains(&self.recurrence_slot_minutes) {
+            p.push(format!(
+                "series.recurrence_slot_minutes = {}: must be in 1..=1440",
+                self.recurrence_slot_minutes
+            ));
+        }
         if self.window_rows > 10_000 {
             p.push(format!(
                 "series.window_rows = {}: at most 10000",

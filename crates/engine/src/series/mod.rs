@@ -17,7 +17,10 @@
 //!    channel does the same for the mean point surprise of the last
 //!    `window_rows` rows (each capped), which sees bursts of moderately
 //!    unusual rows that no single row reveals; the larger calibrated
-//!    surprise of the two counts.
+//!    surprise of the two counts. [`recurrence`]: a point surprise no
+//!    larger than `recurrence_ratio` × what the same time of day produced
+//!    on earlier days is a habit (a nightly job), and its calibrated
+//!    surprise is damped by `recurrence_damping` first.
 //! 3. The calibrated tail probability becomes a score with the engine's
 //!    mapping ([`crate::stats::score_from_p`]: `s / (s + 3)`, `s = −log10 p`).
 //! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
@@ -27,6 +30,7 @@
 mod calibrate;
 pub mod config;
 mod model;
+mod recurrence;
 
 pub use config::{ModelChoice, SeriesConfig};
 
@@ -54,6 +58,7 @@ pub struct SeriesScorer {
     rows: u64,
     /// Rows left in the current refractory period.
     refractory: u32,
+    recurrence: recurrence::Recurrence,
 }
 
 /// A single row adds at most this much to the recent-window mean, so one
@@ -73,6 +78,7 @@ impl SeriesScorer {
             cfg: cfg.clone(),
             rows: 0,
             refractory: 0,
+            recurrence: recurrence::Recurrence::new(cfg),
         }
     }
 
@@ -101,6 +107,12 @@ impl SeriesScorer {
         let u = s.point.max(s.shift);
         let mut c = self.calib.calibrated(u);
         self.calib.learn(u);
+        if self.cfg.recurrence_ratio > 0.0 {
+            let earlier = self.recurrence.observe(ts_ms, s.point);
+            if earlier > 0.0 && s.point <= self.cfg.recurrence_ratio * earlier {
+                c *= self.cfg.recurrence_damping;
+            }
+        }
         if self.cfg.window_rows > 1 {
             let w = self.cfg.window_rows as usize;
             let p = s.point.min(RECENT_CAP);

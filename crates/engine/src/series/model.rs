@@ -40,6 +40,10 @@ const PROFILE_MIN_PREDICTIONS: u32 = 48;
 /// Count residuals inside this many standard deviations use the Gaussian
 /// approximation (exact tails only where they matter: speed).
 const EXACT_TAIL_SDS: f64 = 2.0;
+/// The smallest error scale, relative to the predicted magnitude: profile
+/// slots are `f32` (about 6e-8 relative precision), so on a noise-free
+/// series a residual of a few f32 ulps must not read as many errors.
+const SCALE_FLOOR_REL: f64 = 1e-6;
 
 /// One seasonal profile: slot means over a period, plus a fast offset.
 #[derive(Clone, Debug)]
@@ -221,7 +225,9 @@ impl Model {
                 }
             }
         }
-        let scale = err.max(1e-9 * self.level.abs().max(1.0));
+        let scale = err
+            .max(SCALE_FLOOR_REL * pred.abs().max(self.level.abs()))
+            .max(1e-9);
         let r = x - pred;
         let z = r / scale;
 

@@ -234,3 +234,56 @@ fn a_mostly_zero_event_train_gets_the_continuous_model() {
     }
     assert!(!s.is_count());
 }
+
+#[test]
+fn a_spike_at_the_same_time_every_day_fades_but_a_new_one_does_not() {
+    // A nightly job: +30 at 03:00 every day; on day 9 a spike of the same
+    // size at 14:00, a time of day that never spiked.
+    let mut rows = daily(10, 11);
+    for d in 0..10 {
+        rows[d * 288 + 36].1 += 30.0;
+    }
+    let novel = 9 * 288 + 14 * 12;
+    rows[novel].1 += 30.0;
+    let on = score_all(&no_refractory(), &rows);
+    let off = score_all(
+        &SeriesConfig {
+            recurrence_ratio: 0.0,
+            ..no_refractory()
+        },
+        &rows,
+    );
+    let nightly = 8 * 288 + 36;
+    assert!(
+        on[nightly] < off[nightly],
+        "recurrence damps the nightly job: {} vs {}",
+        on[nightly],
+        off[nightly]
+    );
+    assert!(
+        on[novel] > on[nightly] + 0.05,
+        "a spike at a new time of day stays news: {} vs {}",
+        on[novel],
+        on[nightly]
+    );
+    assert_eq!(on[novel], off[novel], "no recurrence at 14:00");
+}
+
+#[test]
+fn a_noise_free_daily_step_is_learned_not_alarmed_every_day() {
+    // art_daily_no_noise's shape: exact values, a step at 10:00 each day.
+    // The profile's f32 slots are a few ulps off such values; that must
+    // not read as many errors when the running error is ~0.
+    let rows: Vec<(i64, f64)> = (0..10 * 288)
+        .map(|i| {
+            let h = (i % 288) / 12;
+            (
+                T0 + i * MIN5,
+                if (10..18).contains(&h) { 77.6 } else { 68.0 },
+            )
+        })
+        .collect();
+    let s = score_all(&no_refractory(), &rows);
+    let worst = max_in(&s, 3 * 288..s.len());
+    assert!(worst < 0.3, "a learned daily step scored {worst}");
+}

@@ -10,6 +10,8 @@
 //! # Layout
 //! - [`profile`]: TOML schema, key-by-key override of built-ins, validation.
 //! - [`decode`]: JSON pointer trie, envelopes, CSV → slot values.
+//! - `envelope`: message paths (`$/…`, e.g. OTLP resource attributes) and
+//!   the expansion of `*` roots that carries them to each record.
 //! - [`assemble`]: slot values → validated [`RawEvent`] with reject reasons.
 //! - [`transform`]: time formats, casts, text ops, hashing, Salesforce ids.
 //! - [`routes`]: URI path templates → resource / endpoint / action.
@@ -19,6 +21,7 @@
 mod assemble;
 pub mod builtin;
 pub mod decode;
+mod envelope;
 pub mod profile;
 pub mod routes;
 pub mod stream;
@@ -35,6 +38,7 @@ pub use stream::{read_events, StreamStats};
 
 use crate::event::{parse_event, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES};
 use decode::{Envelope, Trie};
+use envelope::{Frame, MessagePaths};
 use routes::RouteTable;
 
 /// Largest message a mapped format accepts (a Kong batch or a CloudWatch
@@ -142,9 +146,18 @@ pub(crate) struct Field {
     pub sources: Vec<Source>,
 }
 
+/// The JSON decoder of a profile: the record's paths, where records are,
+/// and the paths read from around them.
+#[derive(Debug, Clone)]
+pub(crate) struct JsonDecoder {
+    pub trie: Trie,
+    pub envelope: Envelope,
+    pub message: MessagePaths,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Decoder {
-    Json { trie: Trie, envelope: Envelope },
+    Json(JsonDecoder),
     Csv { columns: Vec<String> },
 }
 
@@ -195,35 +208,51 @@ impl Mapping {
             }
         };
         match &self.decoder {
-            Decoder::Json { trie, envelope } => self.decode_json(trie, envelope, text, sink),
+            Decoder::Json(json) => self.decode_json(json, text, sink),
             Decoder::Csv { columns } => stream::decode_csv(self, columns, text.as_bytes(), sink),
         }
     }
 
-    fn decode_json<F>(&self, trie: &Trie, env: &Envelope, text: &str, sink: &mut F)
+    fn decode_json<F>(&self, json: &JsonDecoder, text: &str, sink: &mut F)
     where
         F: FnMut(Result<RawEvent<'_>, Reject>),
     {
+        let JsonDecoder {
+            trie,
+            envelope: env,
+            message,
+        } = json;
+        // The frame of the whole message: its `$` paths without `*` (an
+        // empty Vec, not allocated, when the profile has none).
+        let document = match message.document(text) {
+            Ok(f) => f,
+            Err(e) => return sink(Err(json_reject(&e))),
+        };
         // A document without any of the envelope roots is itself a record
         // (e.g. an API Gateway line read from a file, not from CloudWatch);
         // `embedded` applies only to records found under a root.
         if env.roots.iter().any(|r| r.iter().any(|t| t == "*")) {
             // Nested envelopes (OTLP: every log record of every scope of
-            // every resource): the first root present gives the records.
+            // every resource): the first root present gives the records,
+            // each with the frame of the elements it was found in.
             let mut found = Vec::new();
-            for r in &env.roots {
-                match expand_root(text, r, &mut found) {
+            let mut frames = vec![document];
+            for ri in 0..env.roots.len() {
+                match message.expand(text, &env.roots, ri, &mut found, &mut frames) {
                     Ok(true) => {
-                        for at in found {
-                            self.decode_records(trie, env, at, sink);
+                        for (at, f) in found {
+                            self.decode_records(trie, env, &frames[f], at, sink);
                         }
                         return;
                     }
-                    Ok(false) => found.clear(),
+                    Ok(false) => {
+                        found.clear();
+                        frames.truncate(1);
+                    }
                     Err(e) => return sink(Err(json_reject(&e))),
                 }
             }
-            return self.decode_records(trie, &NO_ENVELOPE, text, sink);
+            return self.decode_records(trie, &NO_ENVELOPE, &frames[0], text, sink);
         }
         let (root, env) = if env.roots.is_empty() {
             (text, env)
@@ -234,30 +263,42 @@ impl Mapping {
                 Err(e) => return sink(Err(json_reject(&e))),
             }
         };
-        self.decode_records(trie, env, root, sink);
+        self.decode_records(trie, env, &document, root, sink);
     }
 
     /// One record, or one per element when `root` is an array (a batch).
-    fn decode_records<F>(&self, trie: &Trie, env: &Envelope, root: &str, sink: &mut F)
-    where
+    fn decode_records<F>(
+        &self,
+        trie: &Trie,
+        env: &Envelope,
+        frame: &Frame<'_>,
+        root: &str,
+        sink: &mut F,
+    ) where
         F: FnMut(Result<RawEvent<'_>, Reject>),
     {
         if root.trim_start().starts_with('[') {
             match decode::array_elements(root) {
                 Ok(els) => {
                     for el in els {
-                        self.decode_record(trie, env, el.get(), sink);
+                        self.decode_record(trie, env, frame, el.get(), sink);
                     }
                 }
                 Err(e) => sink(Err(json_reject(&e))),
             }
         } else {
-            self.decode_record(trie, env, root, sink);
+            self.decode_record(trie, env, frame, root, sink);
         }
     }
 
-    fn decode_record<F>(&self, trie: &Trie, env: &Envelope, text: &str, sink: &mut F)
-    where
+    fn decode_record<F>(
+        &self,
+        trie: &Trie,
+        env: &Envelope,
+        frame: &Frame<'_>,
+        text: &str,
+        sink: &mut F,
+    ) where
         F: FnMut(Result<RawEvent<'_>, Reject>),
     {
         if text.len() > MAX_EVENT_BYTES {
@@ -265,7 +306,7 @@ impl Mapping {
         }
         if let Some(ptr) = &env.embedded {
             match decode::string_at(text, ptr) {
-                Ok(Some(inner)) => self.extract_and_assemble(trie, &inner, sink),
+                Ok(Some(inner)) => self.extract_and_assemble(trie, frame, &inner, sink),
                 Ok(None) => sink(Err(Reject::new(
                     RejectReason::MissingField,
                     "missing the embedded record string",
@@ -273,15 +314,20 @@ impl Mapping {
                 Err(e) => sink(Err(json_reject(&e))),
             }
         } else {
-            self.extract_and_assemble(trie, text, sink);
+            self.extract_and_assemble(trie, frame, text, sink);
         }
     }
 
-    fn extract_and_assemble<F>(&self, trie: &Trie, text: &str, sink: &mut F)
+    /// The record's slots start from its frame (the message paths), then
+    /// its own paths fill the rest.
+    fn extract_and_assemble<F>(&self, trie: &Trie, frame: &Frame<'_>, text: &str, sink: &mut F)
     where
         F: FnMut(Result<RawEvent<'_>, Reject>),
     {
         let mut slots = decode::empty_slots();
+        for (i, v) in frame {
+            slots[usize::from(*i)] = v.clone();
+        }
         match trie.extract(text, &mut slots) {
             Ok(()) => sink(self.assemble(&mut slots)),
             Err(e) => sink(Err(json_reject(&e))),
@@ -338,38 +384,4 @@ impl Format {
             Format::Mapped(m) => m.decode(input, sink),
         }
     }
-}
-
-/// Expands an envelope root whose steps may be `*` (every element of the
-/// array there) into the values it reaches, appended to `out` (borrowed from
-/// `text`). False when the root is not in the document; an array step that
-/// is not an array is absent too.
-fn expand_root<'a>(
-    text: &'a str,
-    tokens: &[String],
-    out: &mut Vec<&'a str>,
-) -> Result<bool, serde_json::Error> {
-    let (head, rest) = match tokens.iter().position(|t| t == "*") {
-        Some(i) => (&tokens[..i], Some(&tokens[i + 1..])),
-        None => (tokens, None),
-    };
-    let at = if head.is_empty() {
-        text
-    } else {
-        match decode::find_root(text, std::slice::from_ref(&head.to_vec()))? {
-            Some(raw) => raw.get(),
-            None => return Ok(false),
-        }
-    };
-    let Some(rest) = rest else {
-        out.push(at);
-        return Ok(true);
-    };
-    if !at.trim_start().starts_with('[') {
-        return Ok(false);
-    }
-    for el in decode::array_elements(at)? {
-        expand_root(el.get(), rest, out)?;
-    }
-    Ok(true)
 }

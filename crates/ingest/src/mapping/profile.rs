@@ -11,9 +11,10 @@ use serde::Deserialize;
 use tripline_engine::Action;
 
 use super::decode::{pointer_tokens, Envelope, Trie, MAX_SLOTS};
+use super::envelope::MessagePaths;
 use super::routes::{Fallback, RouteTable};
 use super::transform::TimeFormat;
-use super::{Decoder, Field, Input, Mapping, Source, Target, When};
+use super::{Decoder, Field, Input, JsonDecoder, Mapping, Source, Target, When};
 
 /// Why a profile could not be built: every problem, each naming its key.
 #[derive(Debug, thiserror::Error)]
@@ -194,16 +195,22 @@ pub(crate) fn merge(base: &mut toml::Value, over: toml::Value) {
 struct Ctx<'a> {
     problems: Vec<String>,
     csv: bool,
-    slots: Vec<Vec<String>>, // per slot: pointer tokens (json) or [column] (csv)
+    /// Per slot: whether it is a message path (`$/…`), and its pointer
+    /// tokens (json; after the `$` for a message path) or `[column]` (csv).
+    slots: Vec<(bool, Vec<String>)>,
     maps: &'a HashMap<String, usize>,
 }
 
 impl Ctx<'_> {
     fn slot(&mut self, key: &str, path: &str) -> Option<u16> {
+        let (message, pointer) = match path.strip_prefix('$') {
+            Some(p) if !self.csv => (true, p),
+            _ => (false, path),
+        };
         let tokens = if self.csv {
             vec![path.strip_prefix('/').unwrap_or(path).to_owned()]
         } else {
-            match pointer_tokens(path) {
+            match pointer_tokens(pointer) {
                 Ok(t) if !t.is_empty() => t,
                 Ok(_) => {
                     self.problems
@@ -216,7 +223,8 @@ impl Ctx<'_> {
                 }
             }
         };
-        if let Some(i) = self.slots.iter().position(|s| *s == tokens) {
+        let entry = (message, tokens);
+        if let Some(i) = self.slots.iter().position(|s| *s == entry) {
             return Some(i as u16);
         }
         if self.slots.len() >= MAX_SLOTS {
@@ -224,7 +232,7 @@ impl Ctx<'_> {
                 .push(format!("{key}: more than {MAX_SLOTS} distinct paths"));
             return None;
         }
-        self.slots.push(tokens);
+        self.slots.push(entry);
         Some((self.slots.len() - 1) as u16)
     }
 }
@@ -566,14 +574,30 @@ pub(crate) fn compile(
     }
     let decoder = if csv {
         Decoder::Csv {
-            columns: cx.slots.iter().map(|s| s[0].clone()).collect(),
+            columns: cx.slots.iter().map(|s| s.1[0].clone()).collect(),
         }
     } else {
         let mut trie = Trie::default();
-        for (i, t) in cx.slots.iter().enumerate() {
-            trie.insert(t, i as u16);
+        let mut message_paths = Vec::new();
+        for (i, (message, t)) in cx.slots.iter().enumerate() {
+            if *message {
+                message_paths.push((i as u16, &t[..]));
+            } else {
+                trie.insert(t, i as u16);
+            }
         }
-        Decoder::Json { trie, envelope }
+        let message = match MessagePaths::compile(&envelope.roots, &message_paths) {
+            Ok(m) => m,
+            Err(p) => {
+                cx.problems.extend(p);
+                MessagePaths::default()
+            }
+        };
+        Decoder::Json(JsonDecoder {
+            trie,
+            envelope,
+            message,
+        })
     };
     if !cx.problems.is_empty() {
         return Err(MappingError {

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use tripline_engine::Action;
 
+use super::decode::short_eq;
 use super::transform::{lower, soql_from, strip_query};
 
 #[derive(Debug, Clone)]
@@ -154,8 +155,10 @@ impl RouteTable {
     /// the query is still read for a SOQL `FROM`).
     pub fn route<'a>(&'a self, uri: &'a str) -> Option<Routed<'a>> {
         let path = strip_query(uri);
+        // Split once for every rule, on the stack.
+        let segs = Segments::split(path);
         for (idx, rule) in self.rules.iter().enumerate() {
-            if let Some(cap) = matches(&rule.segs, path) {
+            if let Some(cap) = matches(&rule.segs, &segs) {
                 let resource = match &rule.resource {
                     RuleResource::Capture => cap.map(|c| self.resource_name(c, rule.aliases)),
                     RuleResource::Const(c) => Some(Cow::Borrowed(&**c)),
@@ -212,18 +215,61 @@ fn first_segment(path: &str) -> Option<&str> {
         .find(|s| !matches!(*s, "api" | "rest" | "services" | "data") && !is_versionish(s))
 }
 
+/// Most path segments held for matching; a longer path still matches a
+/// rule ending in `**` whose other segments are among the first ones.
+const MAX_SEGMENTS: usize = 24;
+
+/// The non-empty segments of a path, split once per route lookup.
+struct Segments<'p> {
+    segs: [&'p str; MAX_SEGMENTS],
+    len: usize,
+    /// The path has more segments than `segs` holds.
+    more: bool,
+}
+
+impl<'p> Segments<'p> {
+    fn split(path: &'p str) -> Self {
+        let mut s = Segments {
+            segs: [""; MAX_SEGMENTS],
+            len: 0,
+            more: false,
+        };
+        // A byte loop, not `str::split`: segments are short, and a search
+        // call per segment cost more than the scan (perf, BENCHMARKS.md).
+        let b = path.as_bytes();
+        let mut start = 0;
+        for i in 0..=b.len() {
+            if i < b.len() && b[i] != b'/' {
+                continue;
+            }
+            if i > start {
+                if s.len == MAX_SEGMENTS {
+                    s.more = true;
+                    break;
+                }
+                // `/` is ASCII, so both ends are character boundaries.
+                s.segs[s.len] = &path[start..i];
+                s.len += 1;
+            }
+            start = i + 1;
+        }
+        s
+    }
+}
+
 /// Segment-wise match; returns the `{resource}` capture (if the rule has one).
-fn matches<'p>(segs: &[Seg], path: &'p str) -> Option<Option<&'p str>> {
-    let mut it = path.split('/').filter(|s| !s.is_empty());
+fn matches<'p>(segs: &[Seg], path: &Segments<'p>) -> Option<Option<&'p str>> {
     let mut cap = None;
+    let mut i = 0;
     for seg in segs {
         if let Seg::Rest = seg {
             return Some(cap);
         }
-        let s = it.next()?;
+        let s = *path.segs[..path.len].get(i)?;
+        i += 1;
         match seg {
             Seg::Lit(l) => {
-                if **l != *s {
+                if !short_eq(l, s) {
                     return None;
                 }
             }
@@ -237,7 +283,7 @@ fn matches<'p>(segs: &[Seg], path: &'p str) -> Option<Option<&'p str>> {
             Seg::Rest => {}
         }
     }
-    it.next().is_none().then_some(cap)
+    (i == path.len && !path.more).then_some(cap)
 }
 
 #[cfg(test)]
@@ -298,6 +344,18 @@ mod tests {
         assert!(t.route("/health").is_none());
         assert!(t.route("/crm/v3/objects").is_none());
         assert!(t.route("/crm/v3/objects/a/b/c/d").is_none());
+    }
+
+    #[test]
+    fn paths_longer_than_the_split_buffer_match_only_rest_rules() {
+        let t = table();
+        let long = format!("/api/data/v9.2/accounts{}", "/x".repeat(MAX_SEGMENTS));
+        let r = t.route(&long).unwrap();
+        assert_eq!(r.resource.as_deref(), Some("accounts"));
+        let long = format!("/crm/v3/objects/deals{}", "/x".repeat(MAX_SEGMENTS));
+        assert!(t.route(&long).is_none());
+        let exact: String = (0..MAX_SEGMENTS).map(|_| "/x").collect();
+        assert!(t.route(&exact).is_none());
     }
 
     #[test]

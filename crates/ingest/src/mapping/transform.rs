@@ -257,14 +257,24 @@ pub fn cast_ip(v: &Val<'_>) -> Option<IpAddr> {
 
 /// The path part of a URI: no scheme/authority, no query, no fragment.
 pub fn strip_query(s: &str) -> &str {
-    let s = match s.find("://") {
-        Some(i) => {
-            let rest = &s[i + 3..];
-            rest.find('/').map_or("/", |j| &rest[j..])
+    // A path (the usual gateway `uri`) has no scheme: no `://` search, so a
+    // URL inside its query (`/r?to=https://x/y`) is not taken for one.
+    let s = if s.starts_with('/') {
+        s
+    } else {
+        match s.find("://") {
+            Some(i) => {
+                let rest = &s[i + 3..];
+                rest.find('/').map_or("/", |j| &rest[j..])
+            }
+            None => s,
         }
-        None => s,
     };
-    let end = s.find(['?', '#']).unwrap_or(s.len());
+    // `?` and `#` are ASCII: a byte scan finds them at character boundaries.
+    let end = s
+        .bytes()
+        .position(|c| c == b'?' || c == b'#')
+        .unwrap_or(s.len());
     &s[..end]
 }
 
@@ -446,6 +456,10 @@ mod tests {
         assert_eq!(
             strip_query("https://org.crm.dynamics.com/api/data/v9.2/accounts"),
             "/api/data/v9.2/accounts"
+        );
+        assert_eq!(
+            strip_query("/oauth/redirect?to=https://evil.example/x#f"),
+            "/oauth/redirect"
         );
         assert_eq!(
             soql_from("/services/data/v61.0/query?q=SELECT+Id,Email+FROM+Contact+LIMIT+5"),

@@ -5,10 +5,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{KeySeed, NodeSeed, Slots, Trie, Val};
+use super::{KeySeed, NodeSeed, Skip, Slots, Trie, Val};
 
 /// One element of an attribute list, `{"key": K, "value": V}` (OTLP's
 /// `KeyValue`; either order): V fills the child of `node` named K. Other
@@ -31,28 +31,7 @@ impl<'de> Visitor<'de> for KeyValueSeed<'_, '_, 'de> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an attribute")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
+    skip_all_but_maps!();
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let KeyValueSeed { trie, node, slots } = self;
         // `None`: no "key" yet; `Some(None)`: a key no pointer names.
@@ -68,12 +47,12 @@ impl<'de> Visitor<'de> for KeyValueSeed<'_, '_, 'de> {
                         slots: &mut *slots,
                     }))?,
                     Some(None) => {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value_seed(Skip)?;
                     }
                     None => pending = Some(map.next_value::<&'de RawValue>()?),
                 },
                 Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(Skip)?;
                 }
             }
         }
@@ -162,7 +141,7 @@ impl<'de> Visitor<'de> for AnyValueSeed<'_, '_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let NodeSeed { trie, node, slots } = self.0;
         NodeSeed::put(slots, trie.nodes[node].slot, Val::Complex);
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element_seed(Skip)?.is_some() {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -176,7 +155,7 @@ impl<'de> Visitor<'de> for AnyValueSeed<'_, '_, 'de> {
                 })?;
             } else {
                 NodeSeed::put(slots, trie.nodes[node].slot, Val::Complex);
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(Skip)?;
             }
         }
         Ok(())

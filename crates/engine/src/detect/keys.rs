@@ -1,0 +1,203 @@
+//! Per-key sustained shifts: a key is a sub-stream of its integration, and
+//! its calls are judged against its recent share of the integration's
+//! baseline — the CUSUM of `sustained.rs` and the exact window test of
+//! `exact.rs`, per minute of the key's calls.
+
+use serde::{Deserialize, Serialize};
+
+use super::exact::{glr_needed, window_dispersion, window_nats, MIN_EXACT_COUNT};
+use super::level::threshold_factor;
+use super::sustained::{span_label, MAX_QUIET_MS};
+use super::{fmt1, Cx};
+use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
+use crate::buckets::CALLS;
+use crate::episodes::Finding;
+use crate::event::Event;
+use crate::shift::Cusum;
+use crate::state::IntegrationState;
+use crate::stats::score_from_p;
+use crate::time::{hour_of_week, is_month_end, MINUTE_MS};
+
+/// Time constant of a key's recent share of its integration's calls.
+const SHARE_TAU_MINUTES: f64 = 2.0 * 24.0 * 60.0;
+
+/// Per-key sustained-shift state (≈ 48 bytes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyWatch {
+    cusum: Cusum,
+    /// The key's recent call count, decayed with a two-day time constant:
+    /// its share of the integration's calls follows key rotation.
+    recent: f32,
+    /// Expected calls of the key in `minute` (its share of the baseline).
+    mu: f32,
+    /// Minute being counted (epoch minutes), and its calls so far.
+    minute: i64,
+    minute_calls: u32,
+    /// Whether the statistic fired during `minute` (no second look in it).
+    alarmed: bool,
+}
+
+pub(crate) fn decay(v: f32, from: i64, to: i64) -> f32 {
+    if to <= from {
+        return v;
+    }
+    (f64::from(v) * (-((to - from) as f64) / SHARE_TAU_MINUTES).exp()) as f32
+}
+
+impl Cx<'_, '_> {
+    /// Per-key calls: the key's count this minute against its share of the
+    /// integration's baseline. Runs for every event with a key that is not late.
+    pub(crate) fn key_shift(&mut self, st: &mut IntegrationState, ev: &Event<'_>, mature: bool) {
+        let Some(k) = ev.key_id else { return };
+        if ev.is_rate_limited() {
+            // As for the integration: the calls the API served.
+            return;
+        }
+        let minute = ev.ts_ms.div_euclid(MINUTE_MS);
+        // The integration's recent calls, decayed to this minute.
+        let sh = &mut st.shifts;
+        let m32 = minute.clamp(0, i64::from(i32::MAX)) as i32;
+        sh.recent_calls = decay(sh.recent_calls, i64::from(sh.recent_minute), minute) + 1.0;
+        sh.recent_minute = sh.recent_minute.max(m32);
+        let total = f64::from(sh.recent_calls);
+        let Some(ki) = st.keys.iter().position(|c| &*c.id == k) else {
+            return;
+        };
+        let p = self.shift_params();
+        let d = &self.cfg.detectors.sustained;
+        let learning = self.cfg.learning_ms();
+        let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
+            && ev.ts_ms - st.first_seen >= learning
+            && ev.ts_ms >= st.shifts.relearn_until;
+        let watch_on = d.enabled && d.calls && d.per_key && self.cfg.detectors.call_spike.enabled;
+        let calls_base = {
+            let slot = hour_of_week(ev.ts_ms);
+            let me = is_month_end(ev.ts_ms, self.cfg.month_end_days);
+            st.baselines[CALLS]
+                .expected(slot, me)
+                .map(|m| (m, st.baselines[CALLS].dispersion()))
+        };
+        let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
+        let h_exact = if self.exact_ready(st, ev.ts_ms) {
+            self.exact_h()
+        } else {
+            f64::INFINITY
+        };
+        let (level, short, weeks) = (
+            st.shifts.level,
+            st.shifts.short,
+            st.baselines[CALLS].weeks(),
+        );
+        let w = &mut st.keys[ki].watch;
+        w.recent = decay(w.recent, w.minute, minute) + 1.0;
+        if minute > w.minute {
+            // Close the key's previous minute, then its quiet minutes.
+            let gap = minute - w.minute;
+            let phi = calls_base.map_or(1.0, |c| c.1);
+            if w.minute == 0 || gap * MINUTE_MS > MAX_QUIET_MS || w.mu <= 0.0 {
+                w.cusum.reset(minute * MINUTE_MS);
+            } else {
+                let mu = f64::from(w.mu);
+                let t = w.minute * MINUTE_MS;
+                w.cusum
+                    .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
+                if w.alarmed {
+                    // Starts over after an alarm, as for the integration.
+                    w.cusum.reset(t + MINUTE_MS);
+                }
+                w.cusum
+                    .quiet(&p, (gap - 1) as f64, mu, phi, minute * MINUTE_MS);
+            }
+            w.minute = minute;
+            w.minute_calls = 0;
+            w.alarmed = false;
+            let share = (f64::from(w.recent) / total.max(1.0)).min(1.0);
+            w.mu = match calls_base {
+                Some((m, _)) if mature && key_mature => (m / bucket_min * share) as f32,
+                _ => 0.0,
+            };
+        }
+        w.minute_calls = w.minute_calls.saturating_add(1);
+        let share = f64::from(w.recent) / total.max(1.0);
+        // As for the integration: sustained means the window reaches back
+        // before this minute.
+        if !watch_on || w.alarmed || w.cusum.stat <= 0.0 || w.mu <= 0.0 || share > d.key_share_max {
+            return;
+        }
+        let Some((_, phi)) = calls_base else { return };
+        let mu = f64::from(w.mu);
+        let x = f64::from(w.minute_calls);
+        let stat = w.cusum.peek(&p, x, mu, phi);
+        // The key's level is uncertain as its integration's is, and its slot
+        // is learned from its share of the calls only.
+        let v = level.slot_variance(mu * 60.0, weeks);
+        let c = w.cusum;
+        let observed = f64::from(c.observed) + x;
+        let expected = f64::from(c.expected) + mu;
+        let lf = threshold_factor(v, expected, phi);
+        let from = if c.stat > 0.0 {
+            c.run_start
+        } else {
+            minute * MINUTE_MS
+        };
+        let last_end = (minute + 1) * MINUTE_MS;
+        let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
+            .round()
+            .max(1.0);
+        // The exact test on the key's window, as for the integration
+        // (`detect/exact.rs`); the cheap likelihood-ratio gate first.
+        let d = window_dispersion(expected, phi, v + short.excess(level.variance(), minutes));
+        let exact = if h_exact.is_finite()
+            && observed >= MIN_EXACT_COUNT
+            && observed >= glr_needed(expected, d, h_exact)
+        {
+            window_nats(observed, expected, d, minutes, &p).filter(|&n| n >= h_exact)
+        } else {
+            None
+        };
+        if stat < p.h * lf && exact.is_none() {
+            return;
+        }
+        w.alarmed = true;
+        let label = span_label(from, last_end);
+        let sd = (phi * expected * lf).sqrt();
+        let (test, tail) = match exact {
+            Some(n) if stat < p.h * lf || n > stat / lf => ("exact_tail", (-n).exp()),
+            _ => ("cusum", (-stat / lf).exp()),
+        };
+        let mut evidence = Evidence::new();
+        evidence.insert("detector".into(), "sustained".into());
+        evidence.insert("series".into(), "calls".into());
+        evidence.insert("test".into(), test.into());
+        evidence.insert("key_share".into(), round_sig(share).into());
+        evidence.insert("window_minutes".into(), minutes.into());
+        evidence.insert("window_label".into(), label.clone().into());
+        evidence.insert("window_observed".into(), observed.into());
+        evidence.insert("window_expected".into(), round_sig(expected).into());
+        evidence.insert("cusum_nats".into(), round_sig(stat).into());
+        evidence.insert("tail_probability".into(), EvidenceValue::Num(tail));
+        let subject = format!("key:{k}");
+        let f = Finding {
+            kind: AlertKind::CallSpike,
+            subject: &subject,
+            key_id: Some(k),
+            resource: None,
+            window: (from, last_end),
+            observed: Some(round_sig(observed)),
+            expected: Some(round_sig(expected)),
+            score: score_from_p(tail),
+            sensitive: false,
+            summary: format!(
+                "{}: key {k} made {} calls in the last {} min; its share ({:.0}% of the integration's calls) of the baseline for {label} is {} ± {}",
+                ev.integration_id,
+                fmt1(observed),
+                fmt1(minutes),
+                share * 100.0,
+                fmt1(expected),
+                fmt1(sd)
+            ),
+            evidence,
+        };
+        self.fire(st, ev, f);
+    }
+}
