@@ -57,6 +57,9 @@ const ALERTS: &str = "bench-alerts";
 const DLQ: &str = "bench-dlq";
 /// Event-time gap between injected spikes: each gets its own buckets.
 const SPIKE_GAP_MS: i64 = 10 * 60_000;
+/// Producing while consuming gives up when the consumer took in nothing
+/// for this long.
+const FLOW_STALL: Duration = Duration::from_secs(60);
 
 struct Args {
     broker: String,
@@ -77,6 +80,9 @@ struct Args {
     /// backlog first. Default: while consuming when keyed.
     during: Option<bool>,
     window: u64,
+    /// `--property key=value`: librdkafka properties for the pipeline
+    /// (`kafka.properties`), e.g. to compare `fetch.wait.max.ms` values.
+    properties: Vec<(String, String)>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -91,6 +97,7 @@ fn args() -> anyhow::Result<Args> {
         keyed: true,
         during: None,
         window: 20_000,
+        properties: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -112,6 +119,10 @@ fn args() -> anyhow::Result<Args> {
                 })
             }
             "--window" => a.window = v.parse()?,
+            "--property" => {
+                let (k, v) = v.split_once('=').context("--property key=value")?;
+                a.properties.push((k.to_owned(), v.to_owned()));
+            }
             _ => bail!("unknown argument {k}"),
         }
     }
@@ -229,8 +240,24 @@ async fn produce_all(
     for (i, line) in lines.iter().enumerate() {
         if let Some(f) = flow {
             f.produced.store(i as u64, Ordering::Relaxed);
-            while i as u64 > (f.consumed)() + f.window {
+            // Waits for the consumer, but not for ever: a consumer that has
+            // stopped (an error, a stall) must fail the run, not hang it.
+            let mut last = (f.consumed)();
+            let mut moved = Instant::now();
+            while i as u64 > last + f.window {
+                if moved.elapsed() > FLOW_STALL {
+                    bail!(
+                        "the consumer took in nothing for {} s ({last} of {} so far): stalled or stopped",
+                        FLOW_STALL.as_secs(),
+                        lines.len()
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(1)).await;
+                let now = (f.consumed)();
+                if now != last {
+                    last = now;
+                    moved = Instant::now();
+                }
             }
         }
         let mut rec = FutureRecord::<[u8], [u8]>::to(topic).payload(&line[..]);
@@ -348,6 +375,7 @@ fn bare_consume(
     topic: &str,
     n: u64,
     consumed: Option<Arc<AtomicU64>>,
+    abort: &AtomicBool,
 ) -> anyhow::Result<f64> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bs)
@@ -362,12 +390,24 @@ fn bare_consume(
     let mut bytes = 0usize;
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(900);
+    let mut errors = 0u64;
     while got < n {
-        if Instant::now() > deadline {
-            bail!("bare consumer read only {got} of {n}");
+        if Instant::now() > deadline || abort.load(Ordering::Relaxed) {
+            bail!("bare consumer read only {got} of {n} ({errors} consume errors)");
         }
         if let Some(r) = c.poll(Duration::from_millis(100)) {
-            let m = r?;
+            // librdkafka reports transient errors (a broker connection
+            // going up) through poll and retries itself: count, go on.
+            let m = match r {
+                Ok(m) => m,
+                Err(e) => {
+                    errors += 1;
+                    if errors <= 5 {
+                        eprintln!("  bare consumer: {e} (retried by librdkafka)");
+                    }
+                    continue;
+                }
+            };
             first.get_or_insert_with(Instant::now);
             bytes += m.payload().map_or(0, <[u8]>::len);
             got += 1;
@@ -592,10 +632,18 @@ async fn main() -> anyhow::Result<()> {
             produced: AtomicU64::new(0),
         };
         let bs2 = bs.clone();
-        let bare =
-            tokio::task::spawn_blocking(move || bare_consume(&bs2, INPUT_BARE, n, Some(consumed)));
-        produce_all(&p, INPUT_BARE, &lines, a.keyed, a.partitions, Some(&flow)).await?;
-        bare.await??
+        let abort = Arc::new(AtomicBool::new(false));
+        let abort2 = Arc::clone(&abort);
+        let bare = tokio::task::spawn_blocking(move || {
+            bare_consume(&bs2, INPUT_BARE, n, Some(consumed), &abort2)
+        });
+        // Either side failing ends both: the producer must not wait for a
+        // consumer that has stopped, nor the consumer for input never sent.
+        let produced = produce_all(&p, INPUT_BARE, &lines, a.keyed, a.partitions, Some(&flow));
+        let consumed = async { bare.await.context("bare consumer task")? };
+        let r = tokio::try_join!(produced, consumed);
+        abort.store(true, Ordering::Relaxed);
+        r?.1
     } else {
         let t = Instant::now();
         produce_all(&p, INPUT, &lines, a.keyed, a.partitions, None).await?;
@@ -615,7 +663,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         let bs2 = bs.clone();
-        tokio::task::spawn_blocking(move || bare_consume(&bs2, INPUT, n, None)).await??
+        let never = AtomicBool::new(false);
+        tokio::task::spawn_blocking(move || bare_consume(&bs2, INPUT, n, None, &never)).await??
     };
     let bare_cpu = cpu_between(&cpu0, &thread_cpu());
     let bare_rate = n as f64 / bare_s;
@@ -631,6 +680,7 @@ async fn main() -> anyhow::Result<()> {
         topics: vec![INPUT.into()],
         dlq_topic: Some(DLQ.into()),
         alerts_topic: Some(ALERTS.into()),
+        properties: a.properties.iter().cloned().collect(),
         ..KafkaSettings::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -758,8 +808,13 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     let summary = run.await??;
     println!(
-        "  tripline summary: received {}, processed {}, rejected {}, alerts {}",
-        summary.received, summary.processed, summary.rejected, summary.alerts
+        "  tripline summary: received {}, processed {}, rejected {}, alerts {}; {} batches, {} of them on more than one worker",
+        summary.received,
+        summary.processed,
+        summary.rejected,
+        summary.alerts,
+        summary.batches,
+        summary.parallel_batches
     );
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
