@@ -3,8 +3,18 @@
 //!
 //! ```sh
 //! scripts/bench-kafka.sh                       # Tansu, ~2.0M events
+//! cargo run --release --example kafka_bench -- --broker mock   # keyed, 12 partitions, produced while consumed
 //! cargo run --release --example kafka_bench -- --broker mock --partitions 256 --keys none
 //! ```
+//!
+//! `--produce during` (default when keyed) produces while consuming, at most
+//! `--window` events (20,000) ahead of the consumer: the mock cluster keeps
+//! only 5 MB per partition and trims older data, read or not, so a keyed 2M
+//! backlog cannot be produced first. The bare consumer then reads its own
+//! copy of the input (`bench-input-bare`) and fails on any offset gap;
+//! under-load spikes are injected from half-way, at the event time being
+//! produced. `--produce before` produces the whole backlog first (spike
+//! latency while a 2M backlog drains).
 //!
 //! 1. Starts a broker (Tansu in memory, or librdkafka's mock cluster), creates
 //!    the input (12 partitions), alerts and DLQ topics.
@@ -41,10 +51,15 @@ use tripline_engine::{Alert, AlertKind, EngineConfig};
 use tripline_kafka::{KafkaSettings, NoopSink, Observer};
 
 const INPUT: &str = "bench-input";
+/// The bare consumer's copy of the input (produced while it reads).
+const INPUT_BARE: &str = "bench-input-bare";
 const ALERTS: &str = "bench-alerts";
 const DLQ: &str = "bench-dlq";
 /// Event-time gap between injected spikes: each gets its own buckets.
 const SPIKE_GAP_MS: i64 = 10 * 60_000;
+/// Producing while consuming gives up when the consumer took in nothing
+/// for this long.
+const FLOW_STALL: Duration = Duration::from_secs(60);
 
 struct Args {
     broker: String,
@@ -59,6 +74,15 @@ struct Args {
     /// partitions. Engines then see each integration split across partitions
     /// (detection differs; the per-event work does not).
     keyed: bool,
+    /// Produce while consuming (flow-controlled: at most `window` events
+    /// ahead of the consumer, so the mock cluster, which keeps 5 MB per
+    /// partition, never trims unread data) instead of producing the whole
+    /// backlog first. Default: while consuming when keyed.
+    during: Option<bool>,
+    window: u64,
+    /// `--property key=value`: librdkafka properties for the pipeline
+    /// (`kafka.properties`), e.g. to compare `fetch.wait.max.ms` values.
+    properties: Vec<(String, String)>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -71,6 +95,9 @@ fn args() -> anyhow::Result<Args> {
         spikes_idle: 8,
         partitions: 12,
         keyed: true,
+        during: None,
+        window: 20_000,
+        properties: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -84,6 +111,18 @@ fn args() -> anyhow::Result<Args> {
             "--spikes-idle" => a.spikes_idle = v.parse()?,
             "--partitions" => a.partitions = v.parse()?,
             "--keys" => a.keyed = v != "none",
+            "--produce" => {
+                a.during = Some(match v.as_str() {
+                    "during" => true,
+                    "before" => false,
+                    _ => bail!("--produce during|before"),
+                })
+            }
+            "--window" => a.window = v.parse()?,
+            "--property" => {
+                let (k, v) = v.split_once('=').context("--property key=value")?;
+                a.properties.push((k.to_owned(), v.to_owned()));
+            }
             _ => bail!("unknown argument {k}"),
         }
     }
@@ -111,6 +150,7 @@ fn start_broker(kind: &str, partitions: i32) -> anyhow::Result<(Broker, String)>
             let m = tripline_kafka::mock::start_mock_cluster(1)?;
             let bs = m.bootstrap_servers();
             m.create_topic(INPUT, partitions)?;
+            m.create_topic(INPUT_BARE, partitions)?;
             m.create_topic(ALERTS, 1)?;
             m.create_topic(DLQ, 1)?;
             Ok((Broker::Mock(m), bs))
@@ -153,6 +193,7 @@ async fn create_topics(bs: &str, partitions: i32) -> anyhow::Result<()> {
         ClientConfig::new().set("bootstrap.servers", bs).create()?;
     let topics = [
         NewTopic::new(INPUT, partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(INPUT_BARE, partitions, TopicReplication::Fixed(1)),
         NewTopic::new(ALERTS, 1, TopicReplication::Fixed(1)),
         NewTopic::new(DLQ, 1, TopicReplication::Fixed(1)),
     ];
@@ -174,18 +215,52 @@ fn producer(bs: &str) -> anyhow::Result<FutureProducer> {
         .create()?)
 }
 
-/// Produces every line keyed by its integration, waiting for all acks.
-/// Unkeyed: round-robin over `partitions` (librdkafka's sticky partitioner
-/// would pile keyless messages onto few partitions).
+/// Flow control for producing while consuming: never more than `window`
+/// events ahead of what the consumer has taken in.
+struct Flow {
+    consumed: Box<dyn Fn() -> u64 + Send + Sync>,
+    window: u64,
+    /// Lines produced so far (read by the spike injector).
+    produced: AtomicU64,
+}
+
+/// Produces every line to `topic` keyed by its integration, waiting for all
+/// acks. Unkeyed: round-robin over `partitions` (librdkafka's sticky
+/// partitioner would pile keyless messages onto few partitions).
 async fn produce_all(
     p: &FutureProducer,
+    topic: &str,
     lines: &[Vec<u8>],
     keyed: bool,
     partitions: i32,
+    flow: Option<&Flow>,
 ) -> anyhow::Result<()> {
-    let mut inflight = Vec::with_capacity(50_000);
+    let ack_every = flow.map_or(50_000, |f| f.window.clamp(1, 50_000) as usize);
+    let mut inflight = Vec::with_capacity(ack_every);
     for (i, line) in lines.iter().enumerate() {
-        let mut rec = FutureRecord::<[u8], [u8]>::to(INPUT).payload(&line[..]);
+        if let Some(f) = flow {
+            f.produced.store(i as u64, Ordering::Relaxed);
+            // Waits for the consumer, but not for ever: a consumer that has
+            // stopped (an error, a stall) must fail the run, not hang it.
+            let mut last = (f.consumed)();
+            let mut moved = Instant::now();
+            while i as u64 > last + f.window {
+                if moved.elapsed() > FLOW_STALL {
+                    bail!(
+                        "the consumer took in nothing for {} s ({last} of {} so far): stalled or stopped",
+                        FLOW_STALL.as_secs(),
+                        lines.len()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let now = (f.consumed)();
+                if now != last {
+                    last = now;
+                    moved = Instant::now();
+                }
+            }
+        }
+        let mut rec = FutureRecord::<[u8], [u8]>::to(topic).payload(&line[..]);
         if !keyed {
             rec = rec.partition((i % partitions.max(1) as usize) as i32);
         }
@@ -210,7 +285,7 @@ async fn produce_all(
                 }
             }
         }
-        if inflight.len() >= 50_000 {
+        if inflight.len() >= ack_every {
             for d in inflight.drain(..) {
                 d.await?.map_err(|(e, _)| e)?;
             }
@@ -219,12 +294,89 @@ async fn produce_all(
     for d in inflight.drain(..) {
         d.await?.map_err(|(e, _)| e)?;
     }
+    if let Some(f) = flow {
+        f.produced.store(lines.len() as u64, Ordering::Relaxed);
+    }
     Ok(())
+}
+
+/// CPU seconds used so far by each thread of this process, by thread name
+/// (`/proc/self/task/*/stat`, in clock ticks of 1/100 s).
+fn thread_cpu() -> HashMap<u64, (String, f64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_owned();
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // Fields 14 and 15 (utime, stime) are 11 and 12 after the comm.
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        out.insert(tid, (comm, (ticks(11) + ticks(12)) / 100.0));
+    }
+    out
+}
+
+/// CPU used between two `thread_cpu` snapshots, by thread-name group.
+fn cpu_between(
+    before: &HashMap<u64, (String, f64)>,
+    after: &HashMap<u64, (String, f64)>,
+) -> Vec<(String, f64)> {
+    let mut groups: HashMap<String, f64> = HashMap::new();
+    for (tid, (comm, secs)) in after {
+        let was = before.get(tid).map_or(0.0, |b| b.1);
+        let group = if comm.starts_with("tripline") {
+            comm.clone()
+        } else if let Some(rest) = comm.strip_prefix("rdk:") {
+            format!(
+                "rdk:{}",
+                rest.split(|c: char| !c.is_ascii_alphabetic())
+                    .next()
+                    .unwrap_or("")
+            )
+        } else {
+            comm.clone()
+        };
+        *groups.entry(group).or_default() += secs - was;
+    }
+    let mut v: Vec<(String, f64)> = groups.into_iter().filter(|g| g.1 > 0.005).collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
+fn print_cpu(name: &str, n: u64, wall_s: f64, groups: &[(String, f64)]) {
+    let total: f64 = groups.iter().map(|g| g.1).sum();
+    let list: Vec<String> = groups
+        .iter()
+        .take(8)
+        .map(|(g, s)| format!("{g} {s:.1}"))
+        .collect();
+    println!(
+        "  {name}: {total:.1} CPU-s in {wall_s:.1} s wall ({:.2} cores busy), {:.0} events per CPU-second (whole process: producer, broker, consumer); by thread: {}",
+        total / wall_s.max(1e-9),
+        n as f64 / total.max(1e-9),
+        list.join(", ")
+    );
 }
 
 /// The floor: a consumer that only reads. Seconds from its first message to
 /// its `n`-th.
-fn bare_consume(bs: &str, n: u64) -> anyhow::Result<f64> {
+fn bare_consume(
+    bs: &str,
+    topic: &str,
+    n: u64,
+    consumed: Option<Arc<AtomicU64>>,
+    abort: &AtomicBool,
+) -> anyhow::Result<f64> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bs)
         .set("group.id", "bench-bare")
@@ -232,20 +384,47 @@ fn bare_consume(bs: &str, n: u64) -> anyhow::Result<f64> {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .create()?;
-    c.subscribe(&[INPUT])?;
+    c.subscribe(&[topic])?;
+    let mut next: HashMap<i32, i64> = HashMap::new();
     let mut got = 0u64;
     let mut bytes = 0usize;
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(900);
+    let mut errors = 0u64;
     while got < n {
-        if Instant::now() > deadline {
-            bail!("bare consumer read only {got} of {n}");
+        if Instant::now() > deadline || abort.load(Ordering::Relaxed) {
+            bail!("bare consumer read only {got} of {n} ({errors} consume errors)");
         }
         if let Some(r) = c.poll(Duration::from_millis(100)) {
-            let m = r?;
+            // librdkafka reports transient errors (a broker connection
+            // going up) through poll and retries itself: count, go on.
+            let m = match r {
+                Ok(m) => m,
+                Err(e) => {
+                    errors += 1;
+                    if errors <= 5 {
+                        eprintln!("  bare consumer: {e} (retried by librdkafka)");
+                    }
+                    continue;
+                }
+            };
             first.get_or_insert_with(Instant::now);
             bytes += m.payload().map_or(0, <[u8]>::len);
             got += 1;
+            // A gap in offsets: the broker trimmed data nobody had read.
+            let expect = next.entry(m.partition()).or_insert(0);
+            if m.offset() != *expect {
+                bail!(
+                    "partition {}: offset {} after {}: unread data was trimmed (use a smaller --window)",
+                    m.partition(),
+                    m.offset(),
+                    *expect
+                );
+            }
+            *expect = m.offset() + 1;
+            if let Some(c) = &consumed {
+                c.store(got, Ordering::Relaxed);
+            }
         }
     }
     std::hint::black_box(bytes);
@@ -365,7 +544,7 @@ fn latency_of(
     seen.lock()
         .unwrap()
         .iter()
-        .find(|(id, at, _)| *id == s.integration && *at >= s.t0)
+        .find(|(id, at, _)| *id == s.integration && (s.t0..s.t0 + 120_000).contains(at))
         .map(|(_, _, when)| when.duration_since(started).as_secs_f64() * 1000.0)
 }
 
@@ -436,28 +615,58 @@ async fn main() -> anyhow::Result<()> {
             "unkeyed (random partitions)"
         }
     );
+    let during = a.during.unwrap_or(a.keyed);
     let p = producer(&bs)?;
-    let t = Instant::now();
-    produce_all(&p, &lines, a.keyed, a.partitions).await?;
-    let produce_s = t.elapsed().as_secs_f64();
-    println!(
-        "  produced in {produce_s:.1} s ({:.0} events/s)",
-        n as f64 / produce_s
-    );
-    drop(lines);
-    if a.broker == "mock" {
-        // The mock keeps 5 MB per partition and trims the rest, read or not.
-        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create()?;
-        for part in 0..a.partitions {
-            let (low, _) = c.fetch_watermarks(INPUT, part, Duration::from_secs(10))?;
-            if low > 0 {
-                bail!("the mock cluster trimmed {low} unread events of partition {part}: use fewer --days");
+    let lines = Arc::new(lines);
+    let cpu0 = thread_cpu();
+    let bare_s = if during {
+        println!(
+            "  produced while consumed, at most {} events ahead of the consumer",
+            a.window
+        );
+        let consumed = Arc::new(AtomicU64::new(0));
+        let c2 = Arc::clone(&consumed);
+        let flow = Flow {
+            consumed: Box::new(move || c2.load(Ordering::Relaxed)),
+            window: a.window,
+            produced: AtomicU64::new(0),
+        };
+        let bs2 = bs.clone();
+        let abort = Arc::new(AtomicBool::new(false));
+        let abort2 = Arc::clone(&abort);
+        let bare = tokio::task::spawn_blocking(move || {
+            bare_consume(&bs2, INPUT_BARE, n, Some(consumed), &abort2)
+        });
+        // Either side failing ends both: the producer must not wait for a
+        // consumer that has stopped, nor the consumer for input never sent.
+        let produced = produce_all(&p, INPUT_BARE, &lines, a.keyed, a.partitions, Some(&flow));
+        let consumed = async { bare.await.context("bare consumer task")? };
+        let r = tokio::try_join!(produced, consumed);
+        abort.store(true, Ordering::Relaxed);
+        r?.1
+    } else {
+        let t = Instant::now();
+        produce_all(&p, INPUT, &lines, a.keyed, a.partitions, None).await?;
+        let produce_s = t.elapsed().as_secs_f64();
+        println!(
+            "  produced in {produce_s:.1} s ({:.0} events/s)",
+            n as f64 / produce_s
+        );
+        if a.broker == "mock" {
+            // The mock keeps 5 MB per partition and trims the rest, read or not.
+            let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create()?;
+            for part in 0..a.partitions {
+                let (low, _) = c.fetch_watermarks(INPUT, part, Duration::from_secs(10))?;
+                if low > 0 {
+                    bail!("the mock cluster trimmed {low} unread events of partition {part}: use fewer --days or --produce during");
+                }
             }
         }
-    }
-
-    let bs2 = bs.clone();
-    let bare_s = tokio::task::spawn_blocking(move || bare_consume(&bs2, n)).await??;
+        let bs2 = bs.clone();
+        let never = AtomicBool::new(false);
+        tokio::task::spawn_blocking(move || bare_consume(&bs2, INPUT, n, None, &never)).await??
+    };
+    let bare_cpu = cpu_between(&cpu0, &thread_cpu());
     let bare_rate = n as f64 / bare_s;
     println!("  bare consumer: {n} in {bare_s:.2} s = {bare_rate:.0} events/s");
 
@@ -471,6 +680,7 @@ async fn main() -> anyhow::Result<()> {
         topics: vec![INPUT.into()],
         dlq_topic: Some(DLQ.into()),
         alerts_topic: Some(ALERTS.into()),
+        properties: a.properties.iter().cloned().collect(),
         ..KafkaSettings::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -482,7 +692,27 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_rx.await;
     }));
 
-    // Spikes under load: one per second once the backlog is being read.
+    // Spikes under load: one per second once the backlog is being read
+    // (produced while consumed: from half-way, at the event time being
+    // produced, for the busiest integrations).
+    let cpu1 = thread_cpu();
+    let producing = if during {
+        let consumed = Arc::clone(&obs);
+        let flow = Arc::new(Flow {
+            consumed: Box::new(move || consumed.received.load(Ordering::Relaxed)),
+            window: a.window,
+            produced: AtomicU64::new(0),
+        });
+        let (p2, lines2, f2) = (p.clone(), Arc::clone(&lines), Arc::clone(&flow));
+        let (keyed, parts) = (a.keyed, a.partitions);
+        let h =
+            tokio::spawn(
+                async move { produce_all(&p2, INPUT, &lines2, keyed, parts, Some(&f2)).await },
+            );
+        Some((h, flow))
+    } else {
+        None
+    };
     let mut under = Vec::new();
     let mut next = 0usize;
     while obs.received.load(Ordering::Relaxed) == 0 {
@@ -490,18 +720,48 @@ async fn main() -> anyhow::Result<()> {
     }
     while obs.reached.lock().unwrap().is_none() {
         if next < a.spikes_under_load {
-            let started = inject(&p, &spikes[next], &seen).await?;
-            under.push((next, started));
-            next += 1;
+            match &producing {
+                None => {
+                    let started = inject(&p, &spikes[next], &seen).await?;
+                    under.push((next, started));
+                    next += 1;
+                }
+                Some((_, flow)) => {
+                    let at = flow.produced.load(Ordering::Relaxed) as usize;
+                    if at >= lines.len() / 2 && at < lines.len() {
+                        if let Ok(r) = tripline_ingest::parse_event(&lines[at]) {
+                            let (id, count, template) = &busiest[next % busiest.len()];
+                            let per_min = *count as f64 / (f64::from(a.days) * 1440.0);
+                            let size = ((per_min * 10.0) as usize).max(300);
+                            let t0 = (r.ts_ms() / 60_000 + 1) * 60_000;
+                            spikes.push(Spike {
+                                integration: id.clone(),
+                                t0,
+                                lines: burst(template, t0, size)?,
+                            });
+                            let i = spikes.len() - 1;
+                            let started = inject(&p, &spikes[i], &seen).await?;
+                            under.push((i, started));
+                            next += 1;
+                        }
+                    }
+                }
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    if let Some((h, _)) = producing {
+        h.await??;
+    }
+    let pipe_cpu = cpu_between(&cpu1, &thread_cpu());
     let first = obs.first.lock().unwrap().context("no first batch")?;
     let reached = obs.reached.lock().unwrap().context("never reached")?;
     let trip_s = reached.duration_since(first).as_secs_f64();
     let trip_rate = n as f64 / trip_s;
     println!("  tripline pipeline: {n} in {trip_s:.2} s = {trip_rate:.0} events/s");
     println!("  ratio tripline / bare: {:.2}", trip_rate / bare_rate);
+    print_cpu("bare phase", n, bare_s, &bare_cpu);
+    print_cpu("pipeline phase", n, trip_s, &pipe_cpu);
 
     // Wait for the under-load spikes, then inject idle ones one at a time.
     let wait_all = |list: &[(usize, Instant)]| {
@@ -548,8 +808,13 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     let summary = run.await??;
     println!(
-        "  tripline summary: received {}, processed {}, rejected {}, alerts {}",
-        summary.received, summary.processed, summary.rejected, summary.alerts
+        "  tripline summary: received {}, processed {}, rejected {}, alerts {}; {} batches, {} of them on more than one worker",
+        summary.received,
+        summary.processed,
+        summary.rejected,
+        summary.alerts,
+        summary.batches,
+        summary.parallel_batches
     );
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();

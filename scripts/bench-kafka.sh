@@ -5,9 +5,15 @@
 # the tripline Kafka pipeline, and injects call spikes to time produce -> alert.
 #
 #   scripts/bench-kafka.sh                 # Tansu (~/.cargo/bin/tansu, in memory)
+#   scripts/bench-kafka.sh --broker mock   # keyed, 12 partitions, produced while consumed
 #   scripts/bench-kafka.sh --broker mock --partitions 256 --keys none
-#       librdkafka's mock cluster keeps 5 MB per partition, so 2M keyed events
-#       do not fit; see BENCHMARKS.md
+#       the whole 2M backlog first (spike latency while it drains)
+#
+# Keyed input is produced while it is consumed (--produce during, the default
+# when keyed): at most --window events (20000) ahead of the consumer, so
+# librdkafka's mock cluster, which keeps 5 MB per partition read or not,
+# never trims unread data (the bare consumer fails on any offset gap). Each
+# phase prints its CPU by thread group and events per CPU-second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --example kafka_bench

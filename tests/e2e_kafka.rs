@@ -210,6 +210,8 @@ fn run_yields_the_same_alert_ids_as_replay() {
     );
     assert_same_ids(&got, &want);
     assert_eq!(dups, 0, "one uninterrupted run publishes each alert once");
+    // run ≡ replay held with the partitions' engines on two threads.
+    tripline::assert_parallel(&run);
 }
 
 #[test]

@@ -118,6 +118,7 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
     );
     let took = second.stop(Duration::from_secs(15));
     assert!(took < Duration::from_secs(12), "shutdown took {took:?}");
+    tripline::assert_parallel(&second);
     assert!(
         second
             .log()

@@ -55,6 +55,11 @@ batch_max_events = {batch}
 batch_max_wait_ms = 20
 commit_interval_ms = 100
 lag_interval_ms = 500
+# Two worker threads that take even a small batch apart (one partition per
+# thread at a time), so the e2e tests run the parallel path; a run asserts
+# it with `parallel_batches`.
+workers = 2
+min_events_per_worker = 1
 
 [http]
 listen_addr = "{addr}"
@@ -78,6 +83,31 @@ enabled = false
     let path = dir.join(format!("{}.toml", super::unique("config")));
     std::fs::write(&path, text).expect("write config");
     (path, addr)
+}
+
+/// `parallel_batches` (batches whose engines ran on more than one worker
+/// thread) from the "Kafka source stopped." line of a stopped run's log, text
+/// (`parallel_batches=3`) or JSON (`"parallel_batches":3`).
+pub fn parallel_batches(log: &str) -> Option<u64> {
+    let key = "parallel_batches";
+    let at = log.rfind(key)? + key.len();
+    let digits: String = log[at..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Panics (with the log) unless the stopped run used more than one worker
+/// thread for some batch.
+pub fn assert_parallel(run: &Run) {
+    let log = run.log();
+    let n = parallel_batches(&log);
+    assert!(
+        n.is_some_and(|n| n > 0),
+        "expected batches on more than one worker (parallel_batches = {n:?}):\n{log}"
+    );
 }
 
 /// A running `tripline run`.

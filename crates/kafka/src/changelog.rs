@@ -86,6 +86,7 @@ impl ChangelogStore {
             "enable.partition.eof",
             "auto.commit.interval.ms",
             "statistics.interval.ms",
+            "fetch.wait.max.ms",
         ] {
             pc.remove(k);
         }
@@ -122,6 +123,7 @@ impl ChangelogStore {
             "enable.partition.eof",
             "auto.commit.interval.ms",
             "statistics.interval.ms",
+            "fetch.wait.max.ms",
         ] {
             ac.remove(k);
         }

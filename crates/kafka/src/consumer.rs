@@ -94,7 +94,13 @@ impl Msg {
 /// What the poll thread hands the processing task, in librdkafka's order.
 pub(crate) enum Item {
     /// Consecutive messages, in the order librdkafka returned them.
-    Messages(Vec<Msg>),
+    Messages {
+        msgs: Vec<Msg>,
+        /// librdkafka had nothing more ready when the chunk was handed over:
+        /// the consumer is caught up, so a batch waiting for more messages
+        /// would only add latency.
+        caught_up: bool,
+    },
     Assigned(Vec<Tp>),
     /// Partitions about to be released. The poll thread waits (bounded) on
     /// the sender until the processing task has stored their offsets.
@@ -147,9 +153,13 @@ impl Ctx {
     }
 
     /// Sends the messages polled so far; false if the processing task is gone.
-    fn hand_off(&self) -> bool {
-        let chunk = std::mem::take(&mut *self.lock_pending());
-        chunk.is_empty() || self.tx.blocking_send(Item::Messages(chunk)).is_ok()
+    fn hand_off(&self, caught_up: bool) -> bool {
+        let msgs = std::mem::take(&mut *self.lock_pending());
+        msgs.is_empty()
+            || self
+                .tx
+                .blocking_send(Item::Messages { msgs, caught_up })
+                .is_ok()
     }
 
     fn lock_assigned(&self) -> std::sync::MutexGuard<'_, BTreeSet<Tp>> {
@@ -224,7 +234,7 @@ impl ConsumerContext for Ctx {
                 tracing::info!(partitions = ?parts, "Partitions revoked; finishing in-flight work.");
                 if !self.closing.load(Ordering::Acquire) {
                     // Messages fetched before the revoke go first, in order.
-                    self.hand_off();
+                    self.hand_off(false);
                     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
                     if self
                         .tx
@@ -259,7 +269,7 @@ impl ConsumerContext for Ctx {
             self.lock_assigned().extend(parts.iter().cloned());
             if !self.closing.load(Ordering::Acquire) {
                 // Only fails when the processing task is gone (shutting down).
-                self.hand_off();
+                self.hand_off(false);
                 let _ = self.tx.blocking_send(Item::Assigned(parts));
             }
             self.health.set(true);
@@ -277,8 +287,9 @@ impl ConsumerContext for Ctx {
 pub(crate) type TriplineConsumer = BaseConsumer<Ctx>;
 
 /// Polls until `stop` is set, forwarding messages in chunks: a chunk is
-/// handed over when it is full or when librdkafka has nothing more ready, so
-/// a quiet topic's messages are not held back. Runs on its own thread.
+/// handed over when it is full or when librdkafka has nothing more ready
+/// (marked `caught_up`, so the processing task does not hold it back either).
+/// Runs on its own thread.
 pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) {
     let ctx = Arc::clone(consumer.context());
     let mut topic: Option<Arc<str>> = None;
@@ -291,7 +302,7 @@ pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) 
         };
         match consumer.poll(timeout) {
             None => {
-                if !ctx.hand_off() {
+                if !ctx.hand_off(true) {
                     break;
                 }
             }
@@ -312,7 +323,7 @@ pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) 
                     p.push(msg);
                     p.len() >= ctx.handoff
                 };
-                if full && !ctx.hand_off() {
+                if full && !ctx.hand_off(false) {
                     break;
                 }
             }
@@ -324,6 +335,6 @@ pub(crate) fn poll_loop(consumer: Arc<TriplineConsumer>, stop: Arc<AtomicBool>) 
             }
         }
     }
-    ctx.hand_off();
+    ctx.hand_off(true);
     let _ = ctx.tx.blocking_send(Item::Stopped);
 }

@@ -200,4 +200,6 @@ pub struct RunSummary {
     /// Messages skipped because their partition was not assigned to this
     /// consumer when they were processed (fetched before a revoke).
     pub unowned: u64,
+    /// Batches whose engines ran on more than one worker thread.
+    pub parallel_batches: u64,
 }

@@ -36,6 +36,17 @@ pub const DEFAULT_PRODUCE_TIMEOUT_MS: u64 = 30_000;
 
 /// Upper bound on `workers`.
 pub const MAX_WORKERS: usize = 256;
+/// A batch is split over worker threads only when each gets at least this
+/// many messages: below it, starting a thread costs more than it saves.
+pub const DEFAULT_MIN_EVENTS_PER_WORKER: usize = 64;
+/// librdkafka's `fetch.wait.max.ms` for the consumer (librdkafka's default is
+/// 500). Kafka answers a fetch as soon as `fetch.min.bytes` (1) is there, so
+/// on Kafka proper this is no latency term; brokers that hold an empty fetch
+/// for the whole wait instead (librdkafka's mock cluster does) would add up
+/// to this much to every alert of a caught-up consumer. An idle consumer
+/// sends at most 10 empty fetches a second per broker for it. Overridable
+/// in `kafka.properties`.
+pub const DEFAULT_FETCH_WAIT_MAX_MS: u64 = 100;
 
 /// Property keys tripline sets itself: overriding them would break
 /// at-least-once delivery or contradict a dedicated setting.
@@ -82,7 +93,8 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
     /// A batch is processed once it holds this many messages...
     pub batch_max_events: usize,
-    /// ...or once its first message has waited this long.
+    /// ...or once its first message has waited this long; and at once
+    /// when the consumer has nothing more ready (caught up).
     pub batch_max_wait_ms: u64,
     /// How often stored offsets are committed in the background.
     pub commit_interval_ms: u64,
@@ -98,6 +110,9 @@ pub struct KafkaSettings {
     /// Threads the partitions' engines are spread over within a batch
     /// (each partition on one thread, in order). 0: one per CPU core.
     pub workers: usize,
+    /// A batch uses another worker thread only for at least this many
+    /// messages per thread.
+    pub min_events_per_worker: usize,
 }
 
 impl Default for KafkaSettings {
@@ -116,6 +131,7 @@ impl Default for KafkaSettings {
             lag_interval_ms: DEFAULT_LAG_INTERVAL_MS,
             seed_from: None,
             workers: 0,
+            min_events_per_worker: DEFAULT_MIN_EVENTS_PER_WORKER,
         }
     }
 }
@@ -163,6 +179,7 @@ impl fmt::Debug for KafkaSettings {
             .field("lag_interval_ms", &self.lag_interval_ms)
             .field("seed_from", &self.seed_from)
             .field("workers", &self.workers)
+            .field("min_events_per_worker", &self.min_events_per_worker)
             .finish()
     }
 }
@@ -256,6 +273,12 @@ impl KafkaSettings {
                 self.workers
             ));
         }
+        if !(1..=100_000).contains(&self.min_events_per_worker) {
+            p.push(format!(
+                "kafka.min_events_per_worker = {}: must be 1..=100000",
+                self.min_events_per_worker
+            ));
+        }
         for (key, why) in RESERVED_PROPERTIES {
             if self.properties.contains_key(key) {
                 p.push(format!("kafka.properties.{key:?} may not be set: {why}"));
@@ -325,6 +348,7 @@ impl KafkaSettings {
                     )
                     .set("auto.offset.reset", "earliest")
                     .set("enable.partition.eof", "false")
+                    .set("fetch.wait.max.ms", DEFAULT_FETCH_WAIT_MAX_MS.to_string())
                     .set("statistics.interval.ms", self.lag_interval_ms.to_string());
             }
             Role::Producer => {
@@ -414,5 +438,16 @@ mod tests {
         assert_eq!(c.get("sasl.password_env"), None);
         let c = s.client_config(Role::Consumer).unwrap();
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+    }
+
+    #[test]
+    fn fetch_wait_has_a_latency_minded_default_that_properties_override() {
+        let mut s = KafkaSettings::default();
+        let c = s.client_config(Role::Consumer).unwrap();
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("100"));
+        s.properties
+            .insert("fetch.wait.max.ms".into(), "500".into());
+        let c = s.client_config(Role::Consumer).unwrap();
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("500"));
     }
 }

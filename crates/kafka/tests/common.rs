@@ -167,6 +167,10 @@ pub fn settings(bootstrap: &str, topic: &str, group: &str, dlq: &str) -> KafkaSe
         commit_interval_ms: 200,
         shutdown_deadline_ms: 10_000,
         lag_interval_ms: 500,
+        // Two workers that take even small batches apart: the tests run
+        // the parallel path.
+        workers: 2,
+        min_events_per_worker: 1,
         ..KafkaSettings::default()
     }
 }

@@ -352,3 +352,40 @@ async fn alerts_are_published_to_the_alerts_topic() {
     assert_eq!(sink.alerts.lock().unwrap().len(), 1);
     assert_eq!(sink.alerts.lock().unwrap()[0], alert);
 }
+
+/// A caught-up consumer processes what arrives at once: a batch smaller than
+/// `batch_max_events` does not wait out `batch_max_wait_ms` (here a minute)
+/// once librdkafka has nothing more ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_batch_is_processed_without_waiting_for_the_batch_deadline() {
+    let cluster = start_mock_cluster(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    let (topic, dlq, group) = (unique("in"), unique("dlq"), unique("g"));
+    cluster.create_topic(&topic, PARTITIONS).unwrap();
+    cluster.create_topic(&dlq, 1).unwrap();
+    let mut s = settings(&bs, &topic, &group, &dlq);
+    s.batch_max_events = 1000;
+    s.batch_max_wait_ms = 60_000;
+    let obs = Arc::new(CollectingObserver::default());
+    let run = Running::start(s, None, Arc::new(CollectingSink::default()), obs.clone());
+    eventually("assigned and ready", Duration::from_secs(30), || {
+        obs.last_ready() == Some(true)
+    })
+    .await;
+
+    const N: usize = 10;
+    let lines: Vec<Vec<u8>> = (0..N)
+        .map(|i| event(i, &format!("app-{}", i % 3)).into_bytes())
+        .collect();
+    produce_lines(&bs, &topic, &lines, integration_key)
+        .await
+        .unwrap();
+    eventually(
+        "the few messages processed long before the one-minute batch deadline",
+        Duration::from_secs(10),
+        || obs.processed() == N as u64,
+    )
+    .await;
+    let summary = run.stop().await;
+    assert_eq!(summary.processed, N as u64);
+}

@@ -26,8 +26,6 @@ use super::{PartState, Pipeline};
 /// Engine stats (memory, tracked integrations, late events) are reported at
 /// most this often: computing them walks every integration.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// A worker thread is only worth starting for at least this many messages.
-const MIN_EVENTS_PER_WORKER: usize = 64;
 
 /// What one worker thread produced for its partitions of a batch.
 #[derive(Default)]
@@ -183,7 +181,13 @@ impl Pipeline {
             formats: &self.formats,
             seed: self.seed_engine.as_deref(),
         };
-        run_engines(&mut self.parts, &mut self.accs, self.workers, env);
+        let threads = run_engines(
+            &mut self.parts,
+            &mut self.accs,
+            self.workers,
+            self.settings.min_events_per_worker,
+            env,
+        );
         for ps in &mut self.parts {
             ps.pending.clear();
         }
@@ -287,6 +291,7 @@ impl Pipeline {
         s.unowned += unowned;
         s.seeded += acc.seeded;
         s.batches += 1;
+        s.parallel_batches += u64::from(threads > 1);
         acc.clear();
         self.maybe_report_engine_stats();
     }
@@ -348,7 +353,15 @@ impl Pipeline {
 /// `workers` threads (balanced by message count). Each partition runs on one
 /// thread, its messages in offset order, so each engine sees exactly the
 /// sequence it would see alone: the result does not depend on `workers`.
-fn run_engines(parts: &mut [PartState], accs: &mut [Acc], workers: usize, env: Env<'_>) {
+/// A batch takes another thread only for at least `min_per_worker` messages
+/// per thread. Returns the threads used.
+fn run_engines(
+    parts: &mut [PartState],
+    accs: &mut [Acc],
+    workers: usize,
+    min_per_worker: usize,
+    env: Env<'_>,
+) -> usize {
     let total: usize = parts.iter().map(|ps| ps.pending.len()).sum();
     let mut active: Vec<&mut PartState> = parts
         .iter_mut()
@@ -356,14 +369,14 @@ fn run_engines(parts: &mut [PartState], accs: &mut [Acc], workers: usize, env: E
         .collect();
     let n = workers
         .min(active.len())
-        .min(total / MIN_EVENTS_PER_WORKER)
+        .min(total / min_per_worker.max(1))
         .min(accs.len())
         .max(1);
     if n == 1 {
         for ps in active {
             run_partition(ps, env, &mut accs[0]);
         }
-        return;
+        return 1;
     }
     // Largest first onto the least loaded worker.
     active.sort_by_key(|ps| std::cmp::Reverse(ps.pending.len()));
@@ -390,4 +403,5 @@ fn run_engines(parts: &mut [PartState], accs: &mut [Acc], workers: usize, env: E
             }
         }
     });
+    n
 }

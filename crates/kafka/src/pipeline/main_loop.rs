@@ -64,14 +64,18 @@ impl Pipeline {
                     self.checkpoint(None, None);
                 }
                 item = rx.recv() => match item {
-                    Some(Item::Messages(chunk)) => {
+                    Some(Item::Messages { msgs, caught_up }) => {
                         if batch.is_empty() {
                             batch_deadline = Some(Instant::now() + wait);
-                            batch = chunk;
+                            batch = msgs;
                         } else {
-                            batch.extend(chunk);
+                            batch.extend(msgs);
                         }
-                        if batch.len() >= max {
+                        // Caught up, nothing more is coming soon: waiting
+                        // out the batch deadline would only delay alerts.
+                        // Under a backlog chunks arrive full, so batches stay
+                        // large where amortising matters.
+                        if batch.len() >= max || caught_up {
                             batch_deadline = None;
                             self.flush(&mut batch, stopper).await;
                         }
@@ -123,8 +127,8 @@ impl Pipeline {
         let mut batch: Vec<Msg> = Vec::with_capacity(max);
         while !self.poisoned {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Item::Messages(chunk))) => {
-                    batch.extend(chunk);
+                Ok(Some(Item::Messages { msgs, .. })) => {
+                    batch.extend(msgs);
                     if batch.len() >= max {
                         self.flush(&mut batch, stopper).await;
                     }

@@ -296,6 +296,7 @@ pub async fn run(
         dead_letters = s.dead_letters,
         alerts = s.alerts,
         abandoned_batches = s.abandoned_batches,
+        parallel_batches = s.parallel_batches,
         final_commit_ok = s.final_commit_ok,
         "Kafka source stopped."
     );
