@@ -64,7 +64,11 @@ pub fn is_month_end(ts_ms: i64, days: u32) -> bool {
         return false;
     }
     let day = ts_ms.div_euclid(DAY_MS);
-    let (_, m_now, _) = civil_from_days(day);
+    let (y, m_now, d) = civil_from_days(day);
+    if days < 28 {
+        // One calendar conversion, not two (this runs per event and bucket).
+        return d + days > days_in_month(y, m_now);
+    }
     let (_, m_later, _) = civil_from_days(day + i64::from(days));
     m_now != m_later
 }
@@ -247,5 +251,21 @@ mod tests {
             2
         ));
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+    }
+
+    #[test]
+    fn month_end_matches_the_two_conversion_definition_on_every_day() {
+        // Leap years (2000, 2024), a century non-leap year (2100), pre-1970.
+        for day in days_from_civil(1899, 12, 1)..days_from_civil(2101, 3, 31) {
+            for days in [1u32, 2, 3, 7, 27, 28, 31] {
+                let (_, now, _) = civil_from_days(day);
+                let (_, later, _) = civil_from_days(day + i64::from(days));
+                assert_eq!(
+                    is_month_end(day * DAY_MS + 1, days),
+                    now != later,
+                    "{day} {days}"
+                );
+            }
+        }
     }
 }

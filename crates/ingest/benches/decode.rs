@@ -8,7 +8,7 @@
 //! - `kong`: one `kafka-log` record per message, the shape
 //!   `tripline simulate --format kong` writes (issue 12's target: replay of
 //!   these within 0.8× of canonical replay, BENCHMARKS.md);
-//! - `salesforce-elf`: one RestApi CSV file (header row + every record);
+//! - `salesforce-elf`: RestApi CSV files (a header row + 1,000 records each);
 //! - `otel-http`: OTLP/JSON messages of 50 log records each.
 //!
 //! Throughput is in records. Run: `cargo bench -p tripline-ingest --bench decode`
@@ -63,11 +63,19 @@ fn kong() -> Vec<String> {
         .collect()
 }
 
+/// RestApi CSV files of 1,000 rows each (a whole 20,000-row file is over
+/// the message size bound and would be one `too_large` reject).
 fn salesforce_elf() -> Vec<String> {
-    let mut csv = String::from(
+    const PER_FILE: usize = 1_000;
+    let header = String::from(
         "\"EVENT_TYPE\",\"TIMESTAMP\",\"REQUEST_ID\",\"ORGANIZATION_ID\",\"USER_ID\",\"RUN_TIME\",\"CPU_TIME\",\"URI\",\"SESSION_KEY\",\"LOGIN_KEY\",\"USER_TYPE\",\"REQUEST_STATUS\",\"DB_TOTAL_TIME\",\"ENTITY_NAME\",\"METHOD\",\"STATUS_CODE\",\"ROWS_PROCESSED\",\"REQUEST_SIZE\",\"RESPONSE_SIZE\",\"CONNECTED_APP_ID\",\"CLIENT_NAME\",\"TIMESTAMP_DERIVED\",\"USER_ID_DERIVED\",\"CLIENT_IP\",\"URI_ID_DERIVED\"\n",
     );
+    let mut files = Vec::new();
+    let mut csv = header.clone();
     for i in 0..N {
+        if i > 0 && i % PER_FILE == 0 {
+            files.push(std::mem::replace(&mut csv, header.clone()));
+        }
         let entity = ["Contact", "Account", "Opportunity", "Lead", "Case"][i % 5];
         let _ = writeln!(
             csv,
@@ -82,7 +90,8 @@ fn salesforce_elf() -> Vec<String> {
             i % 250
         );
     }
-    vec![csv]
+    files.push(csv);
+    files
 }
 
 fn otel_http() -> Vec<String> {

@@ -1,8 +1,9 @@
 //! Decoders: bytes → a fixed array of slot values, one slot per field path
 //! a profile names. Nothing else of the input is materialised.
 //!
-//! - JSON: the profile's RFC 6901 pointers are compiled into a [`Trie`]; one
-//!   serde pass walks the document, descends only into keys on some pointer
+//! - JSON: the profile's RFC 6901 pointers are compiled into a [`Trie`]; a
+//!   byte walker ([`walk`]) reads a record in one pass when it is sure of
+//!   it, and otherwise one serde pass walks the document, descends only into keys on some pointer
 //!   and skips the rest ([`Skip`], which allocates nothing). Strings borrow from the input unless
 //!   they contain escapes — the same rule as the canonical `parse_event`.
 //!   A pointer step that names a key where the document has an array reads
@@ -54,6 +55,7 @@ macro_rules! skip_all_but_maps {
 }
 
 mod attributes;
+mod walk;
 use attributes::KeyValueSeed;
 
 /// Most distinct paths one profile may read (a bound, so a record's slots
@@ -182,8 +184,21 @@ impl Trie {
             .map(|(_, c)| *c as usize)
     }
 
-    /// Fills `slots` from one JSON document (a record).
+    /// Fills `slots` from one JSON document (a record): the byte walker
+    /// ([`walk`]) when it is sure, else the serde walk, which then decides.
     pub fn extract<'de>(
+        &self,
+        json: &'de str,
+        slots: &mut Slots<'de>,
+    ) -> Result<(), serde_json::Error> {
+        if walk::extract(self, json, slots).is_ok() {
+            return Ok(());
+        }
+        self.extract_serde(json, slots)
+    }
+
+    /// The serde walk: every document serde_json accepts, its errors.
+    fn extract_serde<'de>(
         &self,
         json: &'de str,
         slots: &mut Slots<'de>,

@@ -51,6 +51,11 @@ pub enum RuleResource {
 #[derive(Debug, Clone)]
 pub struct Rule {
     segs: Vec<Seg>,
+    /// Segments before a trailing `**` (all of them without one), and
+    /// whether there is one: a path of another length is refused before
+    /// any segment is compared.
+    fixed: usize,
+    rest: bool,
     template: Box<str>,
     resource: RuleResource,
     action: Option<Action>,
@@ -141,7 +146,10 @@ impl RouteTable {
             }
             Some(r) => RuleResource::Const(r.into()),
         };
+        let rest = matches!(segs.last(), Some(Seg::Rest));
         self.rules.push(Rule {
+            fixed: segs.len() - usize::from(rest),
+            rest,
             segs,
             template: template.into(),
             resource,
@@ -158,6 +166,14 @@ impl RouteTable {
         // Split once for every rule, on the stack.
         let segs = Segments::split(path);
         for (idx, rule) in self.rules.iter().enumerate() {
+            let fits = if rule.rest {
+                segs.len >= rule.fixed
+            } else {
+                segs.len == rule.fixed && !segs.more
+            };
+            if !fits {
+                continue;
+            }
             if let Some(cap) = matches(&rule.segs, &segs) {
                 let resource = match &rule.resource {
                     RuleResource::Capture => cap.map(|c| self.resource_name(c, rule.aliases)),

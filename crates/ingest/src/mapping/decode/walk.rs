@@ -1,0 +1,677 @@
+//! The fast path of [`Trie::extract`]: one pass over the record's bytes
+//! that descends only into keys on some pointer and skips everything else
+//! by scanning, without serde's visitor dispatch per value.
+//!
+//! The walker is a strict **subset** of serde_json: it accepts only what
+//! serde_json accepts and fills the slots exactly as the serde walk
+//! ([`super::NodeSeed`]) does. Whatever it is not sure of — an escape in a
+//! key or in a string it reads, a `\u` escape anywhere (surrogates), a
+//! number with an exponent or of more than 20 bytes, nesting deeper than
+//! 100, a non-string attribute `key`, any syntax error — it declines with
+//! [`Decline`], and the caller runs the serde walk on the same record, which
+//! then decides (and words any error) exactly as before. Numbers it reads
+//! are converted by serde_json itself, so their values are identical.
+//!
+//! Slots written before a decline are a prefix of what the serde walk
+//! writes in the same document order, so the serde pass overwrites them.
+//! `tests::walker_agrees_with_serde_on_arbitrary_documents` (proptest)
+//! checks both walks give the same slots, and that the walker accepts only
+//! documents serde_json accepts.
+
+use std::borrow::Cow;
+
+use serde::de::{Deserializer, Visitor};
+
+use super::{itoa_buf, Slots, Trie, Val};
+
+/// The walker is not sure; the serde walk decides.
+#[derive(Debug)]
+pub(super) struct Decline;
+
+type R<T = ()> = Result<T, Decline>;
+
+/// Deeper nesting declines (serde_json's own limit is 127 levels).
+const MAX_DEPTH: u32 = 100;
+
+/// Walks `json`, filling `slots` as [`Trie::extract`]'s serde walk does.
+pub(super) fn extract<'de>(trie: &Trie, json: &'de str, slots: &mut Slots<'de>) -> R {
+    let mut w = Walker {
+        b: json.as_bytes(),
+        s: json,
+        i: 0,
+        trie,
+        slots,
+    };
+    w.value(0, 0)?;
+    w.ws();
+    if w.i == w.b.len() {
+        Ok(())
+    } else {
+        Err(Decline)
+    }
+}
+
+struct Walker<'t, 's, 'de> {
+    b: &'de [u8],
+    s: &'de str,
+    i: usize,
+    trie: &'t Trie,
+    slots: &'s mut Slots<'de>,
+}
+
+impl<'de> Walker<'_, '_, 'de> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> R<u8> {
+        self.b.get(self.i).copied().ok_or(Decline)
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> R {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Decline)
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, node: usize, v: Val<'de>) {
+        if let Some(s) = self.trie.nodes[node].slot {
+            self.slots[usize::from(s)] = v;
+        }
+    }
+
+    /// A value at trie node `node` (NodeSeed).
+    fn value(&mut self, node: usize, depth: u32) -> R {
+        self.ws();
+        match self.peek()? {
+            b'{' => {
+                self.put(node, Val::Complex);
+                self.object(node, depth + 1)
+            }
+            b'[' => {
+                self.put(node, Val::Complex);
+                self.array(node, depth + 1)
+            }
+            b'"' => {
+                if self.trie.nodes[node].slot.is_some() {
+                    let s = self.plain_string()?;
+                    self.put(node, Val::Str(Cow::Borrowed(s)));
+                    Ok(())
+                } else {
+                    self.skip_string()
+                }
+            }
+            _ => {
+                let v = self.scalar()?;
+                self.put(node, v);
+                Ok(())
+            }
+        }
+    }
+
+    /// `{…}` at `node`: keys on a pointer descend, the rest are skipped.
+    fn object(&mut self, node: usize, depth: u32) -> R {
+        if depth > MAX_DEPTH {
+            return Err(Decline);
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = self.plain_string()?;
+            self.ws();
+            self.eat(b':')?;
+            match self.trie.child(node, key) {
+                Some(c) => self.value(c, depth)?,
+                None => self.skip_value(depth)?,
+            }
+            if self.end_of(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `[…]` at `node`: indices on a pointer descend; under a node whose
+    /// children are named, elements are attribute `{key, value}` pairs.
+    fn array(&mut self, node: usize, depth: u32) -> R {
+        if depth > MAX_DEPTH {
+            return Err(Decline);
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Ok(());
+        }
+        let n = &self.trie.nodes[node];
+        let (indexed, named) = (!n.keys.is_empty(), n.named);
+        let mut idx = 0usize;
+        loop {
+            let child = if indexed {
+                let mut buf = itoa_buf(idx);
+                self.trie.child(node, buf.as_str())
+            } else {
+                None
+            };
+            match child {
+                Some(c) => self.value(c, depth)?,
+                None if named => self.key_value(node, depth)?,
+                None => self.skip_value(depth)?,
+            }
+            if self.end_of(b']')? {
+                return Ok(());
+            }
+            idx += 1;
+        }
+    }
+
+    /// After a member: `,` (more follow) or `close` (done).
+    #[inline]
+    fn end_of(&mut self, close: u8) -> R<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Ok(false)
+            }
+            c if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            _ => Err(Decline),
+        }
+    }
+
+    /// One attribute-list element (KeyValueSeed): `{"key": K, "value": V}`
+    /// in either order fills the child of `node` named K; anything other
+    /// than an object is skipped.
+    fn key_value(&mut self, node: usize, depth: u32) -> R {
+        self.ws();
+        if self.peek()? != b'{' {
+            return self.skip_value(depth);
+        }
+        let depth = depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(Decline);
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        // `None`: no "key" yet; `Some(None)`: a key no pointer names.
+        let mut target: Option<Option<usize>> = None;
+        let mut pending: Option<usize> = None;
+        loop {
+            self.ws();
+            let field = self.plain_string()?;
+            self.ws();
+            self.eat(b':')?;
+            match field {
+                "key" => {
+                    self.ws();
+                    if self.peek()? != b'"' {
+                        return Err(Decline); // serde: invalid type (Data)
+                    }
+                    let k = self.plain_string()?;
+                    target = Some(self.trie.child(node, k));
+                }
+                "value" => match target {
+                    Some(Some(c)) => self.any_value(c, depth)?,
+                    Some(None) => self.skip_value(depth)?,
+                    None => {
+                        self.ws();
+                        pending = Some(self.i);
+                        self.skip_value(depth)?;
+                    }
+                },
+                _ => self.skip_value(depth)?,
+            }
+            if self.end_of(b'}')? {
+                break;
+            }
+        }
+        if let (Some(Some(c)), Some(at)) = (target, pending) {
+            let resume = self.i;
+            self.i = at;
+            self.any_value(c, depth)?;
+            self.i = resume;
+        }
+        Ok(())
+    }
+
+    /// An attribute's value (AnyValueSeed): `{"stringValue": …}` and the
+    /// other scalar kinds unwrapped; arrays and other kinds are complex.
+    fn any_value(&mut self, node: usize, depth: u32) -> R {
+        self.ws();
+        match self.peek()? {
+            b'[' => {
+                self.put(node, Val::Complex);
+                self.skip_value(depth)
+            }
+            b'{' => {
+                let depth = depth + 1;
+                if depth > MAX_DEPTH {
+                    return Err(Decline);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    let kind = self.plain_string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    if matches!(
+                        kind,
+                        "stringValue" | "intValue" | "doubleValue" | "boolValue"
+                    ) {
+                        self.value(node, depth)?;
+                    } else {
+                        self.put(node, Val::Complex);
+                        self.skip_value(depth)?;
+                    }
+                    if self.end_of(b'}')? {
+                        return Ok(());
+                    }
+                }
+            }
+            _ => self.value(node, depth),
+        }
+    }
+
+    /// Skips any value, checking its syntax.
+    fn skip_value(&mut self, depth: u32) -> R {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => {
+                let depth = depth + 1;
+                if depth > MAX_DEPTH {
+                    return Err(Decline);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    if self.peek()? != b'"' {
+                        return Err(Decline);
+                    }
+                    self.skip_string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.skip_value(depth)?;
+                    if self.end_of(b'}')? {
+                        return Ok(());
+                    }
+                }
+            }
+            b'[' => {
+                let depth = depth + 1;
+                if depth > MAX_DEPTH {
+                    return Err(Decline);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth)?;
+                    if self.end_of(b']')? {
+                        return Ok(());
+                    }
+                }
+            }
+            _ => {
+                self.scalar_span()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A string without escapes, borrowed (at its opening quote).
+    #[inline]
+    fn plain_string(&mut self) -> R<&'de str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = stop(self.b, start).ok_or(Decline)?;
+        if self.b[end] != b'"' {
+            return Err(Decline);
+        }
+        self.i = end + 1;
+        // Both ends are ASCII quotes of valid UTF-8, so this is a char boundary.
+        self.s.get(start..end).ok_or(Decline)
+    }
+
+    /// Skips a string (at its opening quote); simple escapes are allowed,
+    /// `\u` declines (surrogate rules are serde's to apply).
+    fn skip_string(&mut self) -> R {
+        self.eat(b'"')?;
+        loop {
+            let at = stop(self.b, self.i).ok_or(Decline)?;
+            self.i = at + 1;
+            match self.b[at] {
+                b'"' => return Ok(()),
+                b'\\' => match self.b.get(self.i) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                    _ => return Err(Decline),
+                },
+                _ => return Err(Decline), // a raw control character
+            }
+        }
+    }
+
+    /// A literal or a number, converted as serde_json converts it.
+    fn scalar(&mut self) -> R<Val<'de>> {
+        let span = self.scalar_span()?;
+        Ok(match span {
+            "true" => Val::Bool(true),
+            "false" => Val::Bool(false),
+            "null" => Val::Null,
+            num => number(num)?,
+        })
+    }
+
+    /// The span of `true`, `false`, `null` or a number in JSON's grammar
+    /// (without an exponent, at most 20 bytes).
+    fn scalar_span(&mut self) -> R<&'de str> {
+        let start = self.i;
+        let b = self.b;
+        match self.peek()? {
+            c @ (b't' | b'f' | b'n') => {
+                let lit: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !b[start..].starts_with(lit) {
+                    return Err(Decline);
+                }
+                self.i += lit.len();
+            }
+            _ => {
+                let mut i = start;
+                if b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+                match b.get(i) {
+                    Some(b'0') => i += 1,
+                    Some(b'1'..=b'9') => {
+                        while let Some(b'0'..=b'9') = b.get(i) {
+                            i += 1;
+                        }
+                    }
+                    _ => return Err(Decline),
+                }
+                if b.get(i) == Some(&b'.') {
+                    i += 1;
+                    let digits = i;
+                    while let Some(b'0'..=b'9') = b.get(i) {
+                        i += 1;
+                    }
+                    if i == digits {
+                        return Err(Decline);
+                    }
+                }
+                if matches!(b.get(i), Some(b'e' | b'E')) || i - start > 20 {
+                    return Err(Decline);
+                }
+                self.i = i;
+            }
+        }
+        // A number or literal must end at a delimiter.
+        match b.get(self.i) {
+            None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') => {}
+            _ => return Err(Decline),
+        }
+        self.s.get(start..self.i).ok_or(Decline)
+    }
+}
+
+/// The index of the first `"`, `\\` or raw control character (which a
+/// JSON string may not hold) at or after `i`: eight bytes per step (SWAR;
+/// record strings are short, so this beats a SIMD search's setup).
+#[inline]
+fn stop(b: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    while let Some(chunk) = b.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let w = u64::from_le_bytes(*chunk);
+        let (q, s) = (w ^ QUOTE, w ^ BACKSLASH);
+        // A byte's high bit is set where it is zero after the xor (or below
+        // 0x20); the lowest flagged byte is always a true one.
+        let m = ((q.wrapping_sub(LO) & !q)
+            | (s.wrapping_sub(LO) & !s)
+            | (w.wrapping_sub(LO * 0x20) & !w))
+            & HI;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
+}
+
+/// A number span (already in JSON's grammar) as serde_json's own
+/// deserializer reads it: i64 for negatives, u64 otherwise, f64 for
+/// fractions and integers out of range.
+fn number<'de>(span: &str) -> R<Val<'de>> {
+    struct NumVisitor;
+    impl Visitor<'_> for NumVisitor {
+        type Value = Val<'static>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Val<'static>, E> {
+            Ok(Val::Int(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Val<'static>, E> {
+            Ok(Val::UInt(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Val<'static>, E> {
+            Ok(Val::Float(v))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(span);
+    (&mut de).deserialize_any(NumVisitor).map_err(|_| Decline)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{empty_slots, pointer_tokens};
+    use super::*;
+
+    fn trie(paths: &[&str]) -> Trie {
+        let mut t = Trie::default();
+        for (i, p) in paths.iter().enumerate() {
+            t.insert(&pointer_tokens(p).unwrap(), i as u16);
+        }
+        t
+    }
+
+    /// Both walks over one document: the fast one's slots when it accepts.
+    fn both<'a>(t: &Trie, doc: &'a str) -> (Option<Slots<'a>>, Result<Slots<'a>, String>) {
+        let mut fast = empty_slots();
+        let fast = extract(t, doc, &mut fast).ok().map(|()| fast);
+        let mut slow = empty_slots();
+        let slow = t
+            .extract_serde(doc, &mut slow)
+            .map(|()| slow)
+            .map_err(|e| e.to_string());
+        (fast, slow)
+    }
+
+    #[test]
+    fn a_kong_record_walks_without_declining_and_matches_serde() {
+        let t = trie(&[
+            "/authenticated_entity/id",
+            "/consumer/username",
+            "/request/method",
+            "/request/uri",
+            "/response/status",
+            "/response/size",
+            "/started_at",
+            "/latencies/request",
+            "/client_ip",
+        ]);
+        let doc = r#"{"authenticated_entity":{"consumer_id":"0000","id":"key_d45d23"},"client_ip":"100.64.10.165","consumer":{"id":"0000","username":"openai-enrich"},"latencies":{"kong":1,"proxy":40,"request":41.5},"request":{"headers":{"authorization":"REDACTED","user-agent":"a \"quoted\" agent\/1.0"},"method":"GET","size":312,"uri":"/crm/v3/objects/companies?limit=100"},"response":{"headers":{"x-records":"1"},"size":1094,"status":200},"route":{"name":"r","paths":["/crm/v3/objects"],"n":[-1,0,2.25,true,false,null,{}]},"service":{"name":"hubspot"},"started_at":1792972804229,"workspace_name":"default"}"#;
+        let (fast, slow) = both(&t, doc);
+        let fast = fast.expect("the walker reads a plain Kong record");
+        assert_eq!(fast, slow.unwrap());
+        assert_eq!(fast[0], Val::Str(Cow::Borrowed("key_d45d23")));
+        assert_eq!(fast[4], Val::UInt(200));
+        assert_eq!(fast[7], Val::Float(41.5));
+    }
+
+    #[test]
+    fn the_string_scan_stops_at_the_first_quote_backslash_or_control_byte() {
+        for (text, want) in [
+            ("abc\"", Some(3)),
+            ("abcdefghijklmnop\"", Some(16)),
+            ("abcdefg\\h\"", Some(7)),
+            ("ab\tcdefghij\"", Some(2)),
+            ("ééééé\u{7f}\"", Some(11)),
+            ("abcdefgh", None),
+            ("", None),
+        ] {
+            assert_eq!(stop(text.as_bytes(), 0), want, "{text:?}");
+        }
+        assert_eq!(stop(b"\"abcdefghij\"", 1), Some(11));
+        for n in 0..40 {
+            let mut s = "x".repeat(n);
+            s.push('"');
+            s.push_str("yyyyyyyy\\");
+            assert_eq!(stop(s.as_bytes(), 0), Some(n));
+        }
+    }
+
+    #[test]
+    fn what_the_walker_is_unsure_of_it_leaves_to_serde() {
+        let t = trie(&["/a", "/b/0"]);
+        for doc in [
+            r#"{"a":"esc\"aped"}"#,    // an escape in a string read
+            r#"{"x":"\u00e9","a":1}"#, // \u anywhere
+            r#"{"a":1e3}"#,            // an exponent
+            r#"{"a":123456789012345678901234}"#,
+            r#"{"a\"":1}"#,    // an escaped key
+            r#"{"a":1,}"#,     // a syntax error
+            r#"{"a":01}"#,     // an invalid number
+            r#"{"a":"tab	"}"#, // a raw control character
+            r#"{"a":tru}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1"#,
+        ] {
+            let (fast, _) = both(&t, doc);
+            assert!(fast.is_none(), "{doc}");
+        }
+        let deep = format!("{}1{}", "[".repeat(120), "]".repeat(120));
+        assert!(both(&t, &format!(r#"{{"z":{deep},"a":1}}"#)).0.is_none());
+    }
+
+    /// Arbitrary JSON-ish text from a small alphabet, and valid documents.
+    fn doc() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            (-1e6f64..1e6).prop_map(|v| v.to_string()),
+            "[a-c0-9 /\\\\\"é\t]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            "[a-c]{0,3}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        let value = leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("(a|b|c|key|value|0|1|stringValue|x)", inner), 0..5)
+                    .prop_map(|kv| {
+                        let m: Vec<String> = kv
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\": {v}"))
+                            .collect();
+                        format!("{{{}}}", m.join(","))
+                    }),
+            ]
+        });
+        prop_oneof![
+            4 => value.clone(),
+            // Mutations: a byte cut off, a byte dropped in, junk appended.
+            1 => (value.clone(), any::<prop::sample::Index>()).prop_map(|(v, i)| {
+                let cut = i.index(v.len() + 1);
+                v.char_indices().take_while(|(p, _)| *p < cut).map(|(_, c)| c).collect()
+            }),
+            1 => (value, any::<prop::sample::Index>(), "[,:\\]\\[{}\" x-]").prop_map(|(v, i, j)| {
+                let at = i.index(v.len() + 1);
+                let at = (0..=at).rev().find(|p| v.is_char_boundary(*p)).unwrap_or(0);
+                format!("{}{}{}", &v[..at], j, &v[at..])
+            }),
+        ]
+    }
+
+    /// The property below only means something if the walker does accept
+    /// most valid documents (a walker that always declines would pass it).
+    #[test]
+    fn the_walker_accepts_most_valid_generated_documents() {
+        use proptest::strategy::ValueTree;
+        let t = trie(&[
+            "/a", "/b/0", "/b/key", "/c/a/b", "/key", "/value/x", "/0", "/x/c",
+        ]);
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut valid, mut walked) = (0, 0);
+        for _ in 0..2000 {
+            let d = doc().new_tree(&mut runner).unwrap().current();
+            if serde_json::from_str::<serde::de::IgnoredAny>(&d).is_ok() {
+                valid += 1;
+                walked += usize::from(both(&t, &d).0.is_some());
+            }
+        }
+        assert!(valid > 1000, "{valid} valid documents of 2000");
+        assert!(
+            walked * 10 > valid * 6,
+            "walked {walked} of {valid} valid documents"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn walker_agrees_with_serde_on_arbitrary_documents(d in doc()) {
+            let t = trie(&["/a", "/b/0", "/b/key", "/c/a/b", "/key", "/value/x", "/0", "/x/c", "/a/1/b"]);
+            let (fast, slow) = both(&t, &d);
+            if let Some(fast) = fast {
+                // Accepted by the walker → accepted by serde, same slots.
+                prop_assert_eq!(Ok(fast), slow);
+            }
+        }
+    }
+}
