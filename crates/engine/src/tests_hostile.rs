@@ -169,6 +169,72 @@ fn the_accepted_event_time_ignores_a_forged_maximum() {
     assert!(s.stream_time_ms <= honest, "{s:?}");
 }
 
+/// A forged event that opens the partition (nothing to bound it against):
+/// it sets neither the stream time nor its integration's clock, so the
+/// honest stream after it is no jump and learning is not skipped.
+#[test]
+fn a_forged_first_event_of_the_partition_sets_no_clock() {
+    let (_, clean) = learned_then_spike(&[]);
+    for forged in [0, crate::engine::MAX_TS_MS] {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut evs = vec![Ev::new(forged, "a")];
+        let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
+        evs.extend(
+            steady("a", t0(), 8, 2, 2)
+                .into_iter()
+                .filter(|x| x.ts < spike_at),
+        );
+        evs.extend((0..400).map(|i| Ev::new(spike_at + i * 100, "a")));
+        let out = run(&mut e, &evs);
+        let a = e.integration("a").unwrap();
+        assert_eq!(
+            a.first_seen,
+            t0(),
+            "{forged}: learning starts with the honest stream"
+        );
+        assert_eq!(e.stats().ts_out_of_range, 0, "{forged}");
+        assert!(e.stats().stream_time_ms < t0() + 8 * DAY_MS, "{forged}");
+        assert_eq!(kinds(&out), kinds(&clean), "{forged}: {:#?}", out.alerts);
+    }
+}
+
+/// What is decided about an integration depends on its own events, not on
+/// the traffic it shares a partition with: an integration that falls silent
+/// for three days ends with the same state alone in its partition as beside
+/// a live one (the second engine of `replay --threads`, a Kafka partition).
+#[test]
+fn an_integrations_clock_is_its_own_not_its_partitions() {
+    let cfg = one_hour_skew();
+    let mut a = steady("a", t0(), 1, 2, 2);
+    let back = t0() + 4 * DAY_MS;
+    a.extend(steady("a", back, 1, 2, 2));
+    let mut mixed = a.clone();
+    mixed.extend(steady("b", t0(), 5, 1, 1));
+    mixed.sort_by_key(|x| x.ts);
+    let (mut alone, mut shared) = (Engine::new(cfg.clone(), None), Engine::new(cfg, None));
+    let (o1, o2) = (run(&mut alone, &a), run(&mut shared, &mixed));
+    let mut s1 = alone.integration("a").unwrap().clone();
+    let mut s2 = shared.integration("a").unwrap().clone();
+    // The run's mark counts the partition's events; nothing else may differ.
+    s1.jump = Default::default();
+    s2.jump = Default::default();
+    assert_eq!(s1, s2);
+    let of_a = |o: &Outputs| -> Vec<String> {
+        o.alerts
+            .iter()
+            .filter(|x| x.integration_id == "a")
+            .map(|x| format!("{:?}", x))
+            .collect()
+    };
+    assert_eq!(of_a(&o1), of_a(&o2));
+    // The resumption after the silence was followed after `CONFIRM` events.
+    assert!(s1.watermark > back + DAY_MS - 2 * MINUTE_MS);
+    assert_eq!(
+        alone.stats().ts_out_of_range,
+        u64::from(crate::clock::CONFIRM) - 1
+    );
+}
+
 // ---- caps that fail closed (item 2) ---------------------------------------
 
 /// Eight days of "a" with `junk` mixed into its first day, then `probe`
