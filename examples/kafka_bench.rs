@@ -235,7 +235,10 @@ async fn produce_all(
     partitions: i32,
     flow: Option<&Flow>,
 ) -> anyhow::Result<()> {
-    let ack_every = flow.map_or(50_000, |f| f.window.clamp(1, 50_000) as usize);
+    // Acknowledgements are awaited in quarters of the window, so the
+    // producer keeps sending while it waits and the consumer never runs dry
+    // (an empty fetch on the mock waits out fetch.wait.max.ms).
+    let ack_every = flow.map_or(50_000, |f| (f.window / 4).clamp(1, 50_000) as usize);
     let mut inflight = Vec::with_capacity(ack_every);
     for (i, line) in lines.iter().enumerate() {
         if let Some(f) = flow {
@@ -376,9 +379,12 @@ fn bare_consume(
     n: u64,
     consumed: Option<Arc<AtomicU64>>,
     abort: &AtomicBool,
+    fetch_wait_ms: &str,
 ) -> anyhow::Result<f64> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bs)
+        // The pipeline's fetch wait: the two consumers fetch alike.
+        .set("fetch.wait.max.ms", fetch_wait_ms)
         .set("group.id", "bench-bare")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -616,6 +622,15 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     let during = a.during.unwrap_or(a.keyed);
+    let fetch_wait = a
+        .properties
+        .iter()
+        .find(|(k, _)| k == "fetch.wait.max.ms")
+        .map_or_else(
+            || tripline_kafka::settings::DEFAULT_FETCH_WAIT_MAX_MS.to_string(),
+            |(_, v)| v.clone(),
+        );
+    println!("  both consumers: fetch.wait.max.ms {fetch_wait}");
     let p = producer(&bs)?;
     let lines = Arc::new(lines);
     let cpu0 = thread_cpu();
@@ -634,8 +649,9 @@ async fn main() -> anyhow::Result<()> {
         let bs2 = bs.clone();
         let abort = Arc::new(AtomicBool::new(false));
         let abort2 = Arc::clone(&abort);
+        let fw = fetch_wait.clone();
         let bare = tokio::task::spawn_blocking(move || {
-            bare_consume(&bs2, INPUT_BARE, n, Some(consumed), &abort2)
+            bare_consume(&bs2, INPUT_BARE, n, Some(consumed), &abort2, &fw)
         });
         // Either side failing ends both: the producer must not wait for a
         // consumer that has stopped, nor the consumer for input never sent.
@@ -664,7 +680,9 @@ async fn main() -> anyhow::Result<()> {
         }
         let bs2 = bs.clone();
         let never = AtomicBool::new(false);
-        tokio::task::spawn_blocking(move || bare_consume(&bs2, INPUT, n, None, &never)).await??
+        let fw = fetch_wait.clone();
+        tokio::task::spawn_blocking(move || bare_consume(&bs2, INPUT, n, None, &never, &fw))
+            .await??
     };
     let bare_cpu = cpu_between(&cpu0, &thread_cpu());
     let bare_rate = n as f64 / bare_s;
