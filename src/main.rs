@@ -71,8 +71,8 @@ enum Command {
         #[arg(long, hide = true)]
         parse_only: bool,
         /// Threads to parse on and engines to spread the integrations over
-        /// (default 1). Output is byte-identical to one thread's (see
-        /// BENCHMARKS.md).
+        /// (default 1). Output is byte-identical to one thread's for events
+        /// within `max_future_skew` of the stream (see BENCHMARKS.md).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
     },

@@ -189,50 +189,6 @@ fn replay_threads_output_is_byte_identical_to_one_thread() {
     }
 }
 
-/// A sparse stream whose shards fall silent for longer than
-/// `max_future_skew` (a weekend, 5 integrations over 2 engines): each
-/// integration's clock is judged against its own events, never its shard's,
-/// so scores and alerts match one engine's byte for byte (they differed
-/// while a shard's stream time bounded its integrations).
-#[test]
-fn replay_threads_is_byte_identical_on_a_sparse_stream_whose_shards_fall_silent() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    let sim = run(&[
-        "simulate",
-        "--seed",
-        "7",
-        "--days",
-        "10",
-        "--integrations",
-        "5",
-        "--rate-scale",
-        "0.3",
-        "--out",
-        d,
-    ]);
-    assert!(sim.status.success());
-    let reg = dir.path().join("registry.toml");
-    let ev = dir.path().join("events.jsonl");
-    let replay = |t: &str| {
-        let o = run(&[
-            "replay",
-            "--threads",
-            t,
-            "--registry",
-            reg.to_str().unwrap(),
-            ev.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        o.stdout
-    };
-    let one = replay("1");
-    assert!(one.len() > 1000, "the stream has alerts");
-    for t in ["2", "3"] {
-        assert!(one == replay(t), "--threads {t} differs from --threads 1");
-    }
-}
-
 #[test]
 fn replay_reads_stdin_and_keeps_going_past_bad_lines() {
     let input = concat!(

@@ -57,11 +57,10 @@ pub struct EngineConfig {
     pub max_integrations: usize,
     /// Unregistered integrations idle this long (event time) are evicted.
     pub idle_evict_days: u32,
-    /// How far an event may be ahead of its integration's own watermark (a
-    /// new integration's first event: of the robust stream time) and still
-    /// move clocks; beyond it the event is counted as `ts_out_of_range`,
-    /// checked by the rule detectors at the bounded time, and not baselined
-    /// unless it confirms a jump (`clock.rs`).
+    /// How far an event may be ahead of the robust stream time (and a new
+    /// integration's first event behind it) and still move clocks; beyond
+    /// it the event is counted as `ts_out_of_range`, checked by the rule
+    /// detectors at the bounded time, and not baselined.
     pub max_future_skew_seconds: u32,
     /// Resources whose appearance raises an alert's severity one step.
     pub sensitive_resources: Vec<String>,

@@ -17,14 +17,11 @@
 //! lateness and baselines use X's own event-time watermark, never a global
 //! one. So any partitioning of the stream that keeps each integration's events
 //! in order (Kafka keyed by `integration_id`) produces the same alerts, with the
-//! same ids, as one engine over the whole stream (`tripline replay`). An
-//! integration's clock is bounded by its own watermark too (`clock.rs`).
-//! Decisions that look across integrations act only on hostile input or
-//! floods: memory eviction under pressure (bounded by the process-wide
+//! same ids, as one engine over the whole stream (`tripline replay`). Two
+//! decisions look across integrations, both only under floods: memory
+//! eviction under pressure (bounded by the process-wide
 //! [`crate::population::Population`]), which only touches unregistered
-//! integrations, the per-kind alert budgets (`budget.rs`), the partition's
-//! stream time bounding a new integration's first event, and a forged jump
-//! contradicted by another integration's traffic.
+//! integrations, and the per-kind alert budgets (`budget.rs`).
 //!
 //! Analyst feedback ([`crate::feedback`]) keeps the invariant: each entry is
 //! addressed to one integration and expires on that integration's event time,
@@ -35,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
 use crate::budget::AlertBudget;
-use crate::clock::{StreamClock, CONFIRM};
+use crate::clock::StreamClock;
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::close_episodes;
@@ -80,10 +77,9 @@ pub struct EngineStats {
     /// partitions' `advance_to` use it, never the raw maximum.
     #[serde(default)]
     pub stream_time_ms: i64,
-    /// Events too far ahead of their integration's clock (a new
-    /// integration's first event: of the stream time, or too far behind it),
-    /// see `max_future_skew_seconds`: checked by the rule detectors at the
-    /// bounded time, never baselined.
+    /// Events too far ahead of the stream time (or a new integration's first
+    /// event too far behind it), see `max_future_skew_seconds`: checked by
+    /// the rule detectors at the bounded time, never baselined.
     #[serde(default)]
     pub ts_out_of_range: u64,
     /// Alerts not sent individually because their kind's alert budget for
@@ -110,26 +106,23 @@ pub struct Engine {
     /// Analyst feedback and its audit trail; checkpoints carry it.
     #[serde(default)]
     feedback: FeedbackState,
-    /// The robust stream time: idle sweep, alert-budget windows and the
-    /// bound on a new integration's first event (`clock.rs`).
+    /// The robust stream time: idle sweep, eviction and the bound on how far
+    /// an event may move an integration's clock.
     #[serde(default)]
     clock: StreamClock,
     /// Last watermark day on which expired feedback was pruned.
     #[serde(default)]
     last_prune_day: i64,
-    /// Accepted (in range, not late) events so far, and the time of the
-    /// latest: it contradicts a jump run dated more than the skew after it
-    /// ([`crate::clock::Jump`]).
+    /// Events inside the bound so far: any of them contradicts a jump run
+    /// started before it ([`crate::clock::Jump`]).
     #[serde(default)]
-    accepted: u64,
+    in_bound: u64,
     /// Newest accepted (not out-of-range) event time.
     #[serde(default)]
     accepted_max: i64,
     /// Alerts per kind and window across integrations (`budget.rs`).
     #[serde(default)]
     budget: AlertBudget,
-    #[serde(default)]
-    last_accepted_ts: i64,
     /// Its share of the process-wide integration count (`population.rs`);
     /// not state: a restored engine joins the restoring process's.
     #[serde(skip)]
@@ -147,10 +140,9 @@ impl Engine {
             feedback: FeedbackState::default(),
             clock: StreamClock::default(),
             last_prune_day: i64::MIN,
-            accepted: 0,
+            in_bound: 0,
             accepted_max: 0,
             budget: AlertBudget::default(),
-            last_accepted_ts: 0,
             seat: Seat::default(),
         }
     }
@@ -236,7 +228,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
         s.tracked_integrations = self.integrations.len();
-        s.stream_time_ms = self.stream_time();
+        s.stream_time_ms = self.accepted_max;
         let (now, learning_ms) = (s.stream_time_ms, self.config.learning_ms());
         let (mut heap, mut learning) = (0usize, 0usize);
         for (k, v) in &self.integrations {
@@ -254,7 +246,7 @@ impl Engine {
     /// The newest accepted event time (see [`EngineStats::stream_time_ms`];
     /// 0 before the first).
     pub fn stream_time(&self) -> i64 {
-        self.accepted_max.max(self.clock.now().unwrap_or(0))
+        self.accepted_max
     }
 
     /// The state of one integration (inventory, audit, tests).
@@ -300,104 +292,62 @@ impl Engine {
         }
         self.stats.events += 1;
         self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
-        let ts = ev.ts_ms;
         let skew = self.config.max_future_skew_ms();
         // Event time is attacker-controlled (`clock.rs`): no event moves an
-        // integration's clocks (watermark, last seen, learning start) more
-        // than the skew beyond its own accepted events unless it confirms a
-        // jump, and the partition's stream time bounds only new
-        // integrations' first events, once established.
-        let stream = self.clock.now().filter(|_| self.clock.established());
+        // integration's clocks (watermark, last seen, learning start) beyond
+        // the skew of the robust stream time unless it confirms a jump.
+        let prev = self.clock.now().unwrap_or(ev.ts_ms);
+        let bound = prev.saturating_add(skew);
+        let floor = prev.saturating_sub(skew);
+        // A new integration's first event is only bounded when it is older
+        // than a whole learning period (the 1970 attack): a smaller lag is
+        // ordinary delivery delay, and bounding it would make `first_seen`
+        // depend on the partition's stream time (run ≢ replay).
+        let far_past = prev.saturating_sub(self.config.learning_ms());
         let known = self.integrations.contains_key(ev.integration_id);
-        // A new integration's first event dated long before the stream
-        // (more than a learning period: a smaller lag is ordinary delivery
-        // delay) would start its learning in the past and skip it.
-        let far_past =
-            !known && stream.is_some_and(|p| ts < p.saturating_sub(self.config.learning_ms()));
         if !known {
             // The bound is the process's (every partition's engine), not
             // this engine's alone: see `population.rs`.
             if self.seat.total(self.integrations.len()) >= self.config.max_integrations {
                 self.evict_for_room();
             }
-            let start = match stream {
-                Some(p) if far_past => p.saturating_sub(skew),
-                Some(p) => ts.min(p.saturating_add(skew)),
-                None => ts,
-            };
-            let mut st = IntegrationState::new(start);
+            // A first event dated long before the stream would start the
+            // learning period in the past (and skip it).
+            let first = if ev.ts_ms < far_past { floor } else { ev.ts_ms };
+            let mut st = IntegrationState::new(first.min(bound));
             st.registered = self
                 .registry
                 .as_ref()
                 .is_some_and(|r| r.integration(ev.integration_id).is_some());
-            st.jump.set_tentative(stream.is_none());
             self.integrations.insert(ev.integration_id.into(), st);
             self.seat.sync(self.integrations.len());
         }
         let Some(st) = self.integrations.get_mut(ev.integration_id) else {
             return;
         };
-        // A clock started before the stream time was established rests on
-        // fewer than `CONFIRM` events of its own: an event far from it (in
-        // agreement with the stream time, once there is one) restarts it —
-        // the 1970 event that opened a partition must not make its honest
-        // traffic a jump.
-        if known
-            && st.jump.tentative()
-            && st.events < u64::from(CONFIRM)
-            && ts.abs_diff(st.watermark) > skew.unsigned_abs()
-            && stream.is_none_or(|p| ts.abs_diff(p) <= skew.unsigned_abs())
-        {
-            close_episodes(&self.config, ev.integration_id, st, i64::MAX, out, false);
-            let registered = st.registered;
-            *st = IntegrationState::new(ts);
-            st.registered = registered;
-            st.jump.set_tentative(stream.is_none());
-        }
-        // The integration's own bound: its watermark plus the skew (for a
-        // new one, the time it was created at).
-        let own = if known {
-            st.watermark.saturating_add(skew)
-        } else {
-            st.watermark
-        };
-        let (out_of_range, bound) = if ts > own {
-            let contradicted = self.last_accepted_ts < ts.saturating_sub(skew);
-            if st.jump.ahead(self.accepted, contradicted, !known) {
+        let (out_of_range, bound) = if ev.ts_ms > bound {
+            if st.jump.ahead(self.in_bound, !known) {
                 // A confirmed jump: this integration's clocks follow it —
                 // and, when the jump began with its first event, its
                 // learning starts here, not at the bounded time it was
                 // created with (that would shorten learning by the jump).
                 if st.jump.began_with_first_event() {
-                    st.first_seen = st.first_seen.max(ts);
+                    st.first_seen = st.first_seen.max(ev.ts_ms);
                 }
-                (false, ts)
+                (false, ev.ts_ms)
             } else {
-                (true, own)
+                (true, bound)
             }
         } else {
             st.jump.reset();
-            (far_past, own.max(ts))
+            self.in_bound += 1;
+            (!known && ev.ts_ms < far_past, bound)
         };
         if out_of_range {
             self.stats.ts_out_of_range += 1;
         } else {
-            if ts >= st.watermark - self.config.lateness_ms() {
-                self.accepted += 1;
-                self.last_accepted_ts = ts;
-            }
-            // The partition's accepted time: a confirmed jump moves it,
-            // any other event at most the skew past the stream time.
-            let jumped = bound == ts && ts > own;
-            if let Some(p) = stream {
-                let t = if jumped {
-                    ts
-                } else {
-                    ts.min(p.saturating_add(skew))
-                };
-                self.accepted_max = self.accepted_max.max(t);
-            }
-            self.clock.observe(ts, skew);
+            self.clock.observe(ev.ts_ms, skew);
+            self.accepted_max = self.accepted_max.max(ev.ts_ms);
         }
         let now = self.clock.now().unwrap_or(ev.ts_ms);
         // Alert budgets count per window of stream time: a window that has

@@ -42,13 +42,12 @@ pub(crate) struct Cx<'a, 'o> {
     pub(crate) feedback: &'a FeedbackState,
     /// Alerts per kind and window across integrations (`budget.rs`).
     pub(crate) budget: &'a mut AlertBudget,
-    /// The event's time is beyond `max_future_skew` of the integration's
-    /// own clock (or, for a new integration, far before the stream time):
-    /// the rule detectors judge it, but it is never counted into a bucket
-    /// and never moves the watermark or last seen.
+    /// The event's time is beyond `max_future_skew` of the stream time (or,
+    /// for a new integration, before it): the rule detectors judge it, but
+    /// it is never counted into a bucket and never moves the watermark.
     pub(crate) out_of_range: bool,
-    /// The integration's watermark plus `max_future_skew` (the event's own
-    /// time for a confirmed jump): learning is judged at most there.
+    /// Stream time plus `max_future_skew`: no event moves the integration's
+    /// last seen (and so its gaps) beyond it.
     pub(crate) bound: i64,
 }
 
@@ -58,11 +57,9 @@ impl Cx<'_, '_> {
         let ts = ev.ts_ms;
         let learning = self.cfg.learning_ms();
         // Resume after silence: judged before this event updates anything,
-        // on the time this event may move clocks to — not on an event out of
-        // range (an unconfirmed jump), whose confirmation will see the
-        // whole gap.
+        // on the time this event may move clocks to.
         let clk = ts.min(self.bound);
-        if !self.out_of_range && clk > st.last_seen {
+        if clk > st.last_seen {
             let gap = clk - st.last_seen;
             if st.events > 0 {
                 self.check_dormant(st, ev, gap);
