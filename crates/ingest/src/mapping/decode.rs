@@ -500,10 +500,11 @@ pub fn string_at<'de>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn trie(paths: &[&str]) -> Trie {
+    /// A trie of `paths`, slot i for path i (also the walker's tests').
+    pub(in crate::mapping::decode) fn trie(paths: &[&str]) -> Trie {
         let mut t = Trie::default();
         for (i, p) in paths.iter().enumerate() {
             t.insert(&pointer_tokens(p).unwrap(), i as u16);

@@ -93,13 +93,33 @@ impl<'de> Walker<'_, '_, 'de> {
     fn value(&mut self, node: usize, depth: u32) -> R {
         self.ws();
         match self.peek()? {
+            // `{…}`: keys on a pointer descend, the rest are skipped.
             b'{' => {
                 self.put(node, Val::Complex);
-                self.object(node, depth + 1)
+                self.members(depth, |w, key, d| match w.trie.child(node, key) {
+                    Some(c) => w.value(c, d),
+                    None => w.skip_value(d),
+                })
             }
+            // `[…]`: indices on a pointer descend; under a node whose
+            // children are named, elements are attribute `{key, value}` pairs.
             b'[' => {
                 self.put(node, Val::Complex);
-                self.array(node, depth + 1)
+                let n = &self.trie.nodes[node];
+                let (indexed, named) = (!n.keys.is_empty(), n.named);
+                self.elements(depth, |w, idx, d| {
+                    let child = if indexed {
+                        let mut buf = itoa_buf(idx);
+                        w.trie.child(node, buf.as_str())
+                    } else {
+                        None
+                    };
+                    match child {
+                        Some(c) => w.value(c, d),
+                        None if named => w.key_value(node, d),
+                        None => w.skip_value(d),
+                    }
+                })
             }
             b'"' => {
                 if self.trie.nodes[node].slot.is_some() {
@@ -118,8 +138,12 @@ impl<'de> Walker<'_, '_, 'de> {
         }
     }
 
-    /// `{…}` at `node`: keys on a pointer descend, the rest are skipped.
-    fn object(&mut self, node: usize, depth: u32) -> R {
+    /// The members of the object at `{`: `member` reads each value (the
+    /// walker is after the key's `:`), given the key and the nesting depth.
+    /// Keys with escapes decline.
+    #[inline]
+    fn members(&mut self, depth: u32, mut member: impl FnMut(&mut Self, &'de str, u32) -> R) -> R {
+        let depth = depth + 1;
         if depth > MAX_DEPTH {
             return Err(Decline);
         }
@@ -134,19 +158,18 @@ impl<'de> Walker<'_, '_, 'de> {
             let key = self.plain_string()?;
             self.ws();
             self.eat(b':')?;
-            match self.trie.child(node, key) {
-                Some(c) => self.value(c, depth)?,
-                None => self.skip_value(depth)?,
-            }
+            member(self, key, depth)?;
             if self.end_of(b'}')? {
                 return Ok(());
             }
         }
     }
 
-    /// `[…]` at `node`: indices on a pointer descend; under a node whose
-    /// children are named, elements are attribute `{key, value}` pairs.
-    fn array(&mut self, node: usize, depth: u32) -> R {
+    /// The elements of the array at `[`: `element` reads each, given its
+    /// index and the nesting depth.
+    #[inline]
+    fn elements(&mut self, depth: u32, mut element: impl FnMut(&mut Self, usize, u32) -> R) -> R {
+        let depth = depth + 1;
         if depth > MAX_DEPTH {
             return Err(Decline);
         }
@@ -156,21 +179,9 @@ impl<'de> Walker<'_, '_, 'de> {
             self.i += 1;
             return Ok(());
         }
-        let n = &self.trie.nodes[node];
-        let (indexed, named) = (!n.keys.is_empty(), n.named);
         let mut idx = 0usize;
         loop {
-            let child = if indexed {
-                let mut buf = itoa_buf(idx);
-                self.trie.child(node, buf.as_str())
-            } else {
-                None
-            };
-            match child {
-                Some(c) => self.value(c, depth)?,
-                None if named => self.key_value(node, depth)?,
-                None => self.skip_value(depth)?,
-            }
+            element(self, idx, depth)?;
             if self.end_of(b']')? {
                 return Ok(());
             }
@@ -203,52 +214,34 @@ impl<'de> Walker<'_, '_, 'de> {
         if self.peek()? != b'{' {
             return self.skip_value(depth);
         }
-        let depth = depth + 1;
-        if depth > MAX_DEPTH {
-            return Err(Decline);
-        }
-        self.i += 1;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Ok(());
-        }
         // `None`: no "key" yet; `Some(None)`: a key no pointer names.
         let mut target: Option<Option<usize>> = None;
-        let mut pending: Option<usize> = None;
-        loop {
-            self.ws();
-            let field = self.plain_string()?;
-            self.ws();
-            self.eat(b':')?;
-            match field {
-                "key" => {
-                    self.ws();
-                    if self.peek()? != b'"' {
-                        return Err(Decline); // serde: invalid type (Data)
-                    }
-                    let k = self.plain_string()?;
-                    target = Some(self.trie.child(node, k));
+        let mut pending: Option<(usize, u32)> = None;
+        self.members(depth, |w, field, d| match field {
+            "key" => {
+                w.ws();
+                if w.peek()? != b'"' {
+                    return Err(Decline); // serde: invalid type (Data)
                 }
-                "value" => match target {
-                    Some(Some(c)) => self.any_value(c, depth)?,
-                    Some(None) => self.skip_value(depth)?,
-                    None => {
-                        self.ws();
-                        pending = Some(self.i);
-                        self.skip_value(depth)?;
-                    }
-                },
-                _ => self.skip_value(depth)?,
+                let k = w.plain_string()?;
+                target = Some(w.trie.child(node, k));
+                Ok(())
             }
-            if self.end_of(b'}')? {
-                break;
-            }
-        }
-        if let (Some(Some(c)), Some(at)) = (target, pending) {
+            "value" => match target {
+                Some(Some(c)) => w.any_value(c, d),
+                Some(None) => w.skip_value(d),
+                None => {
+                    w.ws();
+                    pending = Some((w.i, d));
+                    w.skip_value(d)
+                }
+            },
+            _ => w.skip_value(d),
+        })?;
+        if let (Some(Some(c)), Some((at, d))) = (target, pending) {
             let resume = self.i;
             self.i = at;
-            self.any_value(c, depth)?;
+            self.any_value(c, d)?;
             self.i = resume;
         }
         Ok(())
@@ -263,36 +256,17 @@ impl<'de> Walker<'_, '_, 'de> {
                 self.put(node, Val::Complex);
                 self.skip_value(depth)
             }
-            b'{' => {
-                let depth = depth + 1;
-                if depth > MAX_DEPTH {
-                    return Err(Decline);
+            b'{' => self.members(depth, |w, kind, d| {
+                if matches!(
+                    kind,
+                    "stringValue" | "intValue" | "doubleValue" | "boolValue"
+                ) {
+                    w.value(node, d)
+                } else {
+                    w.put(node, Val::Complex);
+                    w.skip_value(d)
                 }
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    let kind = self.plain_string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    if matches!(
-                        kind,
-                        "stringValue" | "intValue" | "doubleValue" | "boolValue"
-                    ) {
-                        self.value(node, depth)?;
-                    } else {
-                        self.put(node, Val::Complex);
-                        self.skip_value(depth)?;
-                    }
-                    if self.end_of(b'}')? {
-                        return Ok(());
-                    }
-                }
-            }
+            }),
             _ => self.value(node, depth),
         }
     }
@@ -302,49 +276,8 @@ impl<'de> Walker<'_, '_, 'de> {
         self.ws();
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' => {
-                let depth = depth + 1;
-                if depth > MAX_DEPTH {
-                    return Err(Decline);
-                }
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    if self.peek()? != b'"' {
-                        return Err(Decline);
-                    }
-                    self.skip_string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.skip_value(depth)?;
-                    if self.end_of(b'}')? {
-                        return Ok(());
-                    }
-                }
-            }
-            b'[' => {
-                let depth = depth + 1;
-                if depth > MAX_DEPTH {
-                    return Err(Decline);
-                }
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_value(depth)?;
-                    if self.end_of(b']')? {
-                        return Ok(());
-                    }
-                }
-            }
+            b'{' => self.members(depth, |w, _, d| w.skip_value(d)),
+            b'[' => self.elements(depth, |w, _, d| w.skip_value(d)),
             _ => {
                 self.scalar_span()?;
                 Ok(())
@@ -508,16 +441,9 @@ fn number<'de>(span: &str) -> R<Val<'de>> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::{empty_slots, pointer_tokens};
+    use super::super::empty_slots;
+    use super::super::tests::trie;
     use super::*;
-
-    fn trie(paths: &[&str]) -> Trie {
-        let mut t = Trie::default();
-        for (i, p) in paths.iter().enumerate() {
-            t.insert(&pointer_tokens(p).unwrap(), i as u16);
-        }
-        t
-    }
 
     /// Both walks over one document: the fast one's slots when it accepts.
     fn both<'a>(t: &Trie, doc: &'a str) -> (Option<Slots<'a>>, Result<Slots<'a>, String>) {
