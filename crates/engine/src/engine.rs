@@ -79,7 +79,9 @@ pub struct EngineStats {
     pub stream_time_ms: i64,
     /// Events too far ahead of the stream time (or a new integration's first
     /// event too far behind it), see `max_future_skew_seconds`: checked by
-    /// the rule detectors at the bounded time, never baselined.
+    /// the rule detectors at the bounded time, never baselined; and the
+    /// events of a clock forgotten because it rested on fewer than 3 events
+    /// beyond the stale horizon (`clock.rs`).
     #[serde(default)]
     pub ts_out_of_range: u64,
     /// Alerts not sent individually because their kind's alert budget for
@@ -431,12 +433,21 @@ impl Engine {
         let Some(st) = self.integrations.get(ev.integration_id) else {
             return;
         };
-        let nearest = ev.ts_ms.clamp(st.first_seen, st.watermark.max(st.first_seen));
+        let nearest = ev
+            .ts_ms
+            .clamp(st.first_seen, st.watermark.max(st.first_seen));
         if st.events >= u64::from(CONFIRM) || ev.ts_ms.abs_diff(nearest) <= stale {
             return;
         }
         if let Some(mut old) = self.integrations.remove(ev.integration_id) {
-            close_episodes(&self.config, ev.integration_id, &mut old, i64::MAX, out, false);
+            close_episodes(
+                &self.config,
+                ev.integration_id,
+                &mut old,
+                i64::MAX,
+                out,
+                false,
+            );
             self.stats.ts_out_of_range += old.events;
             self.seat.sync(self.integrations.len());
         }

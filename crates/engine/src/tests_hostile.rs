@@ -88,7 +88,11 @@ fn opened_by(prefix: &[Ev]) -> (Engine, Outputs) {
     let mut e = Engine::new(EngineConfig::default(), None);
     let mut evs = prefix.to_vec();
     let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
-    evs.extend(steady("a", t0(), 8, 2, 2).into_iter().filter(|x| x.ts < spike_at));
+    evs.extend(
+        steady("a", t0(), 8, 2, 2)
+            .into_iter()
+            .filter(|x| x.ts < spike_at),
+    );
     for i in 0..400 {
         evs.push(Ev::new(spike_at + i * 100, "a"));
     }
@@ -136,8 +140,17 @@ fn a_sparse_integration_within_the_stale_horizon_keeps_its_history() {
     assert_eq!(st.events, 4);
     // Beyond the horizon from a clock of fewer than 3 events: restarted.
     let later = t0() + 300 * DAY_MS + 401 * DAY_MS;
-    run(&mut e, &[Ev::new(later, "lone"), Ev::new(later + 500 * DAY_MS, "lone")]);
-    assert_eq!(e.integration("lone").unwrap().first_seen, later + 500 * DAY_MS);
+    run(
+        &mut e,
+        &[
+            Ev::new(later, "lone"),
+            Ev::new(later + 500 * DAY_MS, "lone"),
+        ],
+    );
+    assert_eq!(
+        e.integration("lone").unwrap().first_seen,
+        later + 500 * DAY_MS
+    );
 }
 
 #[test]
