@@ -37,6 +37,20 @@ impl Action {
             "write" => Some(Action::Write),
             "delete" => Some(Action::Delete),
             "export" => Some(Action::Export),
+            // Any case (`READ`, `Export`): the lower-case spelling is the
+            // spec's, the others are unambiguous.
+            _ if s.len() <= 6 => {
+                let mut b = [0u8; 6];
+                b[..s.len()].copy_from_slice(s.as_bytes());
+                let lower = b.map(|c| c.to_ascii_lowercase());
+                match &lower[..s.len()] {
+                    b"read" => Some(Action::Read),
+                    b"write" => Some(Action::Write),
+                    b"delete" => Some(Action::Delete),
+                    b"export" => Some(Action::Export),
+                    _ => None,
+                }
+            }
             _ => None,
         }
     }

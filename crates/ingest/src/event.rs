@@ -150,6 +150,44 @@ impl<'de> Deserialize<'de> for Ts {
     }
 }
 
+/// An integer field (`status`, `records`, `bytes`). Beyond the integers the
+/// spec names, an integral float (`100.0`, as a producer that keeps every
+/// number as a double writes it) is the same integer; a fraction, a sign
+/// where none fits, or a value out of the type's range is refused.
+struct Int<T>(T);
+
+impl<'de, T: TryFrom<u64>> Deserialize<'de> for Int<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<T: TryFrom<u64>> Visitor<'_> for V<T> {
+            type Value = Int<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int<T>, E> {
+                T::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::custom(format_args!("{v} is out of range")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int<T>, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format_args!("{v} is negative")))
+                    .and_then(|u| self.visit_u64(u))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Int<T>, E> {
+                // 2^53: beyond it a double no longer holds every integer.
+                if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    self.visit_u64(v as u64)
+                } else {
+                    Err(E::custom(format_args!("{v} is not a non-negative integer")))
+                }
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// `fields`: must be an array of strings; the content is not used, so it is
 /// type-checked without allocating.
 struct StrArray;
@@ -180,7 +218,7 @@ struct Wire<'a> {
     resource: Option<Str<'a>>,
     #[serde(borrow)]
     method: Option<Str<'a>>,
-    status: Option<u16>,
+    status: Option<Int<u16>>,
     #[serde(borrow)]
     action: Option<Str<'a>>,
     #[serde(borrow)]
@@ -190,8 +228,8 @@ struct Wire<'a> {
     #[serde(borrow)]
     endpoint: Option<Str<'a>>,
     fields: Option<StrArray>,
-    records: Option<u64>,
-    bytes: Option<u64>,
+    records: Option<Int<u64>>,
+    bytes: Option<Int<u64>>,
     #[serde(borrow)]
     source_ip: Option<Str<'a>>,
     #[serde(borrow)]
@@ -463,6 +501,7 @@ pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
     })?;
     let status = w
         .status
+        .map(|i| i.0)
         .ok_or_else(|| Reject::new(RejectReason::MissingField, "missing field `status`"))?;
     if !(100..=599).contains(&status) {
         return Err(Reject::new(
@@ -500,8 +539,8 @@ pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Reject> {
         principal: optional("principal", w.principal, 256)?,
         // Not bounded by the schema; kept (borrowed) only for `normalize`.
         endpoint: w.endpoint.map(|s| s.0),
-        records: w.records.unwrap_or(1),
-        bytes: w.bytes.unwrap_or(0),
+        records: w.records.map_or(1, |i| i.0),
+        bytes: w.bytes.map_or(0, |i| i.0),
         source_ip,
         user_agent: w.user_agent.map(|s| s.0),
         tenant: optional("tenant", w.tenant, 256)?,
@@ -630,6 +669,10 @@ mod tests {
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"BREW","status":200}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":999}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"records":-1}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"records":1.5}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"records":"7"}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":70000.0}"#, InvalidField),
+            (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"bytes":-0.5}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"action":"steal"}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"source_ip":"nope"}"#, InvalidField),
             (br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200,"fields":[1]}"#, InvalidField),
@@ -644,5 +687,13 @@ mod tests {
         assert_eq!(reason(long.as_bytes()), InvalidField);
         let huge = vec![b' '; MAX_EVENT_BYTES + 1];
         assert_eq!(reason(&huge), TooLarge);
+    }
+
+    #[test]
+    fn integral_floats_and_any_case_actions_are_accepted() {
+        let ev = parse_event(br#"{"ts":0,"integration_id":"a","resource":"x","method":"GET","status":200.0,"records":100.0,"bytes":2048.0,"action":"EXPORT"}"#).unwrap();
+        let ev = ev.event();
+        assert_eq!((ev.status, ev.records, ev.bytes), (200, 100, 2048));
+        assert_eq!(ev.action, Action::Export);
     }
 }

@@ -189,3 +189,35 @@ fn message_paths_read_the_envelope_around_each_record() {
         "{err}"
     );
 }
+
+#[test]
+fn csv_line_numbers_are_the_same_for_crlf_and_lf_files() {
+    let elf = load_format(Some("salesforce-elf"), None).unwrap();
+    let lf = "\"EVENT_TYPE\",\"TIMESTAMP_DERIVED\",\"CONNECTED_APP_ID\",\"URI\",\"METHOD\",\"STATUS_CODE\"\n\
+              \"RestApi\",\"2026-11-29T14:03:12.345Z\",\"0H4RM00000000Kr\",\"/services/data/v61.0/sobjects/Contact/1\",\"GET\",\"200\"\n\
+              \"RestApi\",\"\",\"0H4RM00000000Kr\",\"/services/data/v61.0/sobjects/Contact/1\",\"GET\",\"200\"\n\
+              \"RestApi\",\"2026-11-29T14:03:13.345Z\",\"0H4RM00000000Kr\",\"/services/data/v61.0/sobjects/Contact/2\",\"GET\",\"200\"\n";
+    let crlf = lf.replace('\n', "\r\n");
+    let lines = |text: &str| {
+        let mut got = Vec::new();
+        tripline_ingest::read_events(&elf, text.as_bytes(), |line, r| got.push((line, r.is_ok())))
+            .unwrap();
+        got
+    };
+    let want = vec![(2, true), (3, false), (4, true)];
+
+    assert_eq!(lines(lf), want, "lf");
+    assert_eq!(lines(&crlf), want, "crlf");
+    // The last row without its newline, and a blank line before a row.
+    assert_eq!(lines(lf.trim_end()), want, "no final newline");
+    assert_eq!(lines(crlf.trim_end()), want, "crlf, no final newline");
+    let blank = lf.replacen("\n\"RestApi\",\"\"", "\n\n\"RestApi\",\"\"", 1);
+    assert_eq!(
+        lines(&blank),
+        vec![(2, true), (4, false), (5, true)],
+        "blank line"
+    );
+    // A quoted value spanning lines: the next row still names its own line.
+    let multi = lf.replacen("\"GET\"", "\"GET\n\"", 1);
+    assert_eq!(lines(&multi)[1].0, 4, "after a two-line row");
+}

@@ -12,7 +12,7 @@ use tripline_engine::Action;
 
 use super::decode::{pointer_tokens, Envelope, Trie, MAX_SLOTS};
 use super::envelope::MessagePaths;
-use super::routes::{Fallback, RouteTable};
+use super::routes::{Fallback, RouteTable, DEFAULT_BASE_SEGMENTS};
 use super::transform::TimeFormat;
 use super::{Decoder, Field, Input, JsonDecoder, Mapping, Source, Target, When};
 
@@ -135,6 +135,7 @@ struct RawRoutes {
     #[serde(rename = "use", default)]
     uses: Vec<String>,
     fallback: Option<String>,
+    base_segments: Option<usize>,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -532,6 +533,15 @@ pub(crate) fn compile(
                 "routes.fallback: `{o}` is not reject or first_segment"
             ));
             Fallback::Reject
+        }
+    };
+    routes.base_segments = match raw.routes.base_segments {
+        None => DEFAULT_BASE_SEGMENTS,
+        Some(n) if n <= 8 => n,
+        Some(n) => {
+            cx.problems
+                .push(format!("routes.base_segments: {n} is more than 8"));
+            DEFAULT_BASE_SEGMENTS
         }
     };
     if fields[Target::Resource as usize].sources.is_empty() && routes.is_empty() {

@@ -79,7 +79,15 @@ pub struct RouteTable {
     rules: Vec<Rule>,
     aliases: Vec<HashMap<Box<str>, Box<str>>>,
     pub fallback: Fallback,
+    /// How many leading segments a gateway may put before the CRM's own
+    /// path (an AWS API Gateway stage `/prod`, a Kong route prefix
+    /// `/hubspot`, a Dynamics org): when no rule matches the whole path,
+    /// the lookup is retried with up to this many leading segments dropped.
+    pub base_segments: usize,
 }
+
+/// The default of [`RouteTable::base_segments`].
+pub const DEFAULT_BASE_SEGMENTS: usize = 2;
 
 /// The outcome of routing one path.
 #[derive(Debug, PartialEq)]
@@ -165,18 +173,49 @@ impl RouteTable {
         let path = strip_query(uri);
         // Split once for every rule, on the stack.
         let segs = Segments::split(path);
+        for skip in 0..=self.base_segments.min(segs.len.saturating_sub(1)) {
+            if let Some(r) = self.route_from(uri, &segs, skip) {
+                return Some(r);
+            }
+        }
+        match self.fallback {
+            Fallback::Reject => None,
+            Fallback::FirstSegment => first_segment(path).map(|s| Routed {
+                resource: Some(lower(Cow::Borrowed(s))),
+                action: None,
+                endpoint: None,
+                rule: None,
+            }),
+        }
+    }
+
+    /// The first rule matching the path without its `skip` leading segments.
+    fn route_from<'a>(
+        &'a self,
+        uri: &'a str,
+        segs: &Segments<'a>,
+        skip: usize,
+    ) -> Option<Routed<'a>> {
+        let len = segs.len - skip;
         for (idx, rule) in self.rules.iter().enumerate() {
             let fits = if rule.rest {
-                segs.len >= rule.fixed
+                len >= rule.fixed
             } else {
-                segs.len == rule.fixed && !segs.more
+                len == rule.fixed && !segs.more
             };
             if !fits {
                 continue;
             }
-            if let Some(cap) = matches(&rule.segs, &segs) {
+            if let Some(cap) = matches(&rule.segs, segs, skip) {
                 let resource = match &rule.resource {
-                    RuleResource::Capture => cap.map(|c| self.resource_name(c, rule.aliases)),
+                    // A capture that is itself a template placeholder
+                    // (`{objectType}`, as in an AWS API Gateway
+                    // `resourcePath`) names no resource: the rule matched,
+                    // so no later, looser rule is tried, and the path is
+                    // unmapped.
+                    RuleResource::Capture => cap
+                        .filter(|c| !(c.starts_with('{') && c.ends_with('}')))
+                        .map(|c| self.resource_name(c, rule.aliases)),
                     RuleResource::Const(c) => Some(Cow::Borrowed(&**c)),
                     RuleResource::Soql => {
                         soql_from(uri).map(|c| self.resource_name(c, rule.aliases))
@@ -191,15 +230,7 @@ impl RouteTable {
                 });
             }
         }
-        match self.fallback {
-            Fallback::Reject => None,
-            Fallback::FirstSegment => first_segment(path).map(|s| Routed {
-                resource: Some(lower(Cow::Borrowed(s))),
-                action: None,
-                endpoint: None,
-                rule: None,
-            }),
-        }
+        None
     }
 
     /// The template of rule `idx` (the `endpoint` of its matches).
@@ -273,15 +304,17 @@ impl<'p> Segments<'p> {
     }
 }
 
-/// Segment-wise match; returns the `{resource}` capture (if the rule has one).
-fn matches<'p>(segs: &[Seg], path: &Segments<'p>) -> Option<Option<&'p str>> {
+/// Segment-wise match of the path without its `skip` leading segments;
+/// returns the `{resource}` capture (if the rule has one).
+fn matches<'p>(segs: &[Seg], path: &Segments<'p>, skip: usize) -> Option<Option<&'p str>> {
+    let path_segs = &path.segs[skip..path.len];
     let mut cap = None;
     let mut i = 0;
     for seg in segs {
         if let Seg::Rest = seg {
             return Some(cap);
         }
-        let s = *path.segs[..path.len].get(i)?;
+        let s = *path_segs.get(i)?;
         i += 1;
         match seg {
             Seg::Lit(l) => {
@@ -299,7 +332,7 @@ fn matches<'p>(segs: &[Seg], path: &Segments<'p>) -> Option<Option<&'p str>> {
             Seg::Rest => {}
         }
     }
-    (i == path.len && !path.more).then_some(cap)
+    (i == path_segs.len() && !path.more).then_some(cap)
 }
 
 #[cfg(test)]
@@ -360,6 +393,39 @@ mod tests {
         assert!(t.route("/health").is_none());
         assert!(t.route("/crm/v3/objects").is_none());
         assert!(t.route("/crm/v3/objects/a/b/c/d").is_none());
+    }
+
+    #[test]
+    fn a_gateway_base_path_of_up_to_base_segments_is_looked_past() {
+        let mut t = table();
+        // Without base segments, an API Gateway stage hides the CRM path.
+        assert!(t.route("/prod/crm/v3/objects/deals/7").is_none());
+        t.base_segments = 2;
+        let r = t.route("/prod/crm/v3/objects/deals/7").unwrap();
+        assert_eq!(r.resource.as_deref(), Some("deals"));
+        assert_eq!(r.endpoint, Some("/crm/v*/objects/{resource}/{id}"));
+        let r = t.route("/hubspot/prod/crm/v3/objects/0-1").unwrap();
+        assert_eq!(r.resource.as_deref(), Some("contacts"));
+        let r = t.route("/org1/api/data/v9.2/accounts(1)").unwrap();
+        assert_eq!(r.resource.as_deref(), Some("accounts"));
+        // A whole-path match wins over a shorter one.
+        let r = t.route("/crm/v3/objects/deals/batch/archive").unwrap();
+        assert_eq!(r.action, Some(Action::Delete));
+        // Three leading segments are more than allowed.
+        assert!(t.route("/a/b/c/crm/v3/objects/deals").is_none());
+        assert!(t.route("/prod/health").is_none());
+    }
+
+    #[test]
+    fn a_template_placeholder_names_no_resource() {
+        // AWS API Gateway's `resourcePath` is the template, not the path.
+        let t = table();
+        let r = t.route("/crm/v3/objects/{objectType}").unwrap();
+        assert_eq!(r.resource, None);
+        let r = t.route("/crm/v3/objects/{objectType}/{id}").unwrap();
+        assert_eq!(r.resource, None);
+        let r = t.route("/crm/v3/objects/contacts/{contactId}").unwrap();
+        assert_eq!(r.resource.as_deref(), Some("contacts"));
     }
 
     #[test]

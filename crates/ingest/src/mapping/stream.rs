@@ -117,9 +117,13 @@ where
     R: Read,
     F: FnMut(u64, Result<RawEvent<'_>, Reject>),
 {
+    // Rows end at `\n` only, so a CRLF file (Salesforce's, or any file a
+    // Windows tool wrote) counts lines as an LF file does; the `\r` left on
+    // a row's last value is trimmed below.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(input);
     let slot_of: Vec<Option<u16>> = rdr
         .byte_headers()?
@@ -133,10 +137,18 @@ where
         .collect();
     let mut rec = csv::ByteRecord::new();
     loop {
-        let line = rdr.position().line();
+        // The reader counts a line when it consumes a `\n`, but consumes
+        // blank lines and a pending terminator only when the next record is
+        // read: its position before the read lags by the blank lines, and
+        // its position after by the record's own `\n` (if it has one, the
+        // last row may not) and the newlines inside quoted values. The
+        // later of the two is the record's first line in either case.
+        let before = rdr.position().line();
         if !rdr.read_byte_record(&mut rec)? {
             return Ok(());
         }
+        let inner = rec.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        let line = before.max(rdr.position().line().saturating_sub(inner + 1));
         if rec.as_slice().len() > MAX_EVENT_BYTES {
             sink(
                 line,
@@ -154,7 +166,10 @@ where
                 continue;
             };
             match std::str::from_utf8(f) {
-                Ok(t) => slots[usize::from(*s)] = Val::Str(Cow::Borrowed(unwrap_quotes(t))),
+                Ok(t) => {
+                    let t = t.strip_suffix('\r').unwrap_or(t);
+                    slots[usize::from(*s)] = Val::Str(Cow::Borrowed(unwrap_quotes(t)));
+                }
                 Err(e) => {
                     bad = Some(e.valid_up_to());
                     break;

@@ -118,7 +118,8 @@ pub fn rfc3339_lenient(s: &str) -> Option<i64> {
     let n = b.len();
     let mut buf = [0u8; 48];
     // `…±HHMM` → `…±HH:MM`
-    if n >= 25
+    // (`YYYY-MM-DDTHH:MM:SS` is 19 bytes, the offset 5.)
+    if n >= 24
         && n < buf.len()
         && matches!(b[n - 5], b'+' | b'-')
         && b[n - 4..].iter().all(u8::is_ascii_digit)
@@ -413,6 +414,20 @@ mod tests {
         assert_eq!(
             f(s("20230231100439.747"), TimeFormat::SalesforceCompact),
             None
+        );
+        // Offsets without a colon also when the seconds have no fraction
+        // (the shortest form, 24 bytes), and `-HHMM`.
+        assert_eq!(
+            f(s("2023-03-21T10:04:39+0000"), TimeFormat::Rfc3339),
+            Some(want - 747)
+        );
+        assert_eq!(
+            f(s("2023-03-21T05:04:39-0500"), TimeFormat::Rfc3339),
+            Some(want - 747)
+        );
+        assert_eq!(
+            f(s("2023-03-21T10:04:39.747123456+0000"), TimeFormat::Rfc3339),
+            Some(want)
         );
         assert_eq!(f(s("yesterday"), TimeFormat::Rfc3339), None);
         assert_eq!(f(s("2023-03-21"), TimeFormat::EpochMs), None);
