@@ -180,6 +180,14 @@ impl AlertBudget {
         }
     }
 
+    /// The stream time restarted (`clock.rs`: a partition's first event was
+    /// forged or stale): the current window closes as at the end of the
+    /// input, and the next event opens the window holding it, even earlier.
+    pub(crate) fn restart(&mut self, cfg: &EngineConfig, out: &mut Outputs) {
+        self.finish(cfg, out);
+        self.window = None;
+    }
+
     fn close(&mut self, cfg: &EngineConfig, window: i64, next_adjacent: bool, out: &mut Outputs) {
         let width = cfg.alert_budget.window_ms();
         let end = window + width - 1;

@@ -16,6 +16,15 @@
 //!   up a day later, a partition resuming after an outage) is followed after
 //!   [`CONFIRM`] events, and the stream time then catches up by at most the
 //!   skew per accepted event.
+//! - A partition's first events have nothing to be judged against: while
+//!   the stream time rests on fewer than [`RANK`] accepted events it is
+//!   [`StreamClock::weak`], and an event more than the stale horizon
+//!   (`EngineConfig::stale_ms`: `idle_evict_days`) away from it restarts it;
+//!   an integration whose clock rests on fewer than [`CONFIRM`] events, all
+//!   beyond that horizon from a new event that agrees with the stream time,
+//!   restarts at that event. So one forged event opening a partition (dated
+//!   1970 or 9999) neither sets the partition's time nor starts its
+//!   integration's learning period there.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +73,14 @@ impl StreamClock {
 
     pub fn now(&self) -> Option<i64> {
         self.now
+    }
+
+    /// Whether the stream time rests on fewer than [`RANK`] accepted
+    /// events — at a partition's start, that is: it may then be one forged
+    /// event (the partition's first), and an event more than the stale
+    /// horizon away from it restarts it (`Engine::process`).
+    pub fn weak(&self) -> bool {
+        self.now.is_some() && self.recent.len() < RANK
     }
 }
 
@@ -134,6 +151,16 @@ mod tests {
             prev = t;
         }
         assert_eq!(prev, 9_000);
+    }
+
+    #[test]
+    fn the_stream_time_is_weak_until_it_rests_on_rank_events() {
+        let mut c = StreamClock::default();
+        assert!(!c.weak(), "no stream time yet");
+        for i in 0..RANK as i64 {
+            c.observe(1_000 + i, 100);
+            assert_eq!(c.weak(), i + 1 < RANK as i64);
+        }
     }
 
     #[test]

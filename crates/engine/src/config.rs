@@ -572,4 +572,15 @@ impl EngineConfig {
     pub fn learning_ms(&self) -> i64 {
         i64::from(self.learning_days) * crate::time::DAY_MS
     }
+
+    /// The stale horizon: `idle_evict_days` (never less than the learning
+    /// period or the skew). What lies further than this from an event is no
+    /// evidence against it: a partition's stream time, or an integration's
+    /// clock, resting on fewer than 3 events that far from a new event
+    /// restarts (`clock.rs`) — as the idle sweep forgets an integration idle
+    /// that long.
+    pub fn stale_ms(&self) -> i64 {
+        (i64::from(self.idle_evict_days.max(self.learning_days)) * crate::time::DAY_MS)
+            .max(self.max_future_skew_ms())
+    }
 }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
 use crate::budget::AlertBudget;
-use crate::clock::StreamClock;
+use crate::clock::{StreamClock, CONFIRM};
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::close_episodes;
@@ -79,7 +79,9 @@ pub struct EngineStats {
     pub stream_time_ms: i64,
     /// Events too far ahead of the stream time (or a new integration's first
     /// event too far behind it), see `max_future_skew_seconds`: checked by
-    /// the rule detectors at the bounded time, never baselined.
+    /// the rule detectors at the bounded time, never baselined; and the
+    /// events of a clock forgotten because it rested on fewer than 3 events
+    /// beyond the stale horizon (`clock.rs`).
     #[serde(default)]
     pub ts_out_of_range: u64,
     /// Alerts not sent individually because their kind's alert budget for
@@ -293,6 +295,18 @@ impl Engine {
         self.stats.events += 1;
         self.stats.max_event_time_ms = self.stats.max_event_time_ms.max(ev.ts_ms);
         let skew = self.config.max_future_skew_ms();
+        let stale = self.config.stale_ms().unsigned_abs();
+        // A stream time resting on fewer than 3 events (a partition's first,
+        // possibly forged) does not outweigh an event beyond the stale
+        // horizon from it: it restarts there (`clock.rs`).
+        if self.clock.weak()
+            && self
+                .clock
+                .now()
+                .is_some_and(|now| ev.ts_ms.abs_diff(now) > stale)
+        {
+            self.restart_clock(out);
+        }
         // Event time is attacker-controlled (`clock.rs`): no event moves an
         // integration's clocks (watermark, last seen, learning start) beyond
         // the skew of the robust stream time unless it confirms a jump.
@@ -304,6 +318,14 @@ impl Engine {
         // ordinary delivery delay, and bounding it would make `first_seen`
         // depend on the partition's stream time (run ≢ replay).
         let far_past = prev.saturating_sub(self.config.learning_ms());
+        // An integration whose clock rests on fewer than `CONFIRM` events,
+        // all beyond the stale horizon from this event while this one agrees
+        // with the stream time, restarts here: what it rested on was forged
+        // (a 1970 or 9999 event that opened the partition) or stale, and
+        // must neither start its learning period nor set its watermark.
+        if (far_past..=bound).contains(&ev.ts_ms) {
+            self.restart_if_stale(ev, stale, out);
+        }
         let known = self.integrations.contains_key(ev.integration_id);
         if !known {
             // The bound is the process's (every partition's engine), not
@@ -386,6 +408,48 @@ impl Engine {
             let integrations = &self.integrations;
             self.feedback
                 .prune(|id| integrations.get(id).map(|s| s.watermark));
+        }
+    }
+
+    /// Forgets the stream time (it rested on fewer than 3 events, far from
+    /// the one being processed): the partition starts again from the next
+    /// event, as if it were its first — stream time, accepted time, the
+    /// sweep and prune days and the alert-budget window.
+    fn restart_clock(&mut self, out: &mut Outputs) {
+        self.clock = StreamClock::default();
+        self.accepted_max = 0;
+        self.last_sweep_day = i64::MIN;
+        self.last_prune_day = i64::MIN;
+        let before = out.alerts.len();
+        self.budget.restart(&self.config, out);
+        self.stats.alerts += (out.alerts.len() - before) as u64;
+    }
+
+    /// Drops the state of `ev`'s integration when its clock rests on fewer
+    /// than `CONFIRM` events, all more than `stale` ms from `ev` (see
+    /// `process`): its open episodes resolve and its events count as out of
+    /// range; `ev` then starts it afresh.
+    fn restart_if_stale(&mut self, ev: &Event<'_>, stale: u64, out: &mut Outputs) {
+        let Some(st) = self.integrations.get(ev.integration_id) else {
+            return;
+        };
+        let nearest = ev
+            .ts_ms
+            .clamp(st.first_seen, st.watermark.max(st.first_seen));
+        if st.events >= u64::from(CONFIRM) || ev.ts_ms.abs_diff(nearest) <= stale {
+            return;
+        }
+        if let Some(mut old) = self.integrations.remove(ev.integration_id) {
+            close_episodes(
+                &self.config,
+                ev.integration_id,
+                &mut old,
+                i64::MAX,
+                out,
+                false,
+            );
+            self.stats.ts_out_of_range += old.events;
+            self.seat.sync(self.integrations.len());
         }
     }
 

@@ -82,6 +82,77 @@ fn a_1970_first_event_cannot_skip_the_learning_period() {
     assert!(e.integration("n").unwrap().first_seen > now - DAY_MS);
 }
 
+/// As [`learned_then_spike`], with `prefix` opening the partition (before
+/// its first honest event: there is no stream time to judge it against).
+fn opened_by(prefix: &[Ev]) -> (Engine, Outputs) {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs = prefix.to_vec();
+    let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
+    evs.extend(
+        steady("a", t0(), 8, 2, 2)
+            .into_iter()
+            .filter(|x| x.ts < spike_at),
+    );
+    for i in 0..400 {
+        evs.push(Ev::new(spike_at + i * 100, "a"));
+    }
+    let out = run(&mut e, &evs);
+    (e, out)
+}
+
+fn ids(out: &Outputs) -> Vec<(&str, AlertKind)> {
+    out.alerts.iter().map(|a| (a.id.as_str(), a.kind)).collect()
+}
+
+#[test]
+fn a_1970_event_opening_the_partition_sets_neither_its_time_nor_a_learning_start() {
+    let (_, clean) = opened_by(&[]);
+    assert!(kinds(&clean).contains(&AlertKind::CallSpike));
+    let (e, out) = opened_by(&[Ev::new(DAY_MS, "a")]);
+    let a = e.integration("a").unwrap();
+    assert_eq!(a.first_seen, t0(), "learning started in 1970");
+    assert_eq!(ids(&out), ids(&clean), "{:#?}", out.alerts);
+    assert_eq!(e.stats().ts_out_of_range, 1);
+    assert!(e.stats().stream_time_ms >= t0() + 7 * DAY_MS);
+}
+
+#[test]
+fn a_9999_event_opening_the_partition_cannot_blind_its_integration() {
+    let (_, clean) = opened_by(&[]);
+    let (e, out) = opened_by(&[Ev::new(crate::engine::MAX_TS_MS, "a")]);
+    let a = e.integration("a").unwrap();
+    assert!(a.watermark < t0() + 8 * DAY_MS, "watermark stayed in 9999");
+    assert_eq!(a.late_events, 0);
+    assert_eq!(ids(&out), ids(&clean), "{:#?}", out.alerts);
+    assert!(e.stats().stream_time_ms < t0() + 8 * DAY_MS);
+}
+
+/// The restart is for what lies beyond the stale horizon
+/// (`idle_evict_days`): a sparse integration seen months before keeps its
+/// history, as do two honest partitions' worth of quiet.
+#[test]
+fn a_sparse_integration_within_the_stale_horizon_keeps_its_history() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let months = [0, 40, 150, 300].map(|d| Ev::new(t0() + d * DAY_MS, "sparse"));
+    run(&mut e, &months);
+    let st = e.integration("sparse").unwrap();
+    assert_eq!(st.first_seen, t0());
+    assert_eq!(st.events, 4);
+    // Beyond the horizon from a clock of fewer than 3 events: restarted.
+    let later = t0() + 300 * DAY_MS + 401 * DAY_MS;
+    run(
+        &mut e,
+        &[
+            Ev::new(later, "lone"),
+            Ev::new(later + 500 * DAY_MS, "lone"),
+        ],
+    );
+    assert_eq!(
+        e.integration("lone").unwrap().first_seen,
+        later + 500 * DAY_MS
+    );
+}
+
 #[test]
 fn a_sparse_stream_that_jumps_a_day_is_followed_after_confirm_events() {
     let mut e = Engine::new(one_hour_skew(), None);
