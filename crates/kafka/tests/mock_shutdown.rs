@@ -11,7 +11,8 @@ use tripline_kafka::{DirStateStore, RunConfig};
 
 use crate::common::*;
 
-const VALID: usize = 99;
+/// Far more than the batches in flight can run ahead of the stuck one.
+const VALID: usize = 299;
 
 fn config(
     settings: &tripline_kafka::KafkaSettings,
@@ -68,7 +69,9 @@ async fn an_abandoned_batch_is_not_checkpointed_and_its_dead_letter_is_produced_
     assert_eq!(obs1.processed(), stuck_at, "processing should be stuck");
     assert!(stuck_at < VALID as u64, "stuck at {stuck_at}");
     let s1 = run1.stop().await;
-    assert_eq!(s1.abandoned_batches, 1, "{s1:?}");
+    // The stuck batch, and the batches that ran their engines after it while
+    // it waited (in flight, never completed).
+    assert!(s1.abandoned_batches >= 1, "{s1:?}");
     assert_eq!(s1.dead_letters, 0);
 
     cluster

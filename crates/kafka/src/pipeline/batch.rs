@@ -1,27 +1,24 @@
 //! One batch: route messages to their partitions, run the partitions'
 //! engines (spread over worker threads, each partition on exactly one of
-//! them, in offset order), hand the outputs on, produce, then store offsets.
+//! them, in offset order), hand the outputs on, send dead letters and alerts;
+//! offsets are stored when those are acknowledged (`in_flight`).
 //!
 //! Nothing here walks engine state: per-partition counters are kept in
 //! [`PartState`], and the engine-stats walk (memory estimate) runs at most
 //! once a second.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::Consumer;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tripline_engine::{Engine, EngineStats, Outputs};
 use tripline_ingest::{Format, RejectReason};
 
-use crate::consumer::Msg;
-use crate::hooks::DeadLetterOutcome;
-use crate::util::error_kind;
-
-use super::produce::{dead_letter, produce_all, OutRecord};
+use super::in_flight::InFlight;
+use super::produce::{dead_letter, OutRecord};
 use super::{PartState, Pipeline};
+use crate::consumer::Msg;
 
 /// Engine stats (memory, tracked integrations, late events) are reported at
 /// most this often: computing them walks every integration.
@@ -69,7 +66,7 @@ fn run_partition(ps: &mut PartState, env: Env<'_>, acc: &mut Acc) {
     if ps.pending.is_empty() {
         return;
     }
-    ps.tainted = true;
+    ps.unsettled += 1;
     for &i in &ps.pending {
         let m = &env.batch[i as usize];
         if m.offset < ps.skip_below {
@@ -139,9 +136,11 @@ fn adopt_seeded(engine: &mut Engine, seed: &Mutex<Engine>, id: &str) {
 }
 
 impl Pipeline {
-    /// Engine, dead letters, sink, alerts topic, then offsets. Cancelling this
-    /// future (shutdown deadline) before it returns stores nothing, and the
-    /// partitions it touched stay `tainted` (never checkpointed).
+    /// Engines, sink, then dead letters and alerts sent; the batch joins the
+    /// batches in flight and completes (offsets stored) once they are
+    /// acknowledged (`in_flight`). Cancelling this future (shutdown
+    /// deadline) stores nothing, and the partitions it touched stay
+    /// unsettled (never checkpointed).
     pub(super) async fn process_batch(&mut self, batch: &[Msg]) {
         let started = std::time::Instant::now();
         let now_ms = SystemTime::now()
@@ -188,10 +187,19 @@ impl Pipeline {
             self.settings.min_events_per_worker,
             env,
         );
+        // Every partition whose engine ran: the batch moves its offset once
+        // it completes.
+        let mut moved = Vec::new();
         for ps in &mut self.parts {
-            ps.pending.clear();
+            if !ps.pending.is_empty() {
+                moved.push((Arc::clone(&ps.topic), ps.partition, ps.batch_next));
+                ps.pending.clear();
+            }
         }
         self.advance_idle();
+        for ps in &mut self.parts {
+            ps.batch_next = None;
+        }
 
         // Gather: outputs in worker order (per-partition order is kept).
         let (first, rest) = self.accs.split_at_mut(1);
@@ -209,9 +217,7 @@ impl Pipeline {
             acc.seeded += other.seeded;
             other.clear();
         }
-        let mut records = std::mem::take(&mut self.records);
-        records.clear();
-        records.append(&mut acc.records);
+        let mut records = std::mem::take(&mut acc.records);
         let n_dead = records.len();
         if !acc.out.is_empty() {
             self.sink.submit(&acc.out);
@@ -230,39 +236,6 @@ impl Pipeline {
                 }
             }
         }
-        if !records.is_empty() {
-            if let Some(producer) = &self.producer {
-                produce_all(producer, &self.warner, &*self.observer, &records).await;
-            }
-        }
-        self.records = records;
-
-        // Everything in the batch is done: its offsets move — and are stored
-        // now, unless state is checkpointed, in which case offsets are stored
-        // only up to the last checkpoint (see `checkpoint`), so they never run
-        // ahead of the state.
-        let store_now = !self.state_store.enabled();
-        let mut tpl = TopicPartitionList::new();
-        for ps in &mut self.parts {
-            ps.tainted = false;
-            if let Some(next) = ps.batch_next.take() {
-                ps.next_offset = Some(next);
-                if store_now {
-                    if let Err(e) =
-                        tpl.add_partition_offset(&ps.topic, ps.partition, Offset::Offset(next))
-                    {
-                        self.warner.warn(error_kind(&e), "store_offset", &e);
-                    }
-                }
-            }
-        }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.store_offsets(&tpl) {
-                // Partition lost meanwhile (session timeout): its next owner
-                // consumes these messages again.
-                self.warner.warn(error_kind(&e), "store_offset", &e);
-            }
-        }
 
         let acc = &mut self.accs[0];
         let obs = &self.observer;
@@ -273,9 +246,6 @@ impl Pipeline {
                 obs.events_rejected(*reason, n);
             }
         }
-        if n_dead > 0 {
-            obs.dead_letters(DeadLetterOutcome::Delivered, n_dead as u64);
-        }
         if !acc.delays.is_empty() {
             obs.event_delays(&acc.delays);
         }
@@ -284,7 +254,6 @@ impl Pipeline {
         s.received += batch.len() as u64;
         s.processed += acc.processed;
         s.rejected += acc.rejected.iter().sum::<u64>();
-        s.dead_letters += n_dead as u64;
         s.alerts += acc.out.alerts.len() as u64;
         s.resolved += acc.out.resolved.len() as u64;
         s.skipped_covered += acc.skipped;
@@ -294,6 +263,17 @@ impl Pipeline {
         s.parallel_batches += u64::from(threads > 1);
         acc.clear();
         self.maybe_report_engine_stats();
+
+        // Dead letters and alerts go out now; the batch completes (offsets
+        // stored) when they are acknowledged, while later batches run.
+        let f = InFlight::start(
+            self.producer.as_ref(),
+            &self.warner,
+            records,
+            moved,
+            n_dead as u64,
+        );
+        self.launch(f).await;
     }
 
     /// Moves partitions that had no traffic in this batch up to the newest

@@ -80,7 +80,7 @@ impl Pipeline {
                 skip_below,
                 next_offset: saved,
                 batch_next: None,
-                tainted: false,
+                unsettled: 0,
                 saved_offset: saved,
                 seed_until,
                 events: stats.events,
@@ -125,8 +125,8 @@ impl Pipeline {
 
     /// Writes a checkpoint of every partition that moved since its last one
     /// (`only`: just these), then stores those offsets for commit. A
-    /// partition whose engine is ahead of its offset (`tainted`) is never
-    /// saved. With a `deadline`, partitions not reached by then are left
+    /// partition whose engine is ahead of its offset (`unsettled`: a batch
+    /// in flight or abandoned) is never saved; callers settle first. With a `deadline`, partitions not reached by then are left
     /// unsaved (their offsets stay where the last checkpoint put them).
     pub(super) fn checkpoint(&mut self, only: Option<&[Tp]>, deadline: Option<Instant>) {
         self.last_checkpoint = Instant::now();
@@ -145,7 +145,7 @@ impl Pipeline {
                 continue;
             }
             let Some(next) = ps.next_offset else { continue };
-            if ps.saved_offset == Some(next) || ps.tainted {
+            if ps.saved_offset == Some(next) || ps.unsettled > 0 {
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

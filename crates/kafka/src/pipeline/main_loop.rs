@@ -1,5 +1,8 @@
 //! The main loop: batching what the poll thread hands over, control visits,
-//! checkpoint timers, rebalance notices, and the drain after shutdown.
+//! checkpoint timers, rebalance notices, completing batches in flight, and
+//! the drain after shutdown. Whatever needs offsets and state to agree
+//! (checkpoints, assignment, revoke, the end of the loop) settles every
+//! batch in flight first.
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use tripline_engine::Engine;
 use crate::consumer::{Item, Msg};
 
 use super::control::{recv_opt, ControlReceiver};
+use super::in_flight::oldest_answered;
 use super::shutdown::{sleep_until_opt, Stopper};
 use super::Pipeline;
 
@@ -44,6 +48,7 @@ impl Pipeline {
                     // processed before the drain takes later ones: otherwise
                     // the drain stores offsets past them and they are lost.
                     self.flush(&mut batch, stopper).await;
+                    self.settle(stopper).await;
                     return;
                 }
                 Some(visit) = recv_opt(control) => {
@@ -61,7 +66,13 @@ impl Pipeline {
                 _ = checkpoint_tick.tick(), if self.state_store.enabled() => {
                     batch_deadline = None;
                     self.flush(&mut batch, stopper).await;
+                    self.settle(stopper).await;
                     self.checkpoint(None, None);
+                }
+                // Ahead of new messages: a batch whose acknowledgements are
+                // in completes (stores its offsets) before the next one runs.
+                () = oldest_answered(&mut self.in_flight, &self.warner), if !self.in_flight.is_empty() => {
+                    self.settle_oldest(stopper).await;
                 }
                 item = rx.recv() => match item {
                     Some(Item::Messages { msgs, caught_up }) => {
@@ -83,17 +94,20 @@ impl Pipeline {
                     Some(Item::Assigned(parts)) => {
                         batch_deadline = None;
                         self.flush(&mut batch, stopper).await;
+                        self.settle(stopper).await;
                         self.assign(parts);
                     }
                     Some(Item::Revoked(parts, ack)) => {
                         batch_deadline = None;
                         self.flush(&mut batch, stopper).await;
+                        self.settle(stopper).await;
                         self.revoke(&parts);
                         let _ = ack.send(());
                     }
                     Some(Item::Stopped) | None => {
                         // The poll thread only stops when asked; treat it as shutdown.
                         self.flush(&mut batch, stopper).await;
+                        self.settle(stopper).await;
                         return;
                     }
                 },
@@ -108,6 +122,7 @@ impl Pipeline {
             if self.state_store.enabled()
                 && self.last_checkpoint.elapsed() >= self.state_store.interval()
             {
+                self.settle(stopper).await;
                 self.checkpoint(None, None);
             }
         }
@@ -135,10 +150,12 @@ impl Pipeline {
                 }
                 Ok(Some(Item::Assigned(parts))) => {
                     self.flush(&mut batch, stopper).await;
+                    self.settle(stopper).await;
                     self.assign(parts);
                 }
                 Ok(Some(Item::Revoked(parts, ack))) => {
                     self.flush(&mut batch, stopper).await;
+                    self.settle(stopper).await;
                     self.revoke(&parts);
                     let _ = ack.send(());
                 }
@@ -146,6 +163,7 @@ impl Pipeline {
             }
         }
         self.flush(&mut batch, stopper).await;
+        self.settle(stopper).await;
     }
 
     pub(super) async fn flush<F: Future<Output = ()>>(
@@ -157,14 +175,13 @@ impl Pipeline {
             batch.clear();
             return;
         }
+        let queued = self.in_flight.len();
         let done = stopper.guard(self.process_batch(batch)).await;
         if done.is_none() {
-            self.poisoned = true;
-            self.summary.abandoned_batches += 1;
-            tracing::warn!(
-                events = batch.len(),
-                "Shutdown deadline passed mid-batch; its offsets are not stored and it will be consumed again."
-            );
+            // The batch joins the queue before its first wait; count it if
+            // it was cancelled before (it never is: engines do not wait).
+            let unqueued = usize::from(self.in_flight.len() <= queued);
+            self.abandon(unqueued);
         }
         batch.clear();
     }

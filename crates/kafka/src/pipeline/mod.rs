@@ -6,15 +6,18 @@
 //! or was rejected; its dead letter, if any, was acknowledged by the broker;
 //! every alert of its batch was handed to the [`AlertSink`] and, if an alerts
 //! topic is configured, acknowledged there. Offsets are stored per batch, in
-//! order, per partition; a batch that cannot finish stores nothing and is
-//! consumed again (at-least-once).
+//! order, per partition (the next batches' engines run while a batch waits
+//! for its acknowledgements); a batch that cannot finish stores nothing and
+//! is consumed again (at-least-once).
 //!
 //! # Layout
 //! - this module: [`RunConfig`], [`run`] (start-up and the shutdown sequence)
 //!   and the state of the loop;
 //! - `main_loop`: batching, the select loop, the drain after shutdown;
 //! - `batch`: one batch — routing to partitions, the engines (in parallel
-//!   over worker threads), outputs, offsets, telemetry;
+//!   over worker threads), outputs, telemetry;
+//! - `in_flight`: batches waiting for their acknowledgements, completed
+//!   (offsets stored) in order;
 //! - `checkpoint`: assignment, restore, checkpoints, revoke;
 //! - `produce`: dead letters and the alerts topic;
 //! - `control`: the control channel (the HTTP API's view of the engines);
@@ -23,11 +26,12 @@
 mod batch;
 mod checkpoint;
 mod control;
+mod in_flight;
 mod main_loop;
 mod produce;
 mod shutdown;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -221,7 +225,7 @@ pub async fn run(
         producer,
         parts: Vec::new(),
         accs: (0..workers).map(|_| Acc::default()).collect(),
-        records: Vec::new(),
+        in_flight: VecDeque::new(),
         summary: RunSummary::default(),
         poisoned: false,
         fatal: None,
@@ -319,10 +323,10 @@ struct PartState {
     next_offset: Option<i64>,
     /// What `next_offset` becomes once the batch being processed completes.
     batch_next: Option<i64>,
-    /// The engine holds events of a batch that did not complete (abandoned
-    /// at the deadline): its state is ahead of `next_offset`, so it must
-    /// never be checkpointed.
-    tainted: bool,
+    /// Batches that ran this partition's engine and have not completed
+    /// (in flight, or abandoned at the deadline): while non-zero the engine
+    /// is ahead of `next_offset`, so it must not be checkpointed.
+    unsettled: u32,
     /// `next_offset` covered by the last checkpoint written.
     saved_offset: Option<i64>,
     /// Seeding: messages below this offset train the engine with their
@@ -354,8 +358,8 @@ struct Pipeline {
     parts: Vec<PartState>,
     /// One accumulator per worker thread, reused across batches.
     accs: Vec<Acc>,
-    /// The batch's records to produce (dead letters, alerts), reused.
-    records: Vec<produce::OutRecord>,
+    /// Batches waiting for their records' acknowledgements, oldest first.
+    in_flight: VecDeque<in_flight::InFlight>,
     summary: RunSummary,
     /// Set when a batch was abandoned at the deadline: from then on no batch
     /// is processed, and no partition it touched is checkpointed.

@@ -1,17 +1,13 @@
 //! Producing: dead letters and the alerts topic, each record acknowledged by
-//! the broker before the batch that made it counts as processed.
+//! the broker before the batch that made it counts as processed (waiting
+//! and retrying: `in_flight`).
 
-use std::time::Duration;
-
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tripline_ingest::RejectReason;
 
 use crate::consumer::Msg;
-use crate::hooks::{DeadLetterOutcome, Observer};
-use crate::util::error_kind;
-
-use super::Warner;
 
 /// Dead-letter header: the bounded reject reason (`invalid_json`, ...).
 pub const HEADER_REJECT_REASON: &str = "tripline-reject-reason";
@@ -26,10 +22,6 @@ pub const HEADER_SOURCE_OFFSET: &str = "tripline-source-offset";
 
 /// Reject details are parser messages; cap them so a header stays small.
 const MAX_DETAIL_BYTES: usize = 512;
-/// First wait before producing a failed record again...
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// ...doubling up to this, so a long outage costs one attempt per 5 s.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A record to produce and wait for.
 pub(super) struct OutRecord {
@@ -40,7 +32,7 @@ pub(super) struct OutRecord {
     pub(super) dead_letter: bool,
 }
 
-fn stage(r: &OutRecord) -> &'static str {
+pub(super) fn stage(r: &OutRecord) -> &'static str {
     if r.dead_letter {
         "dead_letter"
     } else {
@@ -48,69 +40,23 @@ fn stage(r: &OutRecord) -> &'static str {
     }
 }
 
-/// Produces every record and waits for the broker's acknowledgement,
-/// retrying failures with backoff until all are acknowledged. Never drops:
-/// only cancellation (shutdown deadline) ends it early.
-pub(super) async fn produce_all(
-    producer: &FutureProducer,
-    warner: &Warner,
-    observer: &dyn Observer,
-    records: &[OutRecord],
-) {
-    let mut pending: Vec<usize> = (0..records.len()).collect();
-    let mut backoff = INITIAL_BACKOFF;
-    loop {
-        let mut failed = Vec::new();
-        let mut inflight = Vec::with_capacity(pending.len());
-        for &i in &pending {
-            let r = &records[i];
-            let mut rec = FutureRecord::<[u8], [u8]>::to(&r.topic).payload(&r.payload[..]);
-            if let Some(k) = &r.key {
-                rec = rec.key(&k[..]);
-            }
-            if !r.headers.is_empty() {
-                let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
-                for (key, value) in &r.headers {
-                    h = h.insert(Header {
-                        key: key.as_str(),
-                        value: Some(&value[..]),
-                    });
-                }
-                rec = rec.headers(h);
-            }
-            match producer.send_result(rec) {
-                Ok(delivery) => inflight.push((i, delivery)),
-                Err((e, _)) => {
-                    warner.warn(error_kind(&e), stage(r), &e);
-                    failed.push(i);
-                }
-            }
-        }
-        for (i, delivery) in inflight {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    warner.warn(error_kind(&e), stage(&records[i]), &e);
-                    failed.push(i);
-                }
-                Err(_canceled) => {
-                    warner.warn("canceled", stage(&records[i]), &"delivery report lost");
-                    failed.push(i);
-                }
-            }
-        }
-        if failed.is_empty() {
-            return;
-        }
-        let retried_dead = failed.iter().filter(|i| records[**i].dead_letter).count();
-        if retried_dead > 0 {
-            observer.dead_letters(DeadLetterOutcome::Retried, retried_dead as u64);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        failed.sort_unstable();
-        pending = failed;
+/// Sends one record without waiting for its acknowledgement.
+pub(super) fn send(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, KafkaError> {
+    let mut rec = FutureRecord::<[u8], [u8]>::to(&r.topic).payload(&r.payload[..]);
+    if let Some(k) = &r.key {
+        rec = rec.key(&k[..]);
     }
+    if !r.headers.is_empty() {
+        let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (key, value) in &r.headers {
+            h = h.insert(Header {
+                key: key.as_str(),
+                value: Some(&value[..]),
+            });
+        }
+        rec = rec.headers(h);
+    }
+    producer.send_result(rec).map_err(|(e, _)| e)
 }
 
 /// The dead letter of `m`: original key and bytes untouched, original headers
