@@ -68,6 +68,17 @@ pub const DEFAULT_RECURRENCE_DAMPING: f64 = 0.7;
 pub const DEFAULT_RECURRENCE_SLOT_MINUTES: u32 = 60;
 /// What earlier days produced fades by this factor per day.
 pub const DEFAULT_RECURRENCE_DECAY: f64 = 0.8;
+/// A residual magnitude up to this multiple of the largest in the last
+/// `amplitude_memory_rows` rows is a repeat of a known burst (0 = off) ...
+pub const DEFAULT_AMPLITUDE_RATIO: f64 = 1.0;
+/// ... and at least this multiple of it (a much smaller one is a different
+/// event) ...
+pub const DEFAULT_AMPLITUDE_LOW: f64 = 0.3;
+/// ... and its calibrated surprise is capped at this (−log10 p; 2 is a
+/// score of 0.4).
+pub const DEFAULT_AMPLITUDE_CAP: f64 = 2.0;
+/// Rows the amplitude memory looks back over (~a week of 5-minute rows).
+pub const DEFAULT_AMPLITUDE_MEMORY_ROWS: u32 = 2048;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,6 +124,15 @@ pub struct SeriesConfig {
     pub recurrence_damping: f64,
     pub recurrence_slot_minutes: u32,
     pub recurrence_decay: f64,
+    /// A residual magnitude up to this multiple of the largest earlier one
+    /// in memory is a repeat (≥ 0; 0 = off) ...
+    pub amplitude_ratio: f64,
+    /// ... when it is at least this multiple of it, in [0, 1] ...
+    pub amplitude_low: f64,
+    /// ... and its calibrated surprise is capped at this (≥ 0).
+    pub amplitude_cap: f64,
+    /// Rows the amplitude memory spans (64..=1_000_000).
+    pub amplitude_memory_rows: u32,
 }
 
 impl Default for SeriesConfig {
@@ -140,6 +160,10 @@ impl Default for SeriesConfig {
             recurrence_damping: DEFAULT_RECURRENCE_DAMPING,
             recurrence_slot_minutes: DEFAULT_RECURRENCE_SLOT_MINUTES,
             recurrence_decay: DEFAULT_RECURRENCE_DECAY,
+            amplitude_ratio: DEFAULT_AMPLITUDE_RATIO,
+            amplitude_low: DEFAULT_AMPLITUDE_LOW,
+            amplitude_cap: DEFAULT_AMPLITUDE_CAP,
+            amplitude_memory_rows: DEFAULT_AMPLITUDE_MEMORY_ROWS,
         }
     }
 }
@@ -234,6 +258,30 @@ impl SeriesConfig {
             unit(self.recurrence_decay),
             "in (0, 1]",
         );
+        check(
+            "amplitude_ratio",
+            self.amplitude_ratio,
+            self.amplitude_ratio >= 0.0,
+            ">= 0 (0 = off)",
+        );
+        check(
+            "amplitude_low",
+            self.amplitude_low,
+            (0.0..=1.0).contains(&self.amplitude_low),
+            "in [0, 1]",
+        );
+        check(
+            "amplitude_cap",
+            self.amplitude_cap,
+            self.amplitude_cap >= 0.0,
+            ">= 0",
+        );
+        if !(64..=1_000_000).contains(&self.amplitude_memory_rows) {
+            p.push(format!(
+                "series.amplitude_memory_rows = {}: must be in 64..=1000000",
+                self.amplitude_memory_rows
+            ));
+        }
         if !(1..=1440).contains(&self.recurrence_slot_minutes) {
             p.push(format!(
                 "series.recurrence_slot_minutes = {}: must be in 1..=1440",

@@ -20,13 +20,18 @@
 //!    surprise of the two counts. [`recurrence`]: a point surprise no
 //!    larger than `recurrence_ratio` × what the same time of day produced
 //!    on earlier days is a habit (a nightly job), and its calibrated
-//!    surprise is damped by `recurrence_damping` first.
+//!    surprise is damped by `recurrence_damping` first. [`amplitude`]: a
+//!    point surprise whose residual (in the series' units) is between
+//!    `amplitude_low` and `amplitude_ratio` × the largest residual of the
+//!    last `amplitude_memory_rows` rows is a repeat of a known burst, and
+//!    its calibrated surprise is capped at `amplitude_cap`.
 //! 3. The calibrated tail probability becomes a score with the engine's
 //!    mapping ([`crate::stats::score_from_p`]: `s / (s + 3)`, `s = −log10 p`).
 //! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
 //!    following `refractory_rows` rows are damped, so one anomaly is one
 //!    detection, not a run of them.
 
+mod amplitude;
 mod calibrate;
 pub mod config;
 mod model;
@@ -59,6 +64,7 @@ pub struct SeriesScorer {
     /// Rows left in the current refractory period.
     refractory: u32,
     recurrence: recurrence::Recurrence,
+    amplitude: amplitude::Amplitude,
 }
 
 /// A single row adds at most this much to the recent-window mean, so one
@@ -79,6 +85,7 @@ impl SeriesScorer {
             rows: 0,
             refractory: 0,
             recurrence: recurrence::Recurrence::new(cfg),
+            amplitude: amplitude::Amplitude::new(cfg.amplitude_memory_rows),
         }
     }
 
@@ -111,6 +118,18 @@ impl SeriesScorer {
             let earlier = self.recurrence.observe(ts_ms, s.point);
             if earlier > 0.0 && s.point <= self.cfg.recurrence_ratio * earlier {
                 c *= self.cfg.recurrence_damping;
+            }
+        }
+        if self.cfg.amplitude_ratio > 0.0 {
+            let earlier = self.amplitude.observe(s.resid);
+            let a = s.resid.abs();
+            // A point-driven surprise (not a level shift building up) whose
+            // residual is comparable to the largest in memory: a repeat.
+            if s.point >= s.shift
+                && a <= self.cfg.amplitude_ratio * earlier
+                && a >= self.cfg.amplitude_low * earlier
+            {
+                c = c.min(self.cfg.amplitude_cap);
             }
         }
         if self.cfg.window_rows > 1 {

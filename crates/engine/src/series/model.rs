@@ -130,6 +130,8 @@ pub(crate) struct Surprise {
     pub point: f64,
     /// The larger CUSUM statistic, in log10 units.
     pub shift: f64,
+    /// The residual (value − prediction), in the series' units.
+    pub resid: f64,
 }
 
 impl Model {
@@ -231,7 +233,10 @@ impl Model {
         let r = x - pred;
         let z = r / scale;
 
-        let mut out = Surprise::default();
+        let mut out = Surprise {
+            resid: r,
+            ..Surprise::default()
+        };
         if warm {
             if self.count {
                 self.count_surprise(cfg, x, pred, &mut out, ts);
