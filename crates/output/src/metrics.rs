@@ -322,7 +322,7 @@ impl Metrics {
             Histogram::with_opts(
                 HistogramOpts::new(
                     "tripline_processing_duration_seconds",
-                    "Wall time to process one batch.",
+                    "Wall time to process one batch (parse, detect, hand its records to the producer; not the wait for their acknowledgements).",
                 )
                 .buckets(PROCESSING_BUCKETS.to_vec()),
             )?,
