@@ -323,10 +323,12 @@ impl Engine {
         // with the stream time, restarts here: what it rested on was forged
         // (a 1970 or 9999 event that opened the partition) or stale, and
         // must neither start its learning period nor set its watermark.
-        if (far_past..=bound).contains(&ev.ts_ms) {
-            self.restart_if_stale(ev, stale, out);
-        }
-        let known = self.integrations.contains_key(ev.integration_id);
+        // (One map lookup answers both that and whether it is known.)
+        let known = if (far_past..=bound).contains(&ev.ts_ms) {
+            self.restart_if_stale(ev, stale, out)
+        } else {
+            self.integrations.contains_key(ev.integration_id)
+        };
         if !known {
             // The bound is the process's (every partition's engine), not
             // this engine's alone: see `population.rs`.
@@ -428,16 +430,17 @@ impl Engine {
     /// Drops the state of `ev`'s integration when its clock rests on fewer
     /// than `CONFIRM` events, all more than `stale` ms from `ev` (see
     /// `process`): its open episodes resolve and its events count as out of
-    /// range; `ev` then starts it afresh.
-    fn restart_if_stale(&mut self, ev: &Event<'_>, stale: u64, out: &mut Outputs) {
+    /// range; `ev` then starts it afresh. Returns whether the integration is
+    /// still known (it was, and was not dropped).
+    fn restart_if_stale(&mut self, ev: &Event<'_>, stale: u64, out: &mut Outputs) -> bool {
         let Some(st) = self.integrations.get(ev.integration_id) else {
-            return;
+            return false;
         };
         let nearest = ev
             .ts_ms
             .clamp(st.first_seen, st.watermark.max(st.first_seen));
         if st.events >= u64::from(CONFIRM) || ev.ts_ms.abs_diff(nearest) <= stale {
-            return;
+            return true;
         }
         if let Some(mut old) = self.integrations.remove(ev.integration_id) {
             close_episodes(
@@ -451,6 +454,7 @@ impl Engine {
             self.stats.ts_out_of_range += old.events;
             self.seat.sync(self.integrations.len());
         }
+        false
     }
 
     /// Moves event time forward without an event (idle inputs): ends every
