@@ -120,7 +120,7 @@ mod tests {
         // A burst every other row, one pause (gap 30 from 1300 to 1330), then
         // silence from row 1500.
         let mut a = Absence::new(2048, 8);
-        let burst = |r: u64| r <= 1500 && r % 2 == 0 && !(1301..1330).contains(&r);
+        let burst = |r: u64| r <= 1500 && r.is_multiple_of(2) && !(1301..1330).contains(&r);
         let got = reports(&mut a, 3000, burst);
         assert_eq!(got.len(), 1, "{got:?}");
         let (row, s) = got[0];

@@ -383,8 +383,16 @@ fn bursts_that_stop_for_longer_than_any_pause_before_alarm_once() {
         max_in(&off, silence.clone())
     );
     let alarms: Vec<usize> = silence.clone().filter(|&i| on[i] >= alarm).collect();
-    let peak = silence.clone().max_by(|&a, &b| on[a].total_cmp(&on[b])).unwrap_or(0);
-    assert_eq!(alarms.len(), 1, "{alarms:?} peak {} at {peak}, last {last}", on[peak]);
+    let peak = silence
+        .clone()
+        .max_by(|&a, &b| on[a].total_cmp(&on[b]))
+        .unwrap_or(0);
+    assert_eq!(
+        alarms.len(),
+        1,
+        "{alarms:?} peak {} at {peak}, last {last}",
+        on[peak]
+    );
     assert!(
         alarms[0] > last + 60 && alarms[0] < last + 120,
         "{alarms:?} after {last}"
