@@ -96,10 +96,7 @@ impl<'de> Walker<'_, '_, 'de> {
             // `{…}`: keys on a pointer descend, the rest are skipped.
             b'{' => {
                 self.put(node, Val::Complex);
-                self.members(depth, |w, key, d| match w.trie.child(node, key) {
-                    Some(c) => w.value(c, d),
-                    None => w.skip_value(d),
-                })
+                self.object(node, depth)
             }
             // `[…]`: indices on a pointer descend; under a node whose
             // children are named, elements are attribute `{key, value}` pairs.
@@ -134,6 +131,59 @@ impl<'de> Walker<'_, '_, 'de> {
                 let v = self.scalar()?;
                 self.put(node, v);
                 Ok(())
+            }
+        }
+    }
+
+    /// The object at `{` under trie node `node`: members whose key is on a
+    /// pointer descend, the rest are skipped. Keys with escapes decline.
+    fn object(&mut self, node: usize, depth: u32) -> R {
+        let depth = depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(Decline);
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let (key, head) = self.key()?;
+            self.ws();
+            self.eat(b':')?;
+            match self.trie.child_with_head(node, key, head) {
+                Some(c) => self.value(c, depth)?,
+                None => self.skip_value(depth)?,
+            }
+            if self.end_of(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Skips the object at `{`, checking its syntax; its keys are skipped
+    /// as strings (simple escapes allowed, as in any skipped string).
+    fn skip_object(&mut self, depth: u32) -> R {
+        let depth = depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(Decline);
+        }
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.skip_string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.skip_value(depth)?;
+            if self.end_of(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -276,7 +326,7 @@ impl<'de> Walker<'_, '_, 'de> {
         self.ws();
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' => self.members(depth, |w, _, d| w.skip_value(d)),
+            b'{' => self.skip_object(depth),
             b'[' => self.elements(depth, |w, _, d| w.skip_value(d)),
             _ => {
                 self.scalar_span()?;
@@ -297,6 +347,40 @@ impl<'de> Walker<'_, '_, 'de> {
         self.i = end + 1;
         // Both ends are ASCII quotes of valid UTF-8, so this is a char boundary.
         self.s.get(start..end).ok_or(Decline)
+    }
+
+    /// An object key without escapes, borrowed (at its opening quote), and
+    /// its first eight bytes as a word ([`super::key_head`]), taken from the
+    /// scan's own first load.
+    #[inline]
+    fn key(&mut self) -> R<(&'de str, u64)> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let Some(chunk) = self.b.get(start..).and_then(|r| r.first_chunk::<8>()) else {
+            // Within eight bytes of the end: the plain scan.
+            self.i = start - 1;
+            let key = self.plain_string()?;
+            return Ok((key, super::key_head(key.as_bytes())));
+        };
+        let w = u64::from_le_bytes(*chunk);
+        let m = specials(w);
+        if m == 0 {
+            // Eight bytes or more: the head is the whole word.
+            let end = stop(self.b, start + 8).ok_or(Decline)?;
+            if self.b[end] != b'"' {
+                return Err(Decline);
+            }
+            self.i = end + 1;
+            return Ok((self.s.get(start..end).ok_or(Decline)?, w));
+        }
+        let n = (m.trailing_zeros() / 8) as usize;
+        if chunk[n] != b'"' {
+            return Err(Decline);
+        }
+        self.i = start + n + 1;
+        let head = if n == 0 { 0 } else { w & (u64::MAX >> (64 - 8 * n)) };
+        // Both ends are ASCII quotes of valid UTF-8, so this is a char boundary.
+        Ok((self.s.get(start..start + n).ok_or(Decline)?, head))
     }
 
     /// Skips a string (at its opening quote); simple escapes are allowed,
@@ -320,11 +404,12 @@ impl<'de> Walker<'_, '_, 'de> {
     /// A literal or a number, converted as serde_json converts it.
     fn scalar(&mut self) -> R<Val<'de>> {
         let span = self.scalar_span()?;
-        Ok(match span {
-            "true" => Val::Bool(true),
-            "false" => Val::Bool(false),
-            "null" => Val::Null,
-            num => number(num)?,
+        // The span is in the grammar: its first byte tells what it is.
+        Ok(match span.as_bytes().first() {
+            Some(b't') => Val::Bool(true),
+            Some(b'f') => Val::Bool(false),
+            Some(b'n') => Val::Null,
+            _ => number(span)?,
         })
     }
 
@@ -389,19 +474,8 @@ impl<'de> Walker<'_, '_, 'de> {
 /// record strings are short, so this beats a SIMD search's setup).
 #[inline]
 fn stop(b: &[u8], mut i: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QUOTE: u64 = LO * b'"' as u64;
-    const BACKSLASH: u64 = LO * b'\\' as u64;
     while let Some(chunk) = b.get(i..).and_then(|r| r.first_chunk::<8>()) {
-        let w = u64::from_le_bytes(*chunk);
-        let (q, s) = (w ^ QUOTE, w ^ BACKSLASH);
-        // A byte's high bit is set where it is zero after the xor (or below
-        // 0x20); the lowest flagged byte is always a true one.
-        let m = ((q.wrapping_sub(LO) & !q)
-            | (s.wrapping_sub(LO) & !s)
-            | (w.wrapping_sub(LO * 0x20) & !w))
-            & HI;
+        let m = specials(u64::from_le_bytes(*chunk));
         if m != 0 {
             return Some(i + (m.trailing_zeros() / 8) as usize);
         }
@@ -413,10 +487,32 @@ fn stop(b: &[u8], mut i: usize) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// The high bit of each byte of the little-endian word `w` that is a `"`,
+/// a `\\` or below 0x20, and possibly of bytes above such a one (borrows
+/// propagate upwards): the lowest flagged byte is always a true one.
+#[inline]
+fn specials(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    let (q, s) = (w ^ QUOTE, w ^ BACKSLASH);
+    ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s) | (w.wrapping_sub(LO * 0x20) & !w)) & HI
+}
+
 /// A number span (already in JSON's grammar) as serde_json's own
 /// deserializer reads it: i64 for negatives, u64 otherwise, f64 for
 /// fractions and integers out of range.
 fn number<'de>(span: &str) -> R<Val<'de>> {
+    // A non-negative integer of at most 19 digits always fits a u64, which
+    // is what serde_json makes of it; everything else is serde_json's.
+    let b = span.as_bytes();
+    if b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
+        let v = b
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        return Ok(Val::UInt(v));
+    }
     struct NumVisitor;
     impl Visitor<'_> for NumVisitor {
         type Value = Val<'static>;
