@@ -160,13 +160,13 @@ struct Key {
 
 impl Key {
     #[inline]
-    fn is(&self, key: &str, head: u64) -> bool {
+    fn is(&self, key: &[u8], head: u64) -> bool {
         self.head == head
             && self.len == key.len()
             && (self.len <= 8
                 || bytes_eq(
                     self.name.as_bytes().get(8..).unwrap_or_default(),
-                    key.as_bytes().get(8..).unwrap_or_default(),
+                    key.get(8..).unwrap_or_default(),
                 ))
     }
 }
@@ -236,13 +236,13 @@ impl Trie {
     }
 
     fn child(&self, node: usize, key: &str) -> Option<usize> {
-        self.child_with_head(node, key, key_head(key.as_bytes()))
+        self.child_with_head(node, key.as_bytes(), key_head(key.as_bytes()))
     }
 
     /// [`Trie::child`] given the key's [`key_head`] (the walker has the
     /// word from its string scan).
     #[inline]
-    fn child_with_head(&self, node: usize, key: &str, head: u64) -> Option<usize> {
+    fn child_with_head(&self, node: usize, key: &[u8], head: u64) -> Option<usize> {
         self.nodes[node]
             .keys
             .iter()

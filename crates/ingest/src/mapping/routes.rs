@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use tripline_engine::Action;
 
-use super::decode::short_eq;
+use super::decode::{bytes_eq, short_eq};
 use super::transform::{lower, soql_from, strip_query};
 use super::ValueMap;
 
@@ -324,7 +324,13 @@ fn matches<'p>(segs: &[Seg], path: &Segments<'p>, skip: usize) -> Option<Option<
             Seg::Any => {}
             Seg::Resource => cap = Some(s),
             Seg::Glob(a, b) => {
-                if s.len() < a.len() + b.len() || !s.starts_with(&**a) || !s.ends_with(&**b) {
+                // Inline compares: `starts_with`/`ends_with` call `memcmp`,
+                // even for the empty suffix of `v*` (perf: 5% of a Kong decode).
+                let (sb, a, b) = (s.as_bytes(), a.as_bytes(), b.as_bytes());
+                let fits = sb.len() >= a.len() + b.len()
+                    && sb.get(..a.len()).is_some_and(|p| bytes_eq(p, a))
+                    && sb.get(sb.len() - b.len()..).is_some_and(|q| bytes_eq(q, b));
+                if !fits {
                     return None;
                 }
             }

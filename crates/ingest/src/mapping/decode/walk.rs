@@ -60,10 +60,13 @@ struct Walker<'t, 's, 'de> {
 }
 
 impl<'de> Walker<'_, '_, 'de> {
+    /// Skips whitespace: one compare when there is none (compact JSON).
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
+        if self.b.get(self.i).is_some_and(|&c| c <= b' ') {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+                self.i += 1;
+            }
         }
     }
 
@@ -89,9 +92,32 @@ impl<'de> Walker<'_, '_, 'de> {
         }
     }
 
-    /// A value at trie node `node` (NodeSeed).
+    /// A value at trie node `node` (NodeSeed): scalars here, inline in
+    /// each caller's loop; objects and arrays in [`Walker::container`].
+    #[inline]
     fn value(&mut self, node: usize, depth: u32) -> R {
         self.ws();
+        match self.peek()? {
+            b'{' | b'[' => self.container(node, depth),
+            b'"' => {
+                if self.trie.nodes[node].slot.is_some() {
+                    let s = self.plain_string()?;
+                    self.put(node, Val::Str(Cow::Borrowed(s)));
+                    Ok(())
+                } else {
+                    self.skip_string()
+                }
+            }
+            _ => {
+                let v = self.scalar()?;
+                self.put(node, v);
+                Ok(())
+            }
+        }
+    }
+
+    /// The object or array at the walker's position, at trie node `node`.
+    fn container(&mut self, node: usize, depth: u32) -> R {
         match self.peek()? {
             // `{…}`: keys on a pointer descend, the rest are skipped.
             b'{' => {
@@ -118,20 +144,7 @@ impl<'de> Walker<'_, '_, 'de> {
                     }
                 })
             }
-            b'"' => {
-                if self.trie.nodes[node].slot.is_some() {
-                    let s = self.plain_string()?;
-                    self.put(node, Val::Str(Cow::Borrowed(s)));
-                    Ok(())
-                } else {
-                    self.skip_string()
-                }
-            }
-            _ => {
-                let v = self.scalar()?;
-                self.put(node, v);
-                Ok(())
-            }
+            _ => Err(Decline),
         }
     }
 
@@ -321,17 +334,26 @@ impl<'de> Walker<'_, '_, 'de> {
         }
     }
 
-    /// Skips any value, checking its syntax.
+    /// Skips any value, checking its syntax: scalars inline, objects and
+    /// arrays in [`Walker::skip_container`].
+    #[inline]
     fn skip_value(&mut self, depth: u32) -> R {
         self.ws();
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' => self.skip_object(depth),
-            b'[' => self.elements(depth, |w, _, d| w.skip_value(d)),
+            b'{' | b'[' => self.skip_container(depth),
             _ => {
                 self.scalar_span()?;
                 Ok(())
             }
+        }
+    }
+
+    fn skip_container(&mut self, depth: u32) -> R {
+        if self.peek()? == b'{' {
+            self.skip_object(depth)
+        } else {
+            self.elements(depth, |w, _, d| w.skip_value(d))
         }
     }
 
@@ -353,14 +375,14 @@ impl<'de> Walker<'_, '_, 'de> {
     /// its first eight bytes as a word ([`super::key_head`]), taken from the
     /// scan's own first load.
     #[inline]
-    fn key(&mut self) -> R<(&'de str, u64)> {
+    fn key(&mut self) -> R<(&'de [u8], u64)> {
         self.eat(b'"')?;
         let start = self.i;
         let Some(chunk) = self.b.get(start..).and_then(|r| r.first_chunk::<8>()) else {
             // Within eight bytes of the end: the plain scan.
             self.i = start - 1;
-            let key = self.plain_string()?;
-            return Ok((key, super::key_head(key.as_bytes())));
+            let key = self.plain_string()?.as_bytes();
+            return Ok((key, super::key_head(key)));
         };
         let w = u64::from_le_bytes(*chunk);
         let m = specials(w);
@@ -371,7 +393,7 @@ impl<'de> Walker<'_, '_, 'de> {
                 return Err(Decline);
             }
             self.i = end + 1;
-            return Ok((self.s.get(start..end).ok_or(Decline)?, w));
+            return Ok((self.b.get(start..end).ok_or(Decline)?, w));
         }
         let n = (m.trailing_zeros() / 8) as usize;
         if chunk[n] != b'"' {
@@ -379,8 +401,7 @@ impl<'de> Walker<'_, '_, 'de> {
         }
         self.i = start + n + 1;
         let head = if n == 0 { 0 } else { w & (u64::MAX >> (64 - 8 * n)) };
-        // Both ends are ASCII quotes of valid UTF-8, so this is a char boundary.
-        Ok((self.s.get(start..start + n).ok_or(Decline)?, head))
+        Ok((self.b.get(start..start + n).ok_or(Decline)?, head))
     }
 
     /// Skips a string (at its opening quote); simple escapes are allowed,
