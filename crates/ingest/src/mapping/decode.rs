@@ -126,10 +126,7 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
             return false;
         }
     }
-    x.remainder()
-        .iter()
-        .zip(y.remainder())
-        .all(|(p, q)| p == q)
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
 /// RFC 6901 pointer → reference tokens (`~1` → `/`, `~0` → `~`).

@@ -400,7 +400,11 @@ impl<'de> Walker<'_, '_, 'de> {
             return Err(Decline);
         }
         self.i = start + n + 1;
-        let head = if n == 0 { 0 } else { w & (u64::MAX >> (64 - 8 * n)) };
+        let head = if n == 0 {
+            0
+        } else {
+            w & (u64::MAX >> (64 - 8 * n))
+        };
         Ok((self.b.get(start..start + n).ok_or(Decline)?, head))
     }
 
@@ -529,9 +533,7 @@ fn number<'de>(span: &str) -> R<Val<'de>> {
     // is what serde_json makes of it; everything else is serde_json's.
     let b = span.as_bytes();
     if b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
-        let v = b
-            .iter()
-            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        let v = b.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
         return Ok(Val::UInt(v));
     }
     struct NumVisitor;
