@@ -7,7 +7,7 @@
 #   Grafana dashboard (parse, targets, metric names from docs/specs/metrics.md),
 #   scripts/dashboard_queries.py (extraction, a mock API, and — with cargo and
 #   the `prometheus` binary — the real service scraped by a real Prometheus,
-#   via tests/e2e_alerting.rs), runbook anchors for every alert kind and rule, and the
+#   via tests/e2e_prometheus.rs), runbook anchors for every alert kind and rule, and the
 #   Dockerfile against the workspace.
 #
 # Installs what is missing (Debian prometheus/prometheus-alertmanager via apt,
@@ -779,13 +779,13 @@ check "dashboard_queries.py against a mock Prometheus API (pass, empty, 400, unk
 
 # Every dashboard query against a real Prometheus scraping the real service
 # (tripline demo) is checked by the Rust end-to-end test
-# tests/e2e_alerting.rs::every_dashboard_query_returns_data, which also runs
+# tests/e2e_prometheus.rs::every_dashboard_query_returns_data, which also runs
 # promtool on a live scrape; it replaces the former fake-exporter check here.
 if have cargo && have prometheus; then
-  check "dashboard queries against real Prometheus scraping tripline demo (cargo test e2e_alerting)" \
-    cargo test --quiet --test tests e2e_alerting::every_dashboard_query_returns_data
+  check "dashboard queries against real Prometheus scraping tripline demo (cargo test e2e_prometheus)" \
+    cargo test --quiet --test tests e2e_prometheus::every_dashboard_query_returns_data
 else
-  echo "skip  real-Prometheus dashboard check (needs cargo and prometheus; see tests/e2e_alerting.rs)"
+  echo "skip  real-Prometheus dashboard check (needs cargo and prometheus; see tests/e2e_prometheus.rs)"
 fi
 
 # ------------------------------------------------------------------- docs

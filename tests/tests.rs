@@ -9,6 +9,7 @@ mod e2e_alerting;
 mod e2e_bounds;
 mod e2e_formats;
 mod e2e_kafka;
+mod e2e_prometheus;
 mod e2e_state;
 mod eval;
 mod formats_cli;

@@ -7,8 +7,10 @@
 
 #![allow(dead_code)]
 
-// End-to-end alerting (tests/e2e_alerting.rs): Prometheus, Alertmanager, HTTP receivers.
+// End-to-end alerting (tests/e2e_alerting.rs, tests/e2e_prometheus.rs):
+// `tripline demo`, Prometheus, Alertmanager, HTTP receivers.
 pub mod alertmanager;
+pub mod demo;
 pub mod http;
 pub mod kafka;
 pub mod prometheus;
