@@ -122,9 +122,13 @@ impl Jump {
         self.first = false;
     }
 
-    /// Whether the current run began with the integration's first event.
-    pub fn began_with_first_event(&self) -> bool {
-        self.n > 0 && self.first
+    /// Whether the current run began with the integration's first event;
+    /// answers true once (the integration's clocks then start at the
+    /// confirming event, not at each later event of the run).
+    pub fn take_began_with_first_event(&mut self) -> bool {
+        let first = self.n > 0 && self.first;
+        self.first = false;
+        first
     }
 }
 
