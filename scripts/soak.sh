@@ -7,13 +7,20 @@
 #   scripts/soak.sh [SECONDS_PER_PHASE]     # default 40; 4 phases
 #
 # Phases: 1 flood; 2 receiver killed for the phase, then restarted; 3 broker
-# restarted. Tansu here has only in-memory storage (the `dynostore` feature
-# offers memory:// and s3://, and no S3 server runs here), so a broker
-# restart loses every topic, message and committed offset: the script
-# recreates the topics and the report counts what that costs (events
-# produced before the restart and not yet consumed are lost with the broker;
-# alerts already taken from the engine are not, the outputs queue and retry
-# them); 4 flood again after the restart.
+# restarted; 4 flood again after the restart.
+#
+# Broker storage (SOAK_STORAGE):
+#   memory (default)  Tansu's in-memory storage: a restart loses every topic,
+#                     message and committed offset. The script recreates the
+#                     topics and the report counts what that costs (events
+#                     produced before the restart and not yet consumed are lost
+#                     with the broker; alerts already taken from the engine are
+#                     not, the outputs queue and retry them).
+#   s3                Tansu's s3:// storage on a local S3 server (moto's
+#                     `moto_server`, from PyPI: `pip install 'moto[server]'`;
+#                     SOAK_MOTO names it if it is not on PATH), which outlives
+#                     the broker: topics, messages and committed offsets survive
+#                     the restart, as they do on Kafka proper.
 # Uses target/debug/tripline unless TRIPLINE is set, ~/.cargo/bin/tansu
 # unless TRIPLINE_TANSU is set.
 set -euo pipefail
@@ -21,6 +28,7 @@ PHASE=${1:-40}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${TRIPLINE:-$ROOT/target/debug/tripline}
 TANSU=${TRIPLINE_TANSU:-$HOME/.cargo/bin/tansu}
+STORAGE=${SOAK_STORAGE:-memory}
 W=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -33,9 +41,26 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 KP=$(port); HP=$(port); RP=$(port)
 BROKER=tcp://127.0.0.1:$KP
 
+case "$STORAGE" in
+  memory) ENGINE=memory://tansu/ ;;
+  s3)
+    MOTO=${SOAK_MOTO:-$(command -v moto_server || true)}
+    [ -x "$MOTO" ] || { echo "soak: SOAK_STORAGE=s3 needs moto_server (pip install 'moto[server]') or SOAK_MOTO" >&2; exit 1; }
+    SP=$(port)
+    "$MOTO" -H 127.0.0.1 -p "$SP" >> "$W/s3.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$SP/" && break; sleep 0.2; done
+    curl -sf -X PUT -o /dev/null "http://127.0.0.1:$SP/tansu"
+    # object_store's S3 settings, read by Tansu's dynostore.
+    export AWS_ACCESS_KEY_ID=soak AWS_SECRET_ACCESS_KEY=soak AWS_DEFAULT_REGION=us-east-1 \
+      AWS_ENDPOINT="http://127.0.0.1:$SP" AWS_ALLOW_HTTP=true
+    ENGINE=s3://tansu/ ;;
+  *) echo "soak: SOAK_STORAGE is memory or s3, not $STORAGE" >&2; exit 64 ;;
+esac
+
 start_broker() {
   "$TANSU" broker --listener-url "$BROKER" --advertised-listener-url "$BROKER" \
-    --storage-engine memory://tansu/ >> "$W/tansu.log" 2>&1 &
+    --storage-engine "$ENGINE" >> "$W/tansu.log" 2>&1 &
   BROKER_PID=$!; PIDS+=("$BROKER_PID")
   for _ in $(seq 50); do
     (exec 3<>/dev/tcp/127.0.0.1/$KP) 2>/dev/null && break; sleep 0.2
@@ -157,7 +182,7 @@ phase() { # n name action
   report "$2"
 }
 
-echo "soak: binary $B, $PHASE s per phase, broker $BROKER" >&2
+echo "soak: binary $B, $PHASE s per phase, broker $BROKER ($STORAGE storage)" >&2
 phase 0 "1 flood" ":"
 # The receiver is down while the chunk is processed, back halfway through.
 kill "$RECV_PID"; produce 1; PRODUCED=$((PRODUCED + $(cat "$W/chunk1.count")))
