@@ -80,6 +80,12 @@ pub const DEFAULT_AMPLITUDE_CAP: f64 = 2.0;
 /// Rows the amplitude memory looks back over (~a week of 5-minute rows).
 pub const DEFAULT_AMPLITUDE_MEMORY_ROWS: u32 = 2048;
 
+/// A gap since the last burst longer than this multiple of every gap
+/// between bursts in the amplitude memory is an absence (0 = off) ...
+pub const DEFAULT_ABSENCE_RATIO: f64 = 1.2;
+/// ... on a series with at least this many bursts in that memory.
+pub const DEFAULT_ABSENCE_MIN_BURSTS: u32 = 64;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeriesConfig {
@@ -133,6 +139,11 @@ pub struct SeriesConfig {
     pub amplitude_cap: f64,
     /// Rows the amplitude memory spans (64..=1_000_000).
     pub amplitude_memory_rows: u32,
+    /// A gap since the last burst longer than this multiple of every gap
+    /// in the amplitude memory is an absence (≥ 0; 0 = off) ...
+    pub absence_ratio: f64,
+    /// ... once the memory holds at least this many bursts (≥ 2).
+    pub absence_min_bursts: u32,
 }
 
 impl Default for SeriesConfig {
@@ -164,6 +175,8 @@ impl Default for SeriesConfig {
             amplitude_low: DEFAULT_AMPLITUDE_LOW,
             amplitude_cap: DEFAULT_AMPLITUDE_CAP,
             amplitude_memory_rows: DEFAULT_AMPLITUDE_MEMORY_ROWS,
+            absence_ratio: DEFAULT_ABSENCE_RATIO,
+            absence_min_bursts: DEFAULT_ABSENCE_MIN_BURSTS,
         }
     }
 }
@@ -276,6 +289,18 @@ impl SeriesConfig {
             self.amplitude_cap >= 0.0,
             ">= 0",
         );
+        check(
+            "absence_ratio",
+            self.absence_ratio,
+            self.absence_ratio >= 0.0,
+            ">= 0 (0 = off)",
+        );
+        if self.absence_min_bursts < 2 {
+            p.push(format!(
+                "series.absence_min_bursts = {}: must be >= 2",
+                self.absence_min_bursts
+            ));
+        }
         if !(64..=1_000_000).contains(&self.amplitude_memory_rows) {
             p.push(format!(
                 "series.amplitude_memory_rows = {}: must be in 64..=1000000",

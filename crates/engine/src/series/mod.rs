@@ -24,13 +24,17 @@
 //!    point surprise whose residual (in the series' units) is between
 //!    `amplitude_low` and `amplitude_ratio` × the largest residual of the
 //!    last `amplitude_memory_rows` rows is a repeat of a known burst, and
-//!    its calibrated surprise is capped at `amplitude_cap`.
+//!    its calibrated surprise is capped at `amplitude_cap`. [`absence`]: a
+//!    series that bursts often and then pauses for longer than
+//!    `absence_ratio` × any pause in that memory reports the pause once,
+//!    scored against its own burst rate (the bursts *stop*).
 //! 3. The calibrated tail probability becomes a score with the engine's
 //!    mapping ([`crate::stats::score_from_p`]: `s / (s + 3)`, `s = −log10 p`).
 //! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
 //!    following `refractory_rows` rows are damped, so one anomaly is one
 //!    detection, not a run of them.
 
+mod absence;
 mod amplitude;
 mod calibrate;
 pub mod config;
@@ -65,6 +69,7 @@ pub struct SeriesScorer {
     refractory: u32,
     recurrence: recurrence::Recurrence,
     amplitude: amplitude::Amplitude,
+    absence: absence::Absence,
 }
 
 /// A single row adds at most this much to the recent-window mean, so one
@@ -86,6 +91,7 @@ impl SeriesScorer {
             refractory: 0,
             recurrence: recurrence::Recurrence::new(cfg),
             amplitude: amplitude::Amplitude::new(cfg.amplitude_memory_rows),
+            absence: absence::Absence::new(cfg.amplitude_memory_rows, cfg.absence_min_bursts),
         }
     }
 
@@ -112,6 +118,7 @@ impl SeriesScorer {
             return 0.0;
         };
         let u = s.point.max(s.shift);
+        let mut absent = 0.0f64;
         let mut c = self.calib.calibrated(u);
         self.calib.learn(u);
         if self.cfg.recurrence_ratio > 0.0 {
@@ -123,6 +130,12 @@ impl SeriesScorer {
         if self.cfg.amplitude_ratio > 0.0 {
             let earlier = self.amplitude.observe(s.resid);
             let a = s.resid.abs();
+            if self.cfg.absence_ratio > 0.0 {
+                let burst = earlier > 0.0 && s.resid >= self.cfg.amplitude_low * earlier;
+                absent = self
+                    .absence
+                    .observe(self.rows, burst, self.cfg.absence_ratio);
+            }
             // A point-driven surprise (not a level shift building up) whose
             // residual is comparable to the largest in memory: a repeat.
             if s.point >= s.shift
@@ -149,6 +162,7 @@ impl SeriesScorer {
                 self.recent_calib.learn(mean);
             }
         }
+        c = c.max(absent);
         if self.rows <= u64::from(self.cfg.warmup_rows) {
             return 0.0;
         }

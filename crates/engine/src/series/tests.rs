@@ -340,3 +340,63 @@ fn a_burst_the_series_has_produced_before_stops_alarming_but_a_larger_one_does_n
     assert!(later.iter().all(|&i| on[i] <= off[i]), "{shown:?}");
     assert!(on[bigger] > 0.6, "a burst 3x any before: {}", on[bigger]);
 }
+
+#[test]
+fn bursts_that_stop_for_longer_than_any_pause_before_alarm_once() {
+    // ec2_disk_write_bytes' W2 shape: a floor of 0 with a burst every 4–8
+    // rows for weeks (and two pauses of ~60 rows), then the bursts stop.
+    // No silent row is unusual on its own; the pause is.
+    let mut n = noise(31);
+    let mut next = 200usize;
+    let stop = 4000usize;
+    let rows: Vec<(i64, f64)> = (0..6000usize)
+        .map(|i| {
+            let mut v = 0.0;
+            if i == next && i < stop {
+                v = 4e8 * (1.0 + 0.1 * n());
+                let pause = if i > 1500 && i < 1520 || i > 2800 && i < 2820 {
+                    60
+                } else {
+                    0
+                };
+                next += 6 + (2.0 * n()) as usize + pause;
+            }
+            (T0 + i as i64 * MIN5, v)
+        })
+        .collect();
+    let alarm = SeriesConfig::default().alarm_score;
+    let on = score_all(&no_refractory(), &rows);
+    let off = score_all(
+        &SeriesConfig {
+            absence_ratio: 0.0,
+            ..no_refractory()
+        },
+        &rows,
+    );
+    let last = (0..stop).rev().find(|&i| rows[i].1 > 0.0).unwrap_or(0);
+    let silence = last + 1..rows.len();
+    // Without absence detection nothing in the silence alarms; with it one
+    // row does, after the silence passes the longest pause seen.
+    assert!(
+        max_in(&off, silence.clone()) < alarm,
+        "{}",
+        max_in(&off, silence.clone())
+    );
+    let alarms: Vec<usize> = silence.clone().filter(|&i| on[i] >= alarm).collect();
+    let peak = silence
+        .clone()
+        .max_by(|&a, &b| on[a].total_cmp(&on[b]))
+        .unwrap_or(0);
+    assert_eq!(
+        alarms.len(),
+        1,
+        "{alarms:?} peak {} at {peak}, last {last}",
+        on[peak]
+    );
+    assert!(
+        alarms[0] > last + 60 && alarms[0] < last + 120,
+        "{alarms:?} after {last}"
+    );
+    // Where the bursts went on, absence detection changed nothing.
+    assert_eq!(on[..last], off[..last]);
+}

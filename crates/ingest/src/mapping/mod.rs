@@ -27,7 +27,6 @@ pub mod routes;
 pub mod stream;
 pub mod transform;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -170,7 +169,7 @@ pub struct Mapping {
     empty_values: Vec<Box<str>>,
     fields: [Field; Target::COUNT],
     routes: RouteTable,
-    maps: Vec<HashMap<Box<str>, Box<str>>>,
+    maps: Vec<ValueMap>,
 }
 
 impl Mapping {
@@ -351,6 +350,11 @@ fn json_reject(e: &serde_json::Error) -> Reject {
     };
     Reject::new(reason, e.to_string())
 }
+
+/// A lookup table of a profile (`[maps.…]`, route aliases): keys come from
+/// the profile, lookups from every record, so a fast non-keyed hash (the
+/// table's contents are fixed before any input is read).
+pub type ValueMap = rustc_hash::FxHashMap<Box<str>, Box<str>>;
 
 /// How events of one input are read: the canonical schema, or a profile.
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,7 @@ use super::decode::{pointer_tokens, Envelope, Trie, MAX_SLOTS};
 use super::envelope::MessagePaths;
 use super::routes::{Fallback, RouteTable, DEFAULT_BASE_SEGMENTS};
 use super::transform::TimeFormat;
-use super::{Decoder, Field, Input, JsonDecoder, Mapping, Source, Target, When};
+use super::{Decoder, Field, Input, JsonDecoder, Mapping, Source, Target, ValueMap, When};
 
 /// Why a profile could not be built: every problem, each naming its key.
 #[derive(Debug, thiserror::Error)]
@@ -396,9 +396,9 @@ pub(crate) fn compile(
     };
     // Maps: the shared ones, overridden by the profile's own.
     let mut map_ids = HashMap::new();
-    let mut maps: Vec<HashMap<Box<str>, Box<str>>> = Vec::new();
+    let mut maps: Vec<ValueMap> = Vec::new();
     for (name, m) in route_file.maps.iter().chain(raw.maps.iter()) {
-        let table: HashMap<Box<str>, Box<str>> = m
+        let table: ValueMap = m
             .iter()
             .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
             .collect();

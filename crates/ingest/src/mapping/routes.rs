@@ -19,12 +19,11 @@
 //! upper-case letters).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-
 use tripline_engine::Action;
 
-use super::decode::short_eq;
+use super::decode::{bytes_eq, short_eq};
 use super::transform::{lower, soql_from, strip_query};
+use super::ValueMap;
 
 #[derive(Debug, Clone)]
 enum Seg {
@@ -77,7 +76,7 @@ pub enum Fallback {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     rules: Vec<Rule>,
-    aliases: Vec<HashMap<Box<str>, Box<str>>>,
+    aliases: Vec<ValueMap>,
     pub fallback: Fallback,
     /// How many leading segments a gateway may put before the CRM's own
     /// path (an AWS API Gateway stage `/prod`, a Kong route prefix
@@ -105,7 +104,7 @@ impl RouteTable {
     }
 
     /// Adds an alias map and returns its id for [`RouteTable::add_rule`].
-    pub fn add_aliases(&mut self, map: HashMap<Box<str>, Box<str>>) -> usize {
+    pub fn add_aliases(&mut self, map: ValueMap) -> usize {
         self.aliases.push(map);
         self.aliases.len() - 1
     }
@@ -325,7 +324,13 @@ fn matches<'p>(segs: &[Seg], path: &Segments<'p>, skip: usize) -> Option<Option<
             Seg::Any => {}
             Seg::Resource => cap = Some(s),
             Seg::Glob(a, b) => {
-                if s.len() < a.len() + b.len() || !s.starts_with(&**a) || !s.ends_with(&**b) {
+                // Inline compares: `starts_with`/`ends_with` call `memcmp`,
+                // even for the empty suffix of `v*` (perf: 5% of a Kong decode).
+                let (sb, a, b) = (s.as_bytes(), a.as_bytes(), b.as_bytes());
+                let fits = sb.len() >= a.len() + b.len()
+                    && sb.get(..a.len()).is_some_and(|p| bytes_eq(p, a))
+                    && sb.get(sb.len() - b.len()..).is_some_and(|q| bytes_eq(q, b));
+                if !fits {
                     return None;
                 }
             }
@@ -341,7 +346,7 @@ mod tests {
 
     fn table() -> RouteTable {
         let mut t = RouteTable::default();
-        let hs = t.add_aliases(HashMap::from([("0-1".into(), "contacts".into())]));
+        let hs = t.add_aliases(ValueMap::from_iter([("0-1".into(), "contacts".into())]));
         t.add_rule(
             "/crm/v*/objects/{resource}/batch/archive",
             None,

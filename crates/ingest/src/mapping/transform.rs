@@ -253,7 +253,38 @@ fn float_u64(x: f64) -> Option<u64> {
 }
 
 pub fn cast_ip(v: &Val<'_>) -> Option<IpAddr> {
-    v.as_str()?.trim().parse().ok()
+    let s = v.as_str()?.trim();
+    dotted_quad(s.as_bytes()).or_else(|| s.parse().ok())
+}
+
+/// The common case of [`cast_ip`] without the standard library's generic
+/// address parser: four decimal octets of 1-3 digits, no leading zeros,
+/// each at most 255 — exactly the IPv4 text `IpAddr::from_str` accepts
+/// (anything else, IPv6 included, is left to it).
+fn dotted_quad(b: &[u8]) -> Option<IpAddr> {
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|&c| c == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let mut v = 0u16;
+        for &d in p {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(d - b'0');
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(IpAddr::from(octets))
 }
 
 /// The path part of a URI: no scheme/authority, no query, no fragment.
@@ -271,12 +302,9 @@ pub fn strip_query(s: &str) -> &str {
             None => s,
         }
     };
-    // `?` and `#` are ASCII: a byte scan finds them at character boundaries.
-    let end = s
-        .bytes()
-        .position(|c| c == b'?' || c == b'#')
-        .unwrap_or(s.len());
-    &s[..end]
+    // `?` and `#` are ASCII: a byte search finds them at character boundaries.
+    let end = memchr::memchr2(b'?', b'#', s.as_bytes()).unwrap_or(s.len());
+    s.get(..end).unwrap_or(s)
 }
 
 pub fn lower(s: Cow<'_, str>) -> Cow<'_, str> {
@@ -378,6 +406,44 @@ mod tests {
 
     fn s(v: &str) -> Val<'_> {
         Val::Str(Cow::Borrowed(v))
+    }
+
+    #[test]
+    fn the_dotted_quad_fast_path_accepts_exactly_what_the_std_parser_does() {
+        for t in [
+            "100.64.10.165",
+            "0.0.0.0",
+            "255.255.255.255",
+            "1.2.3.4",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "1.2.3.004",
+            "1.2.3.00",
+            "::1",
+            "2001:db8::1",
+            "1.2.3.-4",
+            "1234.1.1.1",
+            "999.999.999.999",
+            "1.2.3.4a",
+        ] {
+            let std: Option<IpAddr> = t.parse().ok();
+            let fast = dotted_quad(t.as_bytes());
+            if fast.is_some() {
+                assert_eq!(fast, std, "{t}");
+            }
+            assert_eq!(cast_ip(&s(t)), t.trim().parse().ok(), "{t}");
+        }
+        for a in 0..=255u16 {
+            let t = format!("{a}.{a}.0.{a}");
+            assert_eq!(dotted_quad(t.as_bytes()), t.parse().ok(), "{t}");
+        }
     }
 
     #[test]
