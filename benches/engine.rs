@@ -110,5 +110,48 @@ fn flood(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, flood);
+/// An idle partition's engine moved forward once per batch
+/// (`Engine::advance_to`, what the Kafka pipeline does for partitions without
+/// messages): 10,000 integrations, each with one `unknown_integration`
+/// episode, announced by the first call; the bench then times 1,000 more
+/// calls, one a second of event time, with nothing left to announce.
+fn idle_advance(c: &mut Criterion) {
+    let reg = tripline_ingest::parse_registry("[[integrations]]\nid = \"known\"\n", "bench")
+        .expect("registry");
+    let t0 = 1_792_972_800_000i64;
+    let ids: Vec<String> = (0..10_000).map(|i| format!("shadow-{i:05}")).collect();
+    let mut engine = Engine::new(EngineConfig::default(), Some(reg));
+    let mut out = Outputs::default();
+    for (i, id) in ids.iter().enumerate() {
+        let ev = tripline_engine::Event::new(
+            t0 + i as i64,
+            id,
+            "contacts",
+            tripline_engine::Action::Read,
+        );
+        engine.process(&ev, &mut out);
+        out.clear();
+    }
+    let later = t0 + 3_600_000;
+    engine.advance_to(later, &mut out);
+    out.clear();
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1_000));
+    g.sample_size(10);
+    let mut now = later;
+    g.bench_function("advance_idle_10k_integrations", |b| {
+        b.iter(|| {
+            for _ in 0..1_000 {
+                now += 1_000;
+                engine.advance_to(now, &mut out);
+            }
+            let n = out.resolved.len();
+            out.clear();
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, flood, idle_advance);
 criterion_main!(benches);

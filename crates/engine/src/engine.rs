@@ -35,7 +35,7 @@ use crate::budget::AlertBudget;
 use crate::clock::{StreamClock, CONFIRM};
 use crate::config::EngineConfig;
 use crate::detect::Cx;
-use crate::episodes::close_episodes;
+use crate::episodes::{close_episodes, next_announcement};
 use crate::event::Event;
 use crate::feedback::{Feedback, FeedbackError, FeedbackState};
 use crate::population::{Population, Seat};
@@ -129,6 +129,17 @@ pub struct Engine {
     /// not state: a restored engine joins the restoring process's.
     #[serde(skip)]
     seat: Seat,
+    /// No episode still to be announced can end at or before this event
+    /// time, so [`Engine::advance_to`] up to it has nothing to walk (a lower
+    /// bound: lowered by every event that opens or folds an episode, set by
+    /// each walk; `i64::MIN` walks at the next call).
+    #[serde(default = "walk_next")]
+    announce_after: i64,
+}
+
+/// [`Engine`]'s `announce_after` when nothing is known: walk.
+fn walk_next() -> i64 {
+    i64::MIN
 }
 
 impl Engine {
@@ -146,6 +157,7 @@ impl Engine {
             accepted_max: 0,
             budget: AlertBudget::default(),
             seat: Seat::default(),
+            announce_after: walk_next(),
         }
     }
 
@@ -270,6 +282,9 @@ impl Engine {
     /// Adopts a state taken with [`Engine::take_integration`] (replacing any
     /// state this engine had for that id).
     pub fn adopt_integration(&mut self, id: Box<str>, state: IntegrationState) {
+        if !state.episodes.is_empty() {
+            self.announce_after = self.announce_after.min(state.episodes_close_after);
+        }
         self.integrations.insert(id, state);
         self.seat.sync(self.integrations.len());
     }
@@ -410,6 +425,11 @@ impl Engine {
             bound,
         };
         cx.observe(st, ev);
+        // An episode this event opened or folded ends no earlier than the
+        // integration's own bound (`episodes.rs`).
+        if !st.episodes.is_empty() {
+            self.announce_after = self.announce_after.min(st.episodes_close_after);
+        }
         let wm_day = st.watermark.div_euclid(DAY_MS);
         // The sweep runs on the stream time, so one event dated 9999 cannot
         // make every integration look idle.
@@ -480,6 +500,11 @@ impl Engine {
             self.budget.roll(&self.config, now_ms, out);
             self.stats.alerts += (out.alerts.len() - before) as u64;
         }
+        // Called once per batch for every idle partition: without an
+        // episode due it costs nothing, whatever the engine holds.
+        if now_ms <= self.announce_after {
+            return;
+        }
         let mut ids: Vec<&Box<str>> = self
             .integrations
             .iter()
@@ -488,11 +513,14 @@ impl Engine {
             .collect();
         ids.sort_unstable();
         let ids: Vec<Box<str>> = ids.into_iter().cloned().collect();
+        let mut next = i64::MAX;
         for id in ids {
             if let Some(st) = self.integrations.get_mut(&id) {
                 close_episodes(&self.config, &id, st, now_ms, out, true);
+                next = next.min(next_announcement(&self.config, st));
             }
         }
+        self.announce_after = next;
     }
 
     /// The input has ended (end of a replay): sends what is held back until

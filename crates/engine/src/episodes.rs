@@ -350,6 +350,18 @@ pub(crate) fn close_episodes(
     st.episodes_close_after = next;
 }
 
+/// The earliest event time after which one of `st`'s episodes not yet
+/// announced ends (`i64::MAX` if none): [`crate::Engine::advance_to`] finds
+/// nothing to announce for `st` until then.
+pub(crate) fn next_announcement(cfg: &EngineConfig, st: &IntegrationState) -> i64 {
+    st.episodes
+        .iter()
+        .filter(|e| !e.announced && !e.budgeted)
+        .map(|e| e.last_seen.saturating_add(cfg.detectors.fold_ms(e.kind).0))
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
 /// Whether `s` equals the concatenation of `parts`.
 fn subject_is(s: &str, parts: &[&str]) -> bool {
     let mut rest = s;

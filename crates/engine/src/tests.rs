@@ -536,3 +536,44 @@ fn learning_coverage_counts_integrations_inside_their_learning_period_at_the_str
     );
     assert_eq!(e.stats().learning_integrations, 0);
 }
+
+#[test]
+fn an_episode_opened_after_advance_found_nothing_to_announce_is_still_announced() {
+    // `advance_to` skips its walk until some episode may end; an episode
+    // opened after a walk (a new unregistered integration) lowers that bound.
+    let mut e = Engine::new(EngineConfig::default(), Some(registry()));
+    let mut out = Outputs::default();
+    e.process(&Ev::new(t0(), "ghost-a").as_event(), &mut out);
+    e.advance_to(t0() + DAY_MS, &mut out);
+    assert_eq!(
+        out.resolved.len(),
+        1,
+        "ghost-a's episode ends: {:?}",
+        out.resolved
+    );
+    // Nothing left to announce: these calls find nothing.
+    e.advance_to(t0() + DAY_MS + 1, &mut out);
+    e.advance_to(t0() + 2 * DAY_MS, &mut out);
+    assert_eq!(out.resolved.len(), 1);
+    e.process(&Ev::new(t0() + 2 * DAY_MS, "ghost-b").as_event(), &mut out);
+    let kinds: Vec<_> = out
+        .alerts
+        .iter()
+        .map(|a| (a.integration_id.as_str(), a.kind))
+        .collect();
+    assert!(
+        kinds.contains(&("ghost-b", AlertKind::UnknownIntegration)),
+        "{kinds:?}"
+    );
+    e.advance_to(t0() + 3 * DAY_MS, &mut out);
+    let ended: Vec<_> = out
+        .resolved
+        .iter()
+        .map(|r| r.integration_id.as_str())
+        .collect();
+    assert_eq!(
+        ended,
+        ["ghost-a", "ghost-b"],
+        "ghost-b's end is announced too"
+    );
+}
