@@ -201,6 +201,14 @@ fn rejected(run: &Run, reason: &str) -> u64 {
     run.rejected.get(reason).copied().unwrap_or(0)
 }
 
+/// The replay summary's `ts_out_of_range` line (absent: 0).
+fn out_of_range(run: &Run) -> u64 {
+    run.stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ts_out_of_range "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// The clean replay is the reference: it has alerts (so the suite can fail)
 /// and rejects only the simulator's malformed lines.
 #[test]
@@ -391,6 +399,12 @@ fn one_event_dated_9999_from_a_new_id_changes_no_alert() {
         }
     });
     assert_same_alerts(&run, &|id| id == "forged-9999");
+    assert_eq!(
+        out_of_range(&run),
+        out_of_range(clean()) + 1,
+        "the summary counts the forged event out of range:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -490,4 +504,41 @@ fn a_1970_event_before_the_streams_first_event_changes_no_alert() {
     prefix.push(b'\n');
     let run = replay(&prefix, &|_| Vec::new());
     assert_same_alerts(&run, &|_| false);
+}
+
+/// A forged event opening the partition dated a month or two before the
+/// stream: within the stale horizon (`idle_evict_days`), so it is not
+/// forgotten like the 1970 one above — it is as much history as a sparse
+/// integration's real call months before. It must still not end its
+/// integration's learning period at once (the issue's "1970 timestamp as
+/// first event: 22 → 206 alerts"): fewer than 3 events followed by a
+/// silence are too thin a history to learn from (`IntegrationState::
+/// restart_learning`). What it may add, by design, is the one alert a
+/// real call that old would raise: the integration "woke up" after the
+/// silence it forged.
+#[test]
+fn an_event_weeks_before_the_streams_first_event_changes_no_alert() {
+    const DAY: i64 = 86_400_000;
+    for days in [30, 60] {
+        let mut v = line(valid_from(0));
+        let ts = v["ts"].as_i64().unwrap();
+        let forged = ts - days * DAY;
+        v["ts"] = Value::from(forged);
+        let mut prefix = serde_json::to_vec(&v).unwrap();
+        prefix.push(b'\n');
+        let run = replay(&prefix, &|_| Vec::new());
+        // Its silence starts at most a day (the skew) after the forged time.
+        let before = tripline_engine::time::format_rfc3339(ts);
+        let woke = |a: &Value| {
+            a["kind"] == "dormant_reactivated"
+                && a["window_start"].as_str().is_some_and(|w| *w < *before)
+        };
+        // At most the forged integration and its key "woke up".
+        let w: Vec<&Value> = run.alerts.iter().filter(|a| woke(a)).collect();
+        assert!(
+            w.len() <= 2 && w.iter().all(|a| a["integration_id"] == v["integration_id"]),
+            "{days} days: {w:#?}"
+        );
+        assert_same_alert_identities(&run, &woke);
+    }
 }

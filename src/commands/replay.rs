@@ -16,6 +16,7 @@ use tripline_ingest::{
     parse_event, read_events, Format, RawEvent, Reject, RejectReason, MAX_EVENT_BYTES,
 };
 
+use super::replay_sharded::EngineTotals;
 use crate::{Common, FormatArgs};
 
 /// At most this many rejected lines are described individually on stderr;
@@ -96,12 +97,7 @@ pub fn main(
             super::replay_sharded::replay_sharded(&make, inputs, threads, &mut out, &mut stats)?;
         out.flush().context("writing alerts to stdout")?;
         let secs = started.elapsed().as_secs_f64();
-        print_summary(
-            &stats,
-            totals.late_events,
-            totals.tracked_integrations,
-            secs,
-        );
+        print_summary(&stats, &totals, secs);
         return Ok(ExitCode::SUCCESS);
     }
     let mut engine = Engine::new(settings.engine_config(), registry);
@@ -127,8 +123,9 @@ pub fn main(
     }
     out.flush().context("writing alerts to stdout")?;
     let secs = started.elapsed().as_secs_f64();
-    let es = engine.stats();
-    print_summary(&stats, es.late_events, es.tracked_integrations, secs);
+    let mut totals = EngineTotals::default();
+    totals.add(&engine.stats());
+    print_summary(&stats, &totals, secs);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -293,20 +290,28 @@ pub(crate) fn trim_line(line: &[u8]) -> &[u8] {
     &line[start..end]
 }
 
-fn print_summary(stats: &ReplayStats, late_events: u64, tracked: usize, secs: f64) {
+fn print_summary(stats: &ReplayStats, totals: &EngineTotals, secs: f64) {
     let rejected: u64 = stats.rejected.values().sum();
     let mut s = format!(
         "tripline replay: {} lines, {} events, {} rejected, {} late, {} alerts, {} resolved, {} integrations tracked; {:.2}s ({:.0} events/s)\n",
         stats.lines,
         stats.events,
         rejected,
-        late_events,
+        totals.late_events,
         stats.alerts.values().sum::<u64>(),
         stats.resolved,
-        tracked,
+        totals.tracked_integrations,
         secs,
         stats.lines as f64 / secs.max(1e-9)
     );
+    if totals.ts_out_of_range > 0 {
+        // Valid events too far from the stream time to move a clock
+        // (ARCHITECTURE.md, "event time is not trusted").
+        s.push_str(&format!(
+            "  ts_out_of_range          {}\n",
+            totals.ts_out_of_range
+        ));
+    }
     if stats.dropped_fields > 0 {
         s.push_str(&format!(
             "  dropped optional fields  {}\n",

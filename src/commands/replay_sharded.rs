@@ -56,6 +56,17 @@ struct BlockOut {
 pub struct EngineTotals {
     pub late_events: u64,
     pub tracked_integrations: usize,
+    /// `EngineStats::ts_out_of_range`, summed.
+    pub ts_out_of_range: u64,
+}
+
+impl EngineTotals {
+    /// Adds one engine's counters.
+    pub fn add(&mut self, es: &tripline_engine::EngineStats) {
+        self.late_events += es.late_events;
+        self.tracked_integrations += es.tracked_integrations;
+        self.ts_out_of_range += es.ts_out_of_range;
+    }
 }
 
 type Joined<T> = std::thread::Result<anyhow::Result<T>>;
@@ -135,13 +146,7 @@ pub fn replay_sharded(
                         }
                         // End of input: what waits for a window to close.
                         let tail = w.finish()?;
-                        let es = w.engine.stats();
-                        Ok::<_, anyhow::Error>((
-                            w.stats,
-                            es.late_events,
-                            es.tracked_integrations,
-                            tail,
-                        ))
+                        Ok::<_, anyhow::Error>((w.stats, w.engine.stats(), tail))
                     })
                     .with_context(|| spawn_err("engine"))?,
             );
@@ -165,10 +170,9 @@ pub fn replay_sharded(
             }
         }
         for w in engines {
-            if let Some((st, late, tracked, tail)) = take(&mut first_err, "engine", w.join()) {
+            if let Some((st, es, tail)) = take(&mut first_err, "engine", w.join()) {
                 stats.merge(st);
-                totals.late_events += late;
-                totals.tracked_integrations += tracked;
+                totals.add(&es);
                 if first_err.is_none() {
                     if let Err(e) = out.write_all(&tail) {
                         first_err = Some(anyhow::Error::new(e).context("writing alerts to stdout"));

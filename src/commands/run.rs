@@ -485,6 +485,9 @@ impl Observer for MetricsObserver {
     fn events_late(&self, count: u64) {
         self.metrics.late(count);
     }
+    fn events_out_of_range(&self, count: u64) {
+        self.metrics.out_of_range(count);
+    }
     fn dead_letters(&self, outcome: DeadLetterOutcome, count: u64) {
         for _ in 0..count {
             self.metrics

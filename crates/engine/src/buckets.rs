@@ -127,10 +127,13 @@ impl Cx<'_, '_> {
         let h = st.hour_start;
         let slot = hour_of_week(h);
         let month_end = is_month_end(h, self.cfg.month_end_days);
-        let weeks = ((h - st.first_seen).max(0) / WEEK_MS + 1).min(i64::from(u16::MAX)) as u16;
+        // Learning history: from the learning start (the baselines restart
+        // with it, `IntegrationState::restart_learning`).
+        let from = st.learning_start();
+        let weeks = ((h - from).max(0) / WEEK_MS + 1).min(i64::from(u16::MAX)) as u16;
         // The first hour is only partly observed: average over what was seen.
-        let covered = if st.first_seen > h {
-            (((h + HOUR_MS - st.first_seen) / self.cfg.bucket_ms()) as f64).max(1.0)
+        let covered = if from > h {
+            (((h + HOUR_MS - from) / self.cfg.bucket_ms()) as f64).max(1.0)
         } else {
             per_hour
         };

@@ -25,6 +25,13 @@
 //!   restarts at that event. So one forged event opening a partition (dated
 //!   1970 or 9999) neither sets the partition's time nor starts its
 //!   integration's learning period there.
+//! - A weak stream time more than a learning period behind a confirmed jump
+//!   (one forged event opening a partition weeks before its stream) is
+//!   outvoted by the jump's [`CONFIRM`] events and restarts at it
+//!   (`Engine::process`); an integration's clocks start at its first
+//!   accepted event (`IntegrationState::start_clocks_at`), and fewer than
+//!   [`CONFIRM`] accepted events followed by a long silence do not count as
+//!   learning (`IntegrationState::restart_learning`).
 
 use serde::{Deserialize, Serialize};
 
@@ -122,9 +129,13 @@ impl Jump {
         self.first = false;
     }
 
-    /// Whether the current run began with the integration's first event.
-    pub fn began_with_first_event(&self) -> bool {
-        self.n > 0 && self.first
+    /// Whether the current run began with the integration's first event;
+    /// answers true once (the integration's clocks then start at the
+    /// confirming event, not at each later event of the run).
+    pub fn take_began_with_first_event(&mut self) -> bool {
+        let first = self.n > 0 && self.first;
+        self.first = false;
+        first
     }
 }
 

@@ -569,6 +569,13 @@ impl EngineConfig {
         i64::from(self.max_future_skew_seconds) * 1000
     }
 
+    /// A silence after which fewer than 3 events of an integration no
+    /// longer count as its learning history (`detect::Cx::observe`): 1.5 ×
+    /// the skew, so a daily job's jitter never reaches it.
+    pub fn thin_silence_ms(&self) -> i64 {
+        self.max_future_skew_ms() / 2 * 3
+    }
+
     pub fn learning_ms(&self) -> i64 {
         i64::from(self.learning_days) * crate::time::DAY_MS
     }

@@ -367,11 +367,26 @@ impl Engine {
         let (out_of_range, bound) = if ev.ts_ms > bound {
             if st.jump.ahead(self.in_bound, !known) {
                 // A confirmed jump: this integration's clocks follow it —
-                // and, when the jump began with its first event, its
-                // learning starts here, not at the bounded time it was
-                // created with (that would shorten learning by the jump).
-                if st.jump.began_with_first_event() {
-                    st.first_seen = st.first_seen.max(ev.ts_ms);
+                // and, when the jump began with its first event, it starts
+                // here, not at the bounded time it was created with (that
+                // would shorten learning by the jump, fold the jump into
+                // its baselines as silent hours and make a new
+                // integration look dormant).
+                if st.jump.take_began_with_first_event() {
+                    st.start_clocks_at(ev.ts_ms);
+                }
+                // A stream time resting on fewer than 3 events (a
+                // partition's first, possibly one forged event dated weeks
+                // before the stream) more than a learning period behind
+                // the jump is outvoted by the 3 events that confirm it: it
+                // restarts at this event, so the partition's other
+                // integrations are not each made to confirm the jump while
+                // the stream time creeps up by the skew per event. (A jump
+                // is forward: the sweep and prune days and the alert-budget
+                // window follow on their own.)
+                if self.clock.weak() && ev.ts_ms - prev > self.config.learning_ms() {
+                    self.clock = StreamClock::default();
+                    self.accepted_max = 0;
                 }
                 (false, ev.ts_ms)
             } else {

@@ -17,7 +17,7 @@ use crate::detect::sustained::{KeyWatch, Shifts};
 use crate::episodes::Episode;
 use crate::event::Action;
 use crate::stats::Seasonal;
-use crate::time::HOUR_MS;
+use crate::time::{HOUR_MS, MINUTE_MS};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataTypeUse {
@@ -89,6 +89,21 @@ pub struct IntegrationState {
     /// `episodes.rs`), so most events skip the scan of open episodes.
     #[serde(default)]
     pub(crate) episodes_close_after: i64,
+    /// Minutes from `first_seen` to the start of the learning period: 0
+    /// unless a thin history was set aside
+    /// ([`IntegrationState::restart_learning`]). Minutes in a `u32` (in the
+    /// struct's padding: no memory cost) span any two event times.
+    #[serde(default)]
+    pub(crate) learning_offset_min: u32,
+    /// Events that moved its clocks (not out of range), saturating: only
+    /// compared with `clock::CONFIRM` (is its history too thin to learn
+    /// from?). A checkpoint from before it was kept reads as saturated.
+    #[serde(default = "saturated")]
+    pub(crate) accepted: u8,
+}
+
+fn saturated() -> u8 {
+    u8::MAX
 }
 
 impl IntegrationState {
@@ -118,6 +133,8 @@ impl IntegrationState {
             shifts: Shifts::default(),
             jump: Jump::default(),
             episodes_close_after: 0,
+            learning_offset_min: 0,
+            accepted: 0,
         }
     }
 
@@ -148,9 +165,59 @@ impl IntegrationState {
             + self.buckets.capacity() * std::mem::size_of::<Bucket>()
     }
 
+    /// Start of the learning period: the first event, unless the few
+    /// events before a long silence were set aside
+    /// ([`IntegrationState::restart_learning`]).
+    pub fn learning_start(&self) -> i64 {
+        self.first_seen
+            .saturating_add(i64::from(self.learning_offset_min) * MINUTE_MS)
+    }
+
     /// Whether the learning period has passed at `now` (event time).
     pub(crate) fn mature(&self, now: i64, learning_ms: i64) -> bool {
-        now - self.first_seen >= learning_ms
+        now - self.learning_start() >= learning_ms
+    }
+
+    /// Starts the clocks of an integration that had only out-of-range
+    /// events (it was created at a bounded time, `Engine::process`) at
+    /// `at`, its first accepted event: first and last seen, watermark,
+    /// learning start and hour. Its out-of-range events moved nothing else
+    /// (never counted into a bucket or a baseline).
+    pub(crate) fn start_clocks_at(&mut self, at: i64) {
+        self.first_seen = at;
+        self.last_seen = at;
+        self.watermark = at;
+        self.learning_offset_min = 0;
+        self.hour_start = at.div_euclid(HOUR_MS) * HOUR_MS;
+    }
+
+    /// Starts the learning period again at `at`, the event ending a silence
+    /// that followed too thin a history to learn from (`detect::Cx::observe`:
+    /// fewer than `clock::CONFIRM` events, then a silence longer than
+    /// `max_future_skew`). One event dated a month before an integration's
+    /// real traffic — forged, or a lone test call — must not stand in for
+    /// its learning period, nor fill its baselines with a month of zeros:
+    /// the baselines, open buckets and shift statistics start afresh (as
+    /// for a new integration). What it *did* stays: first seen, counts,
+    /// longest gap (dormancy does not depend on learning), data types,
+    /// networks, keys and principals, open episodes.
+    pub(crate) fn restart_learning(&mut self, at: i64) {
+        let after = (at - self.first_seen).max(0);
+        // Rounded up: the restarted period is never shorter than a whole one.
+        let minutes = after / MINUTE_MS + i64::from(after % MINUTE_MS != 0);
+        self.learning_offset_min = u32::try_from(minutes).unwrap_or(u32::MAX);
+        for b in &mut self.baselines {
+            *b = Seasonal::default();
+        }
+        self.bytes_per_record = 0.0;
+        self.buckets.clear();
+        self.hour_start = at.div_euclid(HOUR_MS) * HOUR_MS;
+        self.hour_totals = [0.0; SERIES];
+        self.hour_sq = [0.0; SERIES];
+        self.shifts = Shifts::default();
+        for k in &mut self.keys {
+            k.watch = KeyWatch::default();
+        }
     }
 }
 

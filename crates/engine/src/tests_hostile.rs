@@ -153,6 +153,90 @@ fn a_sparse_integration_within_the_stale_horizon_keeps_its_history() {
     );
 }
 
+/// Learning ends on evidence, not on the age of the first event: a new
+/// integration's first event dated six days before its real traffic (within
+/// a learning period of the stream time, so accepted like any delayed
+/// event) used to end its learning a day into the real traffic.
+#[test]
+fn a_first_event_backdated_days_cannot_shorten_the_learning_period() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let start = t0() + 7 * DAY_MS;
+    // "a" carries the partition's stream time for ten days.
+    let (mut evs, mut rest): (Vec<Ev>, Vec<Ev>) = steady("a", t0(), 10, 1, 1)
+        .into_iter()
+        .partition(|x| x.ts < start);
+    evs.push(Ev::new(start - 6 * DAY_MS, "n"));
+    rest.extend((0..3 * 1440).map(|m| Ev::new(start + m * MINUTE_MS + 7, "n")));
+    // Two days into n's real traffic: a new data type and a burst.
+    let mut probe = Ev::new(start + 2 * DAY_MS + 1, "n");
+    probe.resource = "deals".into();
+    rest.push(probe);
+    rest.extend((0..300).map(|i| Ev::new(start + 2 * DAY_MS + 100 + i * 100, "n")));
+    rest.sort_by_key(|x| x.ts);
+    evs.extend(rest);
+    let out = run(&mut e, &evs);
+    let n: Vec<_> = out
+        .alerts
+        .iter()
+        .filter(|a| a.integration_id == "n")
+        .collect();
+    assert!(n.is_empty(), "n skipped learning: {n:#?}");
+    let st = e.integration("n").unwrap();
+    assert_eq!(st.first_seen, start - 6 * DAY_MS, "first seen is kept");
+    // Its first real event, rounded up to the minute.
+    assert!((start..=start + MINUTE_MS).contains(&st.learning_start()));
+    assert_eq!(e.stats().learning_integrations, 1, "n is still learning");
+}
+
+/// A partition's first event dated a month before its real stream (within
+/// the stale horizon, so it is not forgotten like a 1970 one) neither
+/// starts its integration's learning a month early nor fills its baselines
+/// with a month of zeros. It adds, by design, the one alert a real call
+/// that old would raise: "a" woke up after the month of silence it forged.
+#[test]
+fn a_first_event_a_month_before_the_partition_cannot_skip_learning() {
+    let (_, clean) = opened_by(&[]);
+    let forged = t0() - 30 * DAY_MS;
+    let (e, mut out) = opened_by(&[Ev::new(forged, "a")]);
+    let woke =
+        |a: &crate::alert::Alert| a.kind == AlertKind::DormantReactivated && a.window_start < t0();
+    assert_eq!(out.alerts.iter().filter(|a| woke(a)).count(), 1);
+    out.alerts.retain(|a| !woke(a));
+    let a = e.integration("a").unwrap();
+    assert_eq!(a.first_seen, t0() - 30 * DAY_MS);
+    assert!(
+        (t0()..t0() + 10 * MINUTE_MS).contains(&a.learning_start()),
+        "learning started {} min before the real traffic",
+        (t0() - a.learning_start()) / MINUTE_MS
+    );
+    assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
+}
+
+/// What a thin history costs an honest integration: a daily job (jitter
+/// of hours) learns as before; one that calls once a week restarts its
+/// learning at most twice (at its 2nd and 3rd calls), then matures. An
+/// hourly integration carries the partition's stream time.
+#[test]
+fn sparse_integrations_restart_learning_at_most_twice() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut evs: Vec<Ev> = (0..36 * 24)
+        .map(|h| Ev::new(t0() + h * 3_600_000, "carrier"))
+        .collect();
+    evs.extend((0..9).map(|d| Ev::new(t0() + d * DAY_MS + (d % 3) * 3 * 3_600_000 + 1, "daily")));
+    evs.extend((0..5).map(|w| Ev::new(t0() + w * 7 * DAY_MS + 2, "weekly")));
+    evs.sort_by_key(|x| x.ts);
+    run(&mut e, &evs);
+    let d = e.integration("daily").unwrap();
+    assert_eq!(d.learning_start(), d.first_seen);
+    let w = e.integration("weekly").unwrap();
+    assert_eq!(w.first_seen, t0() + 2);
+    let third = t0() + 14 * DAY_MS + 2;
+    assert!((third..third + MINUTE_MS).contains(&w.learning_start()));
+    let learning = EngineConfig::default().learning_ms();
+    assert!(!w.mature(third + learning - MINUTE_MS, learning));
+    assert!(w.mature(t0() + 28 * DAY_MS, learning));
+}
+
 #[test]
 fn a_sparse_stream_that_jumps_a_day_is_followed_after_confirm_events() {
     let mut e = Engine::new(one_hour_skew(), None);
@@ -206,6 +290,26 @@ fn a_new_integration_first_seen_in_a_confirmed_jump_still_learns_a_whole_period(
     );
     // "a" is a week past its learning period; "b" has just begun.
     assert_eq!(e.stats().learning_integrations, 1);
+}
+
+/// A new integration that arrives in a jump of a month (a partition opened
+/// by a forged event a month before the stream, say) was created at the
+/// bounded time: when the jump confirms it starts at the confirming event,
+/// so it neither looks dormant for the month nor folds it into its
+/// baselines as silent hours.
+#[test]
+fn a_new_integration_arriving_in_a_month_long_jump_does_not_look_dormant() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    run(&mut e, &[Ev::new(t0(), "a")]);
+    let later = t0() + 30 * DAY_MS;
+    let b: Vec<Ev> = (0..10)
+        .map(|i| Ev::new(later + i * MINUTE_MS, "b"))
+        .collect();
+    let out = run(&mut e, &b);
+    assert!(out.alerts.is_empty(), "{:#?}", out.alerts);
+    let st = e.integration("b").unwrap();
+    assert!(st.first_seen >= later && st.last_seen >= later);
+    assert_eq!(st.max_gap_ms, MINUTE_MS, "{st:?} {:?}", e.stats());
 }
 
 #[test]

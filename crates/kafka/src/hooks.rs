@@ -58,6 +58,9 @@ pub trait Observer: Send + Sync {
     fn events_rejected(&self, _reason: RejectReason, _count: u64) {}
     /// Valid events the engines counted as later than the lateness allowance.
     fn events_late(&self, _count: u64) {}
+    /// Valid events the engines counted as out of range of their
+    /// partition's stream time (`EngineStats::ts_out_of_range`).
+    fn events_out_of_range(&self, _count: u64) {}
     /// Dead-letter produces by outcome.
     fn dead_letters(&self, _outcome: DeadLetterOutcome, _count: u64) {}
     /// One batch done: wall time from its first message being taken to its

@@ -91,6 +91,7 @@ pub struct CollectingObserver {
     pub ready: Mutex<Vec<bool>>,
     pub errors: Mutex<Vec<(&'static str, &'static str)>>,
     pub lag_reports: AtomicU64,
+    pub out_of_range: AtomicU64,
 }
 
 impl Observer for CollectingObserver {
@@ -115,6 +116,9 @@ impl Observer for CollectingObserver {
     }
     fn batch(&self, _d: Duration, _n: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    fn events_out_of_range(&self, n: u64) {
+        self.out_of_range.fetch_add(n, Ordering::Relaxed);
     }
     fn consumer_lag(&self, _t: &str, _p: i32, _lag: i64) {
         self.lag_reports.fetch_add(1, Ordering::Relaxed);

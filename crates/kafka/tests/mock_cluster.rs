@@ -397,3 +397,44 @@ async fn a_caught_up_batch_is_processed_without_waiting_for_the_batch_deadline()
     let summary = run.stop().await;
     assert_eq!(summary.processed, N as u64);
 }
+
+/// An event dated far ahead of its partition's stream time is processed but
+/// moves no clock (`EngineStats::ts_out_of_range`): the loop reports it to
+/// the observer (`tripline_events_ts_out_of_range_total`), once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_dated_far_ahead_is_reported_out_of_range() {
+    let cluster = start_mock_cluster(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    let (topic, dlq, group) = (unique("in"), unique("dlq"), unique("g"));
+    cluster.create_topic(&topic, PARTITIONS).unwrap();
+    cluster.create_topic(&dlq, 1).unwrap();
+
+    const N: usize = 120;
+    let mut lines: Vec<Vec<u8>> = (0..N)
+        .map(|i| event(i, &format!("app-{}", i % 4)).into_bytes())
+        .collect();
+    // 2100-01-01, on a live integration, halfway through the stream.
+    let forged = r#"{"ts":4102444800000,"integration_id":"app-0","resource":"contacts","method":"GET","status":200,"records":1}"#;
+    lines.insert(N / 2, forged.as_bytes().to_vec());
+    produce_lines(&bs, &topic, &lines, integration_key)
+        .await
+        .unwrap();
+
+    let obs = Arc::new(CollectingObserver::default());
+    let run = Running::start(
+        settings(&bs, &topic, &group, &dlq),
+        None,
+        Arc::new(CollectingSink::default()),
+        obs.clone(),
+    );
+    eventually("all events processed", Duration::from_secs(30), || {
+        obs.processed() == N as u64 + 1
+    })
+    .await;
+    let summary = run.stop().await;
+    assert_eq!(summary.rejected, 0);
+    assert_eq!(
+        obs.out_of_range.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

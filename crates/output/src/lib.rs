@@ -34,6 +34,7 @@
 //! overflow semantics, metrics.
 #![forbid(unsafe_code)]
 
+mod build_info;
 pub mod grouping;
 pub mod http;
 pub mod metrics;

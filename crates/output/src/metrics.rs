@@ -16,6 +16,7 @@ use prometheus::{
 };
 use tripline_engine::{Alert, AlertKind, Resolved, Severity};
 
+pub use crate::build_info::BuildInfo;
 pub use crate::top_k::TopK;
 
 /// Default number of `tripline_integration_anomaly_score` series: the metrics
@@ -63,29 +64,6 @@ pub const INITIAL_ERRORS: [(&str, &str); 7] = [
     ("rebalance", "rebalance"),
     ("serialize", "alerts_topic"),
 ];
-
-/// Build metadata for `tripline_build_info` (from `build.rs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildInfo {
-    pub version: String,
-    /// Git revision, or "unknown" (a build without `.git` and without
-    /// `TRIPLINE_REVISION`).
-    pub revision: String,
-    pub rustc: String,
-    pub target: String,
-}
-
-impl BuildInfo {
-    /// This build, with `version` (the binary's package version).
-    pub fn current(version: &str) -> Self {
-        BuildInfo {
-            version: version.to_owned(),
-            revision: env!("TRIPLINE_BUILD_REVISION").to_owned(),
-            rustc: env!("TRIPLINE_BUILD_RUSTC").to_owned(),
-            target: env!("TRIPLINE_BUILD_TARGET").to_owned(),
-        }
-    }
-}
 
 /// Bucket bounds of `tripline_batch_size_events`.
 const BATCH_BUCKETS: &[f64] = &[
@@ -140,6 +118,7 @@ pub struct Metrics {
     rejected: HashMap<&'static str, IntCounter>,
     rejected_other: IntCounter,
     events_late: IntCounter,
+    events_out_of_range: IntCounter,
     dead_letters_delivered: IntCounter,
     dead_letters_retried: IntCounter,
     /// Indexed by `kind_index * 3 + severity_index`.
@@ -253,6 +232,13 @@ impl Metrics {
             IntCounter::new(
                 "tripline_events_late_total",
                 "Valid events older than the lateness allowance (counted, not baselined).",
+            )?,
+        )?;
+        let events_out_of_range = reg(
+            &r,
+            IntCounter::new(
+                "tripline_events_ts_out_of_range_total",
+                "Valid events whose time is too far from the partition's robust stream time to move any clock (judged by the rule detectors, not baselined).",
             )?,
         )?;
         let dead = reg(
@@ -463,6 +449,7 @@ impl Metrics {
             rejected,
             rejected_other,
             events_late,
+            events_out_of_range,
             dead_letters_delivered,
             dead_letters_retried,
             alerts,
@@ -501,6 +488,12 @@ impl Metrics {
     /// Valid events older than the lateness allowance.
     pub fn late(&self, n: u64) {
         self.events_late.inc_by(n);
+    }
+
+    /// Valid events out of range of their partition's stream time
+    /// (`EngineStats::ts_out_of_range`).
+    pub fn out_of_range(&self, n: u64) {
+        self.events_out_of_range.inc_by(n);
     }
 
     /// One batch's wall time and size.

@@ -148,3 +148,20 @@ fn consumer_lag_series_follow_assignment() {
     m.remove_consumer_lag("events", 3);
     assert!(!m.render().contains(r#"partition="3""#));
 }
+
+#[test]
+fn out_of_range_events_have_their_own_counter_from_zero() {
+    let m = Metrics::new("0.1.0", 3).unwrap();
+    let name = "tripline_events_ts_out_of_range_total";
+    assert_eq!(value(&m.render(), name), Some(0.0));
+    m.out_of_range(2);
+    m.out_of_range(1);
+    let text = m.render();
+    assert_eq!(value(&text, name), Some(3.0));
+    assert!(text.contains(&format!("# TYPE {name} counter")), "{text}");
+    // Not a rejection: the events were processed.
+    assert_eq!(
+        value(&text, r#"tripline_events_rejected_total{reason="other"}"#),
+        Some(0.0)
+    );
+}

@@ -67,6 +67,7 @@ async fn rendered_metrics_pass_promtool() {
         "tripline_events_processed_total",
         "tripline_events_rejected_total",
         "tripline_events_late_total",
+        "tripline_events_ts_out_of_range_total",
         "tripline_dead_letters_total",
         "tripline_alerts_total",
         "tripline_alerts_resolved_total",

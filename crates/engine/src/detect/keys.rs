@@ -67,7 +67,7 @@ impl Cx<'_, '_> {
         let d = &self.cfg.detectors.sustained;
         let learning = self.cfg.learning_ms();
         let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
-            && ev.ts_ms - st.first_seen >= learning
+            && ev.ts_ms - st.learning_start() >= learning
             && ev.ts_ms >= st.shifts.relearn_until;
         let watch_on = d.enabled && d.calls && d.per_key && self.cfg.detectors.call_spike.enabled;
         let calls_base = {

@@ -24,6 +24,7 @@ pub(crate) mod sustained;
 
 use crate::alert::Outputs;
 use crate::budget::AlertBudget;
+use crate::clock::CONFIRM;
 use crate::config::EngineConfig;
 use crate::engine::EngineStats;
 use crate::episodes::close_episodes;
@@ -59,13 +60,25 @@ impl Cx<'_, '_> {
         // Resume after silence: judged before this event updates anything,
         // on the time this event may move clocks to.
         let clk = ts.min(self.bound);
+        if !self.out_of_range && st.accepted == 0 && st.events > 0 {
+            // Its clocks rested only on out-of-range events (a bounded
+            // creation time, a forged or far date): they start here, so
+            // it neither looks dormant nor learns from that time.
+            st.start_clocks_at(ts);
+        }
         if clk > st.last_seen {
             let gap = clk - st.last_seen;
             if st.events > 0 {
                 self.check_dormant(st, ev, gap);
             }
+            if self.too_thin_to_learn_from(st, gap) {
+                st.restart_learning(ts);
+            }
             st.max_gap_ms = st.max_gap_ms.max(gap);
             st.last_seen = clk;
+        }
+        if !self.out_of_range {
+            st.accepted = st.accepted.saturating_add(1);
         }
         st.events += 1;
         st.records = st.records.saturating_add(ev.records);
@@ -101,6 +114,26 @@ impl Cx<'_, '_> {
         self.credentials(st, ev, learning);
         self.data_type(st, ev, learning);
         self.source(st, ev, learning);
+    }
+
+    /// Whether the history before a silence of `gap` that this (accepted)
+    /// event ends is too thin to count as learning: fewer than
+    /// [`CONFIRM`] accepted events (out-of-range ones moved no clock), then
+    /// a silence longer than [`EngineConfig::thin_silence_ms`] (1.5 ×
+    /// `max_future_skew`: 36 h by default, so a daily job's jitter never
+    /// reaches it). The evidence a clock needs to follow a jump
+    /// (`clock.rs`): fewer than [`CONFIRM`] events that far from everything
+    /// after them are not history — one event dated weeks before an
+    /// integration's real traffic would otherwise end its learning period
+    /// at once (`IntegrationState::restart_learning`). The count is of all
+    /// its accepted events, so a sparse integration restarts at most
+    /// `CONFIRM - 1` times: its learning starts at its `CONFIRM`-th event
+    /// at the latest.
+    fn too_thin_to_learn_from(&self, st: &IntegrationState, gap: i64) -> bool {
+        !self.out_of_range
+            && st.accepted > 0
+            && st.accepted < CONFIRM
+            && gap > self.cfg.thin_silence_ms()
     }
 
     fn is_sensitive(&self, resource: &str) -> bool {

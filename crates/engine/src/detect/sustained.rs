@@ -209,7 +209,7 @@ impl Cx<'_, '_> {
     /// level model has had a week of predicted hours (a level variance
     /// from a handful of hours is not one a tail can rest on).
     pub(crate) fn exact_ready(&self, st: &IntegrationState, t: i64) -> bool {
-        t - st.first_seen >= 2 * self.cfg.learning_ms()
+        t - st.learning_start() >= 2 * self.cfg.learning_ms()
     }
 
     /// The exact test's threshold in nats (infinite when it is off).
@@ -313,7 +313,7 @@ impl Cx<'_, '_> {
         // After the learning period: every slot has been seen once; how far
         // a slot learned from one or two weeks can be trusted is the level
         // model's business (`detect/level.rs`: its 1/n term).
-        let seasoned = b.start_ms - st.first_seen >= self.cfg.learning_ms();
+        let seasoned = b.start_ms - st.learning_start() >= self.cfg.learning_ms();
         let mature = mature && seasoned && b.start_ms >= st.shifts.relearn_until;
         let restart = !mature || st.shifts.stepped_to == 0 || quiet_ms > MAX_QUIET_MS;
         let p = self.shift_params();

@@ -309,14 +309,17 @@ impl Pipeline {
     pub(super) fn report_engine_stats(&mut self) {
         self.last_stats = Instant::now();
         let mut total = EngineStats::default();
-        let mut late = 0u64;
+        let (mut late, mut out_of_range) = (0u64, 0u64);
         for ps in &mut self.parts {
             let s = ps.engine.stats();
             late += s.late_events.saturating_sub(ps.late_reported);
             ps.late_reported = s.late_events;
+            out_of_range += s.ts_out_of_range.saturating_sub(ps.out_of_range_reported);
+            ps.out_of_range_reported = s.ts_out_of_range;
             total.events += s.events;
             total.tracked_integrations += s.tracked_integrations;
             total.late_events += s.late_events;
+            total.ts_out_of_range += s.ts_out_of_range;
             total.evicted_integrations += s.evicted_integrations;
             total.approx_memory_bytes += s.approx_memory_bytes;
             total.learning_integrations += s.learning_integrations;
@@ -324,6 +327,9 @@ impl Pipeline {
         }
         if late > 0 {
             self.observer.events_late(late);
+        }
+        if out_of_range > 0 {
+            self.observer.events_out_of_range(out_of_range);
         }
         self.observer.engine_stats(&total);
     }

@@ -76,6 +76,7 @@ impl Pipeline {
                 partition,
                 engine,
                 late_reported: stats.late_events,
+                out_of_range_reported: stats.ts_out_of_range,
                 pending: Vec::new(),
                 skip_below,
                 next_offset: saved,

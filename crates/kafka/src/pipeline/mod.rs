@@ -314,6 +314,8 @@ struct PartState {
     engine: Engine,
     /// `late_events` already reported, to report deltas.
     late_reported: u64,
+    /// `ts_out_of_range` already reported, to report deltas.
+    out_of_range_reported: u64,
     /// Indices (into the batch) of this partition's messages in the batch
     /// being processed. Reused across batches.
     pending: Vec<u32>,
