@@ -80,25 +80,28 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
 
     let mut first = Run::start(&config, &registry, &http);
     let total = landed.len() as f64;
-    eventually(
-        "a third of the stream processed",
+    // Killed once a checkpoint exists and a third of the stream is through
+    // (whichever comes later: the first checkpoint is written a second in).
+    let at_kill = eventually(
+        "a third of the stream processed and a checkpoint written",
         Duration::from_secs(60),
-        Duration::from_millis(100),
+        Duration::from_millis(50),
         || {
             first.assert_running();
             let n = processed(&first)?;
-            if n >= total / 3.0 {
-                Ok(())
+            let written = ckpt.read_dir().map(|d| d.count()).unwrap_or(0) > 0;
+            if n >= total / 3.0 && written {
+                Ok(n)
             } else {
-                Err(format!("{n} of {total}"))
+                Err(format!("{n} of {total}, checkpoint written: {written}"))
             }
         },
     );
     kill_9(&first);
     let _ = first.wait_exit(Duration::from_secs(10));
     assert!(
-        ckpt.read_dir().map(|d| d.count()).unwrap_or(0) > 0,
-        "checkpoints were written before the kill"
+        at_kill < total,
+        "the kill came mid-stream: {at_kill} of {total} processed"
     );
 
     let (config2, http2) = config_with(dir.path(), &c, &section);
@@ -118,7 +121,10 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
     );
     let took = second.stop(Duration::from_secs(15));
     assert!(took < Duration::from_secs(12), "shutdown took {took:?}");
-    tripline::assert_parallel(&second);
+    // Runs with two workers; whether a batch spans partitions depends on how
+    // Tansu serves them (one after another, docs/ARCHITECTURE.md), so the
+    // parallel path of a restart is asserted on the mock cluster
+    // (crates/kafka/tests/mock_cluster.rs, restart_with_the_same_group_loses_nothing).
     assert!(
         second
             .log()
@@ -272,8 +278,6 @@ fn two_instances_one_stops_the_survivor_restores_its_partitions_and_keeps_detect
     let ids = ["app-a", "app-b", "app-c", "app-d", "app-e", "app-f"];
     let start = 1_792_972_800_000i64; // Monday 2026-10-26
     let history = traffic(&ids, start, 9);
-    let landed = kafka::produce_unbatched(&b, &c.topic, &history);
-    let ends = kafka::ends(&landed);
     let registry = dir.path().join("registry.toml");
     std::fs::write(&registry, "").unwrap();
     let changelog = unique("state");
@@ -281,8 +285,33 @@ fn two_instances_one_stops_the_survivor_restores_its_partitions_and_keeps_detect
         format!("\n[checkpoint]\nchangelog_topic = \"{changelog}\"\ninterval_seconds = 1\n");
     let (ca, ha) = config_with(dir.path(), &c, &section);
     let (cb, hb) = config_with(dir.path(), &c, &section);
+    // Both members join before the history is produced: the first alone
+    // would take every partition and could consume it all (a few seconds)
+    // before the second's join moves one over.
     let mut a = Run::start(&ca, &registry, &ha);
+    let joined = |r: &mut Run| {
+        r.assert_running();
+        if r.log().contains("Partitions assigned") {
+            Ok(())
+        } else {
+            Err(r.log())
+        }
+    };
+    eventually(
+        "the first member has partitions",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || joined(&mut a),
+    );
     let mut bb = Run::start(&cb, &registry, &hb);
+    eventually(
+        "the second member has partitions",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || joined(&mut bb),
+    );
+    let landed = kafka::produce_unbatched(&b, &c.topic, &history);
+    let ends = kafka::ends(&landed);
     eventually(
         "both members consume the whole history",
         Duration::from_secs(180),

@@ -205,7 +205,8 @@ async fn restart_with_the_same_group_loses_nothing() {
     let (topic, dlq, group) = (unique("in"), unique("dlq"), unique("g"));
     cluster.create_topic(&topic, PARTITIONS).unwrap();
     cluster.create_topic(&dlq, 1).unwrap();
-    const N: usize = 2000;
+    // Large enough that the first run is stopped mid-stream however fast it is.
+    const N: usize = 20_000;
     let lines: Vec<String> = (0..N).map(|i| event(i, &format!("shadow-{i}"))).collect();
     let (first, second) = lines.split_at(N / 2);
     produce_lines(&bs, &topic, first, integration_key)

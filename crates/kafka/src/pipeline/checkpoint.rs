@@ -52,6 +52,20 @@ impl Pipeline {
             // Once per assignment, not per batch: this walks the state.
             let stats = engine.stats();
             let saved = (skip_below >= 0).then_some(skip_below);
+            // The checkpoint covers everything before its offset, but the
+            // process that wrote it may have died before committing that
+            // offset: store it now, as `checkpoint` does after each save.
+            // Otherwise a partition checkpointed to its end would stay
+            // uncommitted (lag that never drains) until new messages arrive.
+            if let Some(next) = saved {
+                let mut tpl = TopicPartitionList::new();
+                let stored = tpl
+                    .add_partition_offset(&topic, partition, Offset::Offset(next))
+                    .and_then(|()| self.consumer.store_offsets(&tpl));
+                if let Err(e) = stored {
+                    self.warn(error_kind(&e), "store_offset", &e);
+                }
+            }
             // A partition with no state and a seed time learns from what the
             // topic retains, up to where it ends now, before going live.
             let seed_until = match (self.seed_from_ms, skip_below) {
@@ -193,6 +207,9 @@ impl Pipeline {
 
     pub(super) fn revoke(&mut self, parts: &[Tp]) {
         self.checkpoint(Some(parts), None);
+        // The revoked engines' last counts (late, out of range) are reported
+        // before they are dropped; a revoke is rare, so the walk is too.
+        self.report_engine_stats();
         self.parts.retain(|ps| {
             !parts
                 .iter()
@@ -201,13 +218,15 @@ impl Pipeline {
         for (topic, partition) in parts {
             self.observer.partition_revoked(topic, *partition);
         }
-        self.maybe_report_engine_stats();
+        self.report_engine_stats();
     }
 
     /// At shutdown: checkpoint what may be checkpointed within the deadline,
     /// then drop the engines.
     pub(super) fn release_all(&mut self, deadline: Instant) {
         self.checkpoint(None, Some(deadline));
+        // Their last counts (late, out of range) before the engines go.
+        self.report_engine_stats();
         self.parts.clear();
     }
 }
