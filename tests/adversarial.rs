@@ -427,6 +427,48 @@ fn one_event_dated_2030_on_a_live_integration_changes_no_alert() {
     assert_same_alert_identities(&run, &|a| a["detected_at"] == "2030-01-01T00:00:00.000Z");
 }
 
+/// One event dated 20 hours ahead — inside the skew (`max_future_skew`, a
+/// day), so the stream accepts it — on an integration a few hours before
+/// one of its bucket alerts: held as its lead and contradicted by its next
+/// honest event, it moves no watermark, and the alert still fires
+/// (`crates/engine/src/clock.rs`, `advance_watermark`).
+#[test]
+fn one_event_hours_ahead_on_a_live_integration_changes_no_alert() {
+    const HOUR: i64 = 3_600_000;
+    let spike = clean()
+        .alerts
+        .iter()
+        .find(|a| {
+            ["call_spike", "volume_spike", "error_burst"].contains(&a["kind"].as_str().unwrap())
+        })
+        .expect("the known stream has a bucket alert");
+    let id = spike["integration_id"].as_str().unwrap();
+    let when =
+        tripline_engine::time::parse_rfc3339(spike["detected_at"].as_str().unwrap()).unwrap();
+    // Its last event at least 3 hours before the alert.
+    let at = (0..stream().lines.len())
+        .rev()
+        .find(|&i| {
+            let l = line(i);
+            l["integration_id"] == id && l["ts"].as_i64().is_some_and(|t| t < when - 3 * HOUR)
+        })
+        .expect("an earlier event of the integration");
+    let mut forged = line(at);
+    let ts = forged["ts"].as_i64().unwrap() + 20 * HOUR;
+    forged["ts"] = Value::from(ts);
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let run = replay(b"", &|i| {
+        if i == at + 1 {
+            vec![forged.clone()]
+        } else {
+            Vec::new()
+        }
+    });
+    let stamp = tripline_engine::time::format_rfc3339(ts);
+    assert_same_alert_identities(&run, &|a| a["detected_at"] == stamp.as_str());
+    assert_eq!(out_of_range(&run), out_of_range(clean()), "inside the skew");
+}
+
 #[test]
 fn copies_of_live_events_dated_1970_change_no_alert() {
     // Every 400th line again, dated a whole number of weeks back into 1970

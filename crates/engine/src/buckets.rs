@@ -82,6 +82,21 @@ impl Cx<'_, '_> {
         self.close_hours_until(st, open_from.div_euclid(bucket_ms) * bucket_ms);
     }
 
+    /// A held lead was contradicted (`clock::advance_watermark`): the
+    /// buckets starting more than `allowance` past the watermark hold only
+    /// abandoned leads (every other event there would have been a lead
+    /// confirming them), so they are dropped and their calls count as late
+    /// — checked by the detectors when they came, never baselined. Bounds
+    /// the open buckets: one forged event after each honest one cannot keep
+    /// a bucket open each.
+    pub(crate) fn drop_abandoned_lead(&mut self, st: &mut IntegrationState, allowance: i64) {
+        let beyond = st.watermark.saturating_add(allowance);
+        let keep = st.buckets.partition_point(|b| b.start_ms <= beyond);
+        let dropped: u64 = st.buckets.drain(keep..).map(|b| b.counts[CALLS]).sum();
+        st.late_events += dropped;
+        self.stats.late_events += dropped;
+    }
+
     fn close_bucket(&mut self, st: &mut IntegrationState, b: &Bucket) {
         // The statistics step on the baseline the bucket was judged against,
         // before its hour is folded in.

@@ -1,8 +1,9 @@
 //! Event time you can trust: the robust stream time of one engine (one
-//! partition) and the per-integration confirmation of a jump.
+//! partition), the per-integration confirmation of a jump, and the
+//! integration's watermark rule.
 //!
 //! Event time is written by the people tripline watches, so no single event
-//! — nor two — may move a clock:
+//! — nor two — may move a clock beyond the skew, nor one event a watermark:
 //! - [`StreamClock`]: the stream time is the [`RANK`]-th highest of the last
 //!   [`WINDOW`] *accepted* event times, each entered at most
 //!   `max_future_skew` ahead of the stream time it found. Monotone once
@@ -32,6 +33,9 @@
 //!   accepted event (`IntegrationState::start_clocks_at`), and fewer than
 //!   [`CONFIRM`] accepted events followed by a long silence do not count as
 //!   learning (`IntegrationState::restart_learning`).
+//! - [`advance_watermark`]: inside the skew, an integration's watermark
+//!   does not follow one event more than the lateness allowance ahead of
+//!   it until its next event confirms it.
 
 use serde::{Deserialize, Serialize};
 
@@ -97,8 +101,12 @@ pub struct Jump {
     /// Consecutive events of the run (0: none).
     n: u8,
     /// The partition's count of in-bound events when the run started: any
-    /// in-bound event since (of any integration) contradicts the run.
-    mark: u64,
+    /// in-bound event since (of any integration) contradicts the run. Kept
+    /// modulo 2^32 (4 bytes of per-integration state; a checkpoint holds
+    /// it as a u64): a contradiction goes unseen only if a multiple of 2^32
+    /// in-bound events came between two events of the run.
+    #[serde(with = "wrapped")]
+    mark: u32,
     /// The run began with the integration's very first event (its learning
     /// start was bounded too, and moves with a confirmed jump).
     #[serde(default)]
@@ -111,6 +119,8 @@ impl Jump {
     /// confirmed (the event may move the integration's clocks).
     /// `first`: this is the integration's first event.
     pub fn ahead(&mut self, in_bound: u64, first: bool) -> bool {
+        // Modulo 2^32 by design (see `mark`).
+        let in_bound = in_bound as u32;
         if self.n == 0 || self.mark != in_bound {
             *self = Jump {
                 n: 1,
@@ -137,6 +147,72 @@ impl Jump {
         self.first = false;
         first
     }
+}
+
+/// [`Jump::mark`] as a u64 on the wire (the checkpoint format), a u32 in
+/// memory.
+mod wrapped {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+        u64::from(*v).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        // Modulo 2^32 by design (see `Jump::mark`).
+        Ok(u64::deserialize(d)? as u32)
+    }
+}
+
+/// One integration's watermark, robust to a single forged event: the
+/// newest of its on-time event times, except that an event more than
+/// `allowance` (the lateness allowance) ahead of the watermark is *held* as
+/// its lead and moves the watermark only when the integration's next event
+/// confirms it — by being a lead too (the two leads' older time becomes the
+/// watermark, the newer the lead if it is still more than `allowance`
+/// ahead) or by landing within `allowance` of it. An event within
+/// `allowance` of the watermark that leaves the lead more than `allowance`
+/// ahead contradicts it: the lead is abandoned and `advance_watermark`
+/// returns true (the caller drops what was counted beyond the watermark
+/// plus `allowance`: only abandoned leads can be there).
+///
+/// Honest traffic denser than the allowance never has a lead, so its
+/// watermark is its newest event time, as without this rule; an
+/// integration resuming after a silence moves its watermark at its second
+/// event, and one sparser than the allowance throughout keeps its
+/// watermark one event behind. One event dated hours ahead (within the
+/// skew of the stream time) is held, contradicted by the next honest
+/// event, and moves nothing: its integration's later events are not late.
+/// `lead <= watermark` means no lead (0, a checkpoint from before it was
+/// kept, reads so).
+pub(crate) fn advance_watermark(
+    watermark: &mut i64,
+    lead: &mut i64,
+    ts: i64,
+    allowance: i64,
+) -> bool {
+    let held = *lead > *watermark;
+    if ts <= watermark.saturating_add(allowance) {
+        *watermark = (*watermark).max(ts);
+        if !held {
+            return false;
+        }
+        if *lead <= watermark.saturating_add(allowance) {
+            // Corroborated: the lead is within the allowance of this event.
+            *watermark = *lead;
+            return false;
+        }
+        *lead = *watermark;
+        return true;
+    }
+    if held {
+        let (lo, hi) = ((*lead).min(ts), (*lead).max(ts));
+        *watermark = if hi - lo <= allowance { hi } else { lo };
+        *lead = hi;
+    } else {
+        *lead = ts;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -187,5 +263,36 @@ mod tests {
         // The integration's own in-bound event ends it.
         j.reset();
         assert!(!j.ahead(6, false));
+    }
+
+    #[test]
+    fn one_lead_is_held_until_the_next_event_confirms_or_contradicts_it() {
+        let a = 60;
+        let (mut w, mut lead) = (1_000, 0);
+        // Dense traffic: the watermark is the newest event time.
+        for t in [1_030, 1_020, 1_090] {
+            assert!(!advance_watermark(&mut w, &mut lead, t, a));
+        }
+        assert_eq!(w, 1_090);
+        // One event far ahead is held; the next honest one contradicts it.
+        assert!(!advance_watermark(&mut w, &mut lead, 80_000, a));
+        assert_eq!(w, 1_090);
+        assert!(advance_watermark(&mut w, &mut lead, 1_100, a));
+        assert_eq!((w, lead <= w), (1_100, true));
+        // A lead confirmed by the next event (a resumption after silence).
+        assert!(!advance_watermark(&mut w, &mut lead, 5_000, a));
+        assert!(!advance_watermark(&mut w, &mut lead, 5_010, a));
+        assert_eq!((w, lead <= w), (5_010, true));
+        // Sparse: each event confirms the one before (one event behind).
+        assert!(!advance_watermark(&mut w, &mut lead, 6_000, a));
+        assert!(!advance_watermark(&mut w, &mut lead, 7_000, a));
+        assert_eq!((w, lead), (6_000, 7_000));
+        // Two leads within the allowance of each other: the newer.
+        assert!(!advance_watermark(&mut w, &mut lead, 6_990, a));
+        assert_eq!((w, lead <= w), (7_000, true));
+        // A lead corroborated by an event between it and the watermark.
+        assert!(!advance_watermark(&mut w, &mut lead, 7_100, a));
+        assert!(!advance_watermark(&mut w, &mut lead, 7_055, a));
+        assert_eq!((w, lead <= w), (7_100, true));
     }
 }

@@ -364,7 +364,7 @@ impl Engine {
         let Some(st) = self.integrations.get_mut(ev.integration_id) else {
             return;
         };
-        let (out_of_range, bound) = if ev.ts_ms > bound {
+        let (out_of_range, bound, jumped) = if ev.ts_ms > bound {
             if st.jump.ahead(self.in_bound, !known) {
                 // A confirmed jump: this integration's clocks follow it —
                 // and, when the jump began with its first event, it starts
@@ -388,14 +388,14 @@ impl Engine {
                     self.clock = StreamClock::default();
                     self.accepted_max = 0;
                 }
-                (false, ev.ts_ms)
+                (false, ev.ts_ms, true)
             } else {
-                (true, bound)
+                (true, bound, false)
             }
         } else {
             st.jump.reset();
             self.in_bound += 1;
-            (!known && ev.ts_ms < far_past, bound)
+            (!known && ev.ts_ms < far_past, bound, false)
         };
         if out_of_range {
             self.stats.ts_out_of_range += 1;
@@ -423,6 +423,7 @@ impl Engine {
             budget: &mut self.budget,
             out_of_range,
             bound,
+            jumped,
         };
         cx.observe(st, ev);
         // An episode this event opened or folded ends no earlier than the
@@ -473,7 +474,7 @@ impl Engine {
         };
         let nearest = ev
             .ts_ms
-            .clamp(st.first_seen, st.watermark.max(st.first_seen));
+            .clamp(st.first_seen, st.watermark.max(st.lead).max(st.first_seen));
         if st.events >= u64::from(CONFIRM) || ev.ts_ms.abs_diff(nearest) <= stale {
             return true;
         }

@@ -54,7 +54,10 @@ pub struct CredentialUse {
 pub struct IntegrationState {
     pub first_seen: i64,
     pub last_seen: i64,
-    /// This integration's own event-time watermark (max ts seen).
+    /// This integration's own event-time watermark: the newest of its
+    /// on-time event times, except one event more than the lateness
+    /// allowance ahead, held as its `lead` until its next event confirms
+    /// it (`clock::advance_watermark`).
     pub watermark: i64,
     pub events: u64,
     pub records: u64,
@@ -100,6 +103,11 @@ pub struct IntegrationState {
     /// from?). A checkpoint from before it was kept reads as saturated.
     #[serde(default = "saturated")]
     pub(crate) accepted: u8,
+    /// Its newest on-time event time while that is held (more than the
+    /// lateness allowance ahead of the watermark, not yet confirmed by a
+    /// second event: `clock::advance_watermark`); `<= watermark`: none.
+    #[serde(default)]
+    pub(crate) lead: i64,
 }
 
 fn saturated() -> u8 {
@@ -135,6 +143,7 @@ impl IntegrationState {
             episodes_close_after: 0,
             learning_offset_min: 0,
             accepted: 0,
+            lead: ts,
         }
     }
 
@@ -187,6 +196,7 @@ impl IntegrationState {
         self.first_seen = at;
         self.last_seen = at;
         self.watermark = at;
+        self.lead = at;
         self.learning_offset_min = 0;
         self.hour_start = at.div_euclid(HOUR_MS) * HOUR_MS;
     }

@@ -59,6 +59,47 @@ fn one_event_dated_2030_on_an_existing_integration_cannot_blind_it() {
     assert_eq!(kinds(&out), kinds(&clean), "{:#?}", out.alerts);
 }
 
+/// The skew bounds how far an event may lead the *stream*; within it, one
+/// event dated hours ahead of its integration's traffic is held as its
+/// lead and contradicted by the next honest event (`clock::
+/// advance_watermark`): the watermark stays, the spike is seen.
+#[test]
+fn one_event_hours_ahead_within_the_skew_cannot_blind_its_integration() {
+    let (_, clean) = learned_then_spike(&[]);
+    let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
+    let x = Ev::new(spike_at + 20 * 3_600_000, "a");
+    let (e, out) = learned_then_spike(&[x]);
+    assert_eq!(e.stats().ts_out_of_range, 0, "inside the skew");
+    let a = e.integration("a").unwrap();
+    assert!(a.watermark < spike_at + MINUTE_MS, "watermark jumped");
+    assert_eq!(a.late_events, 1, "only the forged event is not baselined");
+    assert_eq!(ids(&out), ids(&clean), "{:#?}", out.alerts);
+}
+
+/// A forged lead after each of the last 100 honest events: each is
+/// contradicted by the next honest one, so none moves the watermark and
+/// none keeps a bucket open.
+#[test]
+fn forged_leads_between_honest_events_keep_no_bucket_open() {
+    let honest = steady("a", t0(), 1, 2, 2);
+    let n = honest.len();
+    let mut evs = Vec::new();
+    for (i, h) in honest.iter().enumerate() {
+        evs.push(h.clone());
+        if let Some(k) = (i + 100).checked_sub(n) {
+            // Each at its own minute, 20 hours ahead.
+            evs.push(Ev::new(h.ts + 20 * 3_600_000 + k as i64 * MINUTE_MS, "a"));
+        }
+    }
+    let mut e = Engine::new(EngineConfig::default(), None);
+    run(&mut e, &evs);
+    let a = e.integration("a").unwrap();
+    assert_eq!(a.watermark, honest[n - 1].ts, "a forged lead moved it");
+    assert_eq!(e.stats().ts_out_of_range, 0, "inside the skew");
+    assert_eq!(a.late_events, 99, "the contradicted leads are not baselined");
+    assert!(a.buckets.len() <= 4, "{} open buckets", a.buckets.len());
+}
+
 #[test]
 fn a_1970_first_event_cannot_skip_the_learning_period() {
     let mut e = Engine::new(one_hour_skew(), None);

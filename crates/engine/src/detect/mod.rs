@@ -24,7 +24,7 @@ pub(crate) mod sustained;
 
 use crate::alert::Outputs;
 use crate::budget::AlertBudget;
-use crate::clock::CONFIRM;
+use crate::clock::{advance_watermark, CONFIRM};
 use crate::config::EngineConfig;
 use crate::engine::EngineStats;
 use crate::episodes::close_episodes;
@@ -50,6 +50,9 @@ pub(crate) struct Cx<'a, 'o> {
     /// Stream time plus `max_future_skew`: no event moves the integration's
     /// last seen (and so its gaps) beyond it.
     pub(crate) bound: i64,
+    /// The event confirms a jump of its integration beyond the skew
+    /// (`clock::Jump`): its watermark follows at once.
+    pub(crate) jumped: bool,
 }
 
 impl Cx<'_, '_> {
@@ -95,7 +98,14 @@ impl Cx<'_, '_> {
             st.late_events += 1;
             self.stats.late_events += 1;
         } else {
-            st.watermark = st.watermark.max(ts);
+            if self.jumped {
+                // Confirmed by `CONFIRM` events of this integration already.
+                st.watermark = st.watermark.max(ts);
+            }
+            let allowance = self.cfg.lateness_ms();
+            if advance_watermark(&mut st.watermark, &mut st.lead, ts, allowance) {
+                self.drop_abandoned_lead(st, allowance);
+            }
             self.advance_buckets(st);
             self.count(st, ev);
             let mature = st.mature(ts, learning);
