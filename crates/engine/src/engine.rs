@@ -424,6 +424,7 @@ impl Engine {
             out_of_range,
             bound,
             jumped,
+            ahead: ev.ts_ms > prev.saturating_add(self.config.lateness_ms()),
         };
         cx.observe(st, ev);
         // An episode this event opened or folded ends no earlier than the

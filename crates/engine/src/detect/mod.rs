@@ -53,6 +53,10 @@ pub(crate) struct Cx<'a, 'o> {
     /// The event confirms a jump of its integration beyond the skew
     /// (`clock::Jump`): its watermark follows at once.
     pub(crate) jumped: bool,
+    /// The event is more than the lateness allowance ahead of the stream
+    /// time (as the engine found it): only such an event may be held as
+    /// its integration's lead (`clock::advance_watermark`).
+    pub(crate) ahead: bool,
 }
 
 impl Cx<'_, '_> {
@@ -98,8 +102,10 @@ impl Cx<'_, '_> {
             st.late_events += 1;
             self.stats.late_events += 1;
         } else {
-            if self.jumped {
-                // Confirmed by `CONFIRM` events of this integration already.
+            if self.jumped || !self.ahead {
+                // Not ahead of the stream time (an integration resuming in
+                // a live partition), or a jump confirmed by `CONFIRM`
+                // events of this integration: the watermark follows it.
                 st.watermark = st.watermark.max(ts);
             }
             let allowance = self.cfg.lateness_ms();
