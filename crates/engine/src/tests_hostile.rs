@@ -96,7 +96,10 @@ fn forged_leads_between_honest_events_keep_no_bucket_open() {
     let a = e.integration("a").unwrap();
     assert_eq!(a.watermark, honest[n - 1].ts, "a forged lead moved it");
     assert_eq!(e.stats().ts_out_of_range, 0, "inside the skew");
-    assert_eq!(a.late_events, 20, "the contradicted leads are not baselined");
+    assert_eq!(
+        a.late_events, 20,
+        "the contradicted leads are not baselined"
+    );
     assert!(a.buckets.len() <= 4, "{} open buckets", a.buckets.len());
 }
 
