@@ -35,7 +35,7 @@
 //!   learning (`IntegrationState::restart_learning`).
 //! - [`advance_watermark`]: inside the skew, an integration's watermark
 //!   does not follow one event more than the lateness allowance ahead of
-//!   it until its next event confirms it.
+//!   it and of the stream time until its next event confirms it.
 
 use serde::{Deserialize, Serialize};
 
@@ -176,13 +176,15 @@ mod wrapped {
 /// returns true (the caller drops what was counted beyond the watermark
 /// plus `allowance`: only abandoned leads can be there).
 ///
-/// Honest traffic denser than the allowance never has a lead, so its
-/// watermark is its newest event time, as without this rule; an
-/// integration resuming after a silence moves its watermark at its second
-/// event, and one sparser than the allowance throughout keeps its
-/// watermark one event behind. One event dated hours ahead (within the
-/// skew of the stream time) is held, contradicted by the next honest
-/// event, and moves nothing: its integration's later events are not late.
+/// The caller (`detect::Cx::observe`) first moves the watermark to an
+/// event that is not ahead of the stream time (nor a confirmed jump), so
+/// only an event more than the allowance ahead of its whole partition can
+/// be held: honest traffic in a live partition never has a lead (an
+/// integration resuming after a silence included), one in a sparse
+/// partition moves its watermark at its second event. One event dated
+/// hours ahead (within the skew of the stream time) is held, contradicted
+/// by the next honest event, and moves nothing: its integration's later
+/// events are not late.
 /// `lead <= watermark` means no lead (0, a checkpoint from before it was
 /// kept, reads so).
 pub(crate) fn advance_watermark(
