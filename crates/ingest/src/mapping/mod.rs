@@ -140,9 +140,39 @@ pub(crate) struct Source {
     pub hash: Option<Arc<[u8]>>,
 }
 
+impl Source {
+    /// Whether any string transform applies (the value is used as read
+    /// otherwise).
+    pub fn has_text_ops(&self) -> bool {
+        self.strip_query
+            || self.regex.is_some()
+            || self.upper.is_some()
+            || self.map.is_some()
+            || self.sfid18
+            || self.hash.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Field {
     pub sources: Vec<Source>,
+    /// The slot of a field read as it is — one source, a path, no `when`,
+    /// no string transform — so a record's value is picked without walking
+    /// the source list (set by [`Field::seal`] once the sources are final).
+    pub plain: Option<u16>,
+}
+
+impl Field {
+    /// Computes [`Field::plain`] from the sources.
+    pub fn seal(&mut self) {
+        self.plain = match self.sources.as_slice() {
+            [s] if s.when.is_none() && !s.has_text_ops() => match s.input {
+                Input::Slot(i) => Some(i),
+                Input::Const(_) => None,
+            },
+            _ => None,
+        };
+    }
 }
 
 /// The JSON decoder of a profile: the record's paths, where records are,
