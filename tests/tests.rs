@@ -6,6 +6,7 @@ mod adversarial;
 mod audit;
 mod cli;
 mod e2e_alerting;
+mod e2e_api;
 mod e2e_bounds;
 mod e2e_formats;
 mod e2e_kafka;

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod http;
 pub mod kafka;
 pub mod prometheus;
+pub mod scenario;
 pub mod tansu;
 pub mod tripline;
 

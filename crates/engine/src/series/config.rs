@@ -86,6 +86,15 @@ pub const DEFAULT_ABSENCE_RATIO: f64 = 1.2;
 /// ... on a series with at least this many bursts in that memory.
 pub const DEFAULT_ABSENCE_MIN_BURSTS: u32 = 64;
 
+/// Rows over which a positive series is scored on both its values and
+/// their logarithm before one scale is kept (0 = the values' own scale
+/// only). Off: every setting tried lowered the NAB tune-half score
+/// (BENCHMARKS.md, "Session 8") ...
+pub const DEFAULT_SCALE_ROWS: u32 = 0;
+/// ... the log scale being kept when Vuong's statistic for it exceeds this
+/// (2: the conventional two-sided 5 % level).
+pub const DEFAULT_SCALE_Z: f64 = 2.0;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeriesConfig {
@@ -144,6 +153,11 @@ pub struct SeriesConfig {
     pub absence_ratio: f64,
     /// ... once the memory holds at least this many bursts (≥ 2).
     pub absence_min_bursts: u32,
+    /// Rows a positive series is scored on both scales (linear and log)
+    /// before one is kept (0 = linear only) ...
+    pub scale_rows: u32,
+    /// ... the log scale when Vuong's statistic exceeds this (finite).
+    pub scale_z: f64,
 }
 
 impl Default for SeriesConfig {
@@ -177,6 +191,8 @@ impl Default for SeriesConfig {
             amplitude_memory_rows: DEFAULT_AMPLITUDE_MEMORY_ROWS,
             absence_ratio: DEFAULT_ABSENCE_RATIO,
             absence_min_bursts: DEFAULT_ABSENCE_MIN_BURSTS,
+            scale_rows: DEFAULT_SCALE_ROWS,
+            scale_z: DEFAULT_SCALE_Z,
         }
     }
 }
@@ -295,6 +311,7 @@ impl SeriesConfig {
             self.absence_ratio >= 0.0,
             ">= 0 (0 = off)",
         );
+        check("scale_z", self.scale_z, true, "finite");
         if self.absence_min_bursts < 2 {
             p.push(format!(
                 "series.absence_min_bursts = {}: must be >= 2",

@@ -28,6 +28,13 @@
 //!    series that bursts often and then pauses for longer than
 //!    `absence_ratio` × any pause in that memory reports the pause once,
 //!    scored against its own burst rate (the bursts *stop*).
+//!    [`scale`] (off by default, `scale_rows = 0`: it lowered the NAB
+//!    score, see BENCHMARKS.md): a series whose values are all positive is
+//!    scored on its values and on their logarithm side by side for its
+//!    first `scale_rows` rows; the log scale is kept from then on when it
+//!    describes the data clearly better (Vuong's test between the two
+//!    Laplace models, Jacobian included) — multiplicative series such as
+//!    prices, where a fall to a hundredth is news whatever the units.
 //! 3. The calibrated tail probability becomes a score with the engine's
 //!    mapping ([`crate::stats::score_from_p`]: `s / (s + 3)`, `s = −log10 p`).
 //! 4. **Refractory period.** A score ≥ `alarm_score` is an alarm; the
@@ -39,7 +46,9 @@ mod amplitude;
 mod calibrate;
 pub mod config;
 mod model;
+mod pipeline;
 mod recurrence;
+mod scale;
 
 pub use config::{ModelChoice, SeriesConfig};
 
@@ -53,45 +62,46 @@ fn score_from_surprise(s: f64) -> f64 {
     (s / (s + 3.0)).clamp(0.0, 1.0)
 }
 
+/// On the log scale a value at or below 0 (never seen while the scale was
+/// chosen) is read as this fraction of the smallest positive value seen.
+const LOG_FLOOR_REL: f64 = 1e-3;
+
 /// Scores one series, row by row.
 #[derive(Clone, Debug)]
 pub struct SeriesScorer {
     cfg: SeriesConfig,
-    model: model::Model,
-    calib: calibrate::Calibrator,
-    /// The recent-window channel: the last `window_rows` point surprises
-    /// (capped), their sum, and its own calibration.
-    recent: Vec<f64>,
-    recent_sum: f64,
-    recent_calib: calibrate::Calibrator,
+    /// The pipeline whose surprises are reported: the values' own scale,
+    /// or the log scale once it was chosen.
+    main: pipeline::Pipeline,
+    /// The log-scale candidate while the scale is being chosen.
+    candidate: Option<Box<pipeline::Pipeline>>,
+    choice: scale::ScaleChoice,
+    log: bool,
+    /// Smallest positive value seen (the log scale's floor).
+    min_pos: f64,
     rows: u64,
     /// Rows left in the current refractory period.
     refractory: u32,
-    recurrence: recurrence::Recurrence,
-    amplitude: amplitude::Amplitude,
-    absence: absence::Absence,
 }
-
-/// A single row adds at most this much to the recent-window mean, so one
-/// spike is the point channel's business and the window sees bursts.
-const RECENT_CAP: f64 = 4.0;
 
 impl SeriesScorer {
     /// A scorer for a new series. `cfg` should have passed
     /// [`SeriesConfig::validate`]; out-of-range values are not checked again.
     pub fn new(cfg: &SeriesConfig) -> Self {
+        // The log scale is a continuous model (log values are not counts).
+        let log_cfg = SeriesConfig {
+            model: ModelChoice::Continuous,
+            ..cfg.clone()
+        };
         SeriesScorer {
-            model: model::Model::new(cfg),
-            calib: calibrate::Calibrator::new(cfg.memory_rows, cfg.tail_slope),
-            recent: Vec::with_capacity(cfg.window_rows as usize),
-            recent_sum: 0.0,
-            recent_calib: calibrate::Calibrator::new(cfg.memory_rows, cfg.tail_slope),
+            main: pipeline::Pipeline::new(cfg),
+            candidate: (cfg.scale_rows > 0).then(|| Box::new(pipeline::Pipeline::new(&log_cfg))),
+            choice: scale::ScaleChoice::default(),
+            log: false,
+            min_pos: f64::INFINITY,
             cfg: cfg.clone(),
             rows: 0,
             refractory: 0,
-            recurrence: recurrence::Recurrence::new(cfg),
-            amplitude: amplitude::Amplitude::new(cfg.amplitude_memory_rows),
-            absence: absence::Absence::new(cfg.amplitude_memory_rows, cfg.absence_min_bursts),
         }
     }
 
@@ -103,7 +113,13 @@ impl SeriesScorer {
     /// Whether the series is being scored with the count model (every value
     /// so far a non-negative integer, in `auto` mode).
     pub fn is_count(&self) -> bool {
-        self.model.is_count()
+        !self.log && self.main.is_count()
+    }
+
+    /// Whether the series is scored on the log scale (chosen after
+    /// `scale_rows` rows; until then, and for other series, false).
+    pub fn is_log_scale(&self) -> bool {
+        self.log
     }
 
     /// Folds in the next row (`ts_ms`: epoch milliseconds, non-decreasing in
@@ -114,55 +130,20 @@ impl SeriesScorer {
             return 0.0;
         }
         self.rows += 1;
-        let Some(s) = self.model.step(&self.cfg, ts_ms, value) else {
+        if value > 0.0 {
+            self.min_pos = self.min_pos.min(value);
+        }
+        let out = if self.log {
+            let y = value.max(self.min_pos * LOG_FLOOR_REL).ln();
+            self.main.push(&self.cfg, ts_ms, y)
+        } else {
+            let out = self.main.push(&self.cfg, ts_ms, value);
+            self.consider_log(ts_ms, value, out);
+            out
+        };
+        let Some((c, _)) = out else {
             return 0.0;
         };
-        let u = s.point.max(s.shift);
-        let mut absent = 0.0f64;
-        let mut c = self.calib.calibrated(u);
-        self.calib.learn(u);
-        if self.cfg.recurrence_ratio > 0.0 {
-            let earlier = self.recurrence.observe(ts_ms, s.point);
-            if earlier > 0.0 && s.point <= self.cfg.recurrence_ratio * earlier {
-                c *= self.cfg.recurrence_damping;
-            }
-        }
-        if self.cfg.amplitude_ratio > 0.0 {
-            let earlier = self.amplitude.observe(s.resid);
-            let a = s.resid.abs();
-            if self.cfg.absence_ratio > 0.0 {
-                let burst = earlier > 0.0 && s.resid >= self.cfg.amplitude_low * earlier;
-                absent = self
-                    .absence
-                    .observe(self.rows, burst, self.cfg.absence_ratio);
-            }
-            // A point-driven surprise (not a level shift building up) whose
-            // residual is comparable to the largest in memory: a repeat.
-            if s.point >= s.shift
-                && a <= self.cfg.amplitude_ratio * earlier
-                && a >= self.cfg.amplitude_low * earlier
-            {
-                c = c.min(self.cfg.amplitude_cap);
-            }
-        }
-        if self.cfg.window_rows > 1 {
-            let w = self.cfg.window_rows as usize;
-            let p = s.point.min(RECENT_CAP);
-            let slot = (self.rows as usize) % w;
-            if self.recent.len() < w {
-                self.recent.push(p);
-            } else if let Some(old) = self.recent.get_mut(slot) {
-                self.recent_sum -= *old;
-                *old = p;
-            }
-            self.recent_sum += p;
-            if self.recent.len() == w {
-                let mean = (self.recent_sum / w as f64).max(0.0);
-                c = c.max(self.recent_calib.calibrated(mean));
-                self.recent_calib.learn(mean);
-            }
-        }
-        c = c.max(absent);
         if self.rows <= u64::from(self.cfg.warmup_rows) {
             return 0.0;
         }
@@ -175,6 +156,34 @@ impl SeriesScorer {
             self.refractory = self.cfg.refractory_rows;
         }
         score
+    }
+
+    /// While the scale is being chosen: the log candidate scores the row
+    /// too; at `scale_rows` rows one scale is kept.
+    fn consider_log(&mut self, ts_ms: i64, value: f64, lin: Option<(f64, f64)>) {
+        let Some(cand) = self.candidate.as_mut() else {
+            return;
+        };
+        if value <= 0.0 {
+            // Not a positive series: the log scale is out.
+            self.candidate = None;
+            return;
+        }
+        let y = value.ln();
+        if let (Some((_, r_lin)), Some((_, r_log))) = (lin, cand.push(&self.cfg, ts_ms, y)) {
+            self.choice.observe(r_lin, r_log, y);
+        }
+        if self.rows >= u64::from(self.cfg.scale_rows) {
+            let candidate = self.candidate.take();
+            // A count series keeps the count model (a discrete model, not
+            // one of the two Laplace models compared).
+            let wins =
+                !self.main.is_count() && self.choice.vuong().is_some_and(|z| z > self.cfg.scale_z);
+            if let (true, Some(c)) = (wins, candidate) {
+                self.main = *c;
+                self.log = true;
+            }
+        }
     }
 }
 

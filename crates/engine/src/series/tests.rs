@@ -400,3 +400,66 @@ fn bursts_that_stop_for_longer_than_any_pause_before_alarm_once() {
     // Where the bursts went on, absence detection changed nothing.
     assert_eq!(on[..last], off[..last]);
 }
+
+/// A price-like series: multiplicative noise (a factor of up to e^±1.2)
+/// around 0.1, hourly rows.
+fn price(rows: usize, seed: u64) -> Vec<(i64, f64)> {
+    let mut n = noise(seed);
+    (0..rows)
+        .map(|i| (T0 + i as i64 * 12 * MIN5, 0.1 * (1.2 * n()).exp()))
+        .collect()
+}
+
+/// The log-scale choice on (it is off by default), deciding at row 600.
+fn log_scale() -> SeriesConfig {
+    SeriesConfig {
+        scale_rows: 600,
+        ..no_refractory()
+    }
+}
+
+#[test]
+fn a_price_falling_to_a_thousandth_is_seen_on_the_log_scale() {
+    // exchange-*_cpc's shape: on the values' own scale a fall from 0.1 to
+    // 0.0001 is a miss of 0.1, about what the noise does every few rows;
+    // on the log scale it is a fall by 99.9 %, far beyond anything seen.
+    let mut rows = price(1500, 41);
+    let fall = 1200;
+    rows[fall].1 = 0.0001;
+    let on = score_all(&log_scale(), &rows);
+    let off = score_all(&no_refractory(), &rows);
+    let mut s = SeriesScorer::new(&log_scale());
+    for &(t, v) in &rows[..700] {
+        s.push(t, v);
+    }
+    assert!(
+        s.is_log_scale(),
+        "multiplicative noise chooses the log scale"
+    );
+    let alarm = SeriesConfig::default().alarm_score;
+    assert!(off[fall] < alarm, "linear scale: {}", off[fall]);
+    assert!(
+        on[fall] >= alarm && on[fall] > off[fall] + 0.1,
+        "log scale: {} vs {}",
+        on[fall],
+        off[fall]
+    );
+    // Until the choice both configurations report the linear scale.
+    let cut = log_scale().scale_rows as usize;
+    assert_eq!(on[..cut], off[..cut]);
+}
+
+#[test]
+fn additive_noise_and_series_with_zeros_stay_on_their_own_scale() {
+    let mut s = SeriesScorer::new(&log_scale());
+    let mut n = noise(43);
+    for i in 0..1000 {
+        s.push(T0 + i * MIN5, 50.0 + 5.0 * n());
+    }
+    assert!(!s.is_log_scale(), "additive noise");
+    let mut s = SeriesScorer::new(&log_scale());
+    for &(t, v) in &price(1000, 47) {
+        s.push(t, if t % 7 == 0 { 0.0 } else { v });
+    }
+    assert!(!s.is_log_scale(), "a series with zeros");
+}
