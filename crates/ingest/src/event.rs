@@ -286,6 +286,14 @@ impl<'a> RawEvent<'a> {
 }
 
 fn action_for_method(m: &str) -> Option<Action> {
+    // Upper case, as mapped formats always and canonical events usually
+    // send it, without a case-insensitive compare per candidate.
+    match m {
+        "GET" | "HEAD" | "OPTIONS" => return Some(Action::Read),
+        "POST" | "PUT" | "PATCH" => return Some(Action::Write),
+        "DELETE" => return Some(Action::Delete),
+        _ => {}
+    }
     const READ: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
     const WRITE: [&str; 3] = ["POST", "PUT", "PATCH"];
     if READ.iter().any(|x| x.eq_ignore_ascii_case(m)) {

@@ -221,3 +221,43 @@ fn csv_line_numbers_are_the_same_for_crlf_and_lf_files() {
     let multi = lf.replacen("\"GET\"", "\"GET\n\"", 1);
     assert_eq!(lines(&multi)[1].0, 4, "after a two-line row");
 }
+
+#[test]
+fn jsonl_records_read_alike_whether_a_line_is_whole_in_the_buffer_or_straddles_it() {
+    // Lines decoded in the reader's buffer and lines copied out of it (the
+    // ones that straddle its end) give the same outcomes, line numbers and
+    // record count: blank lines, CRLF, surrounding spaces, a bad record,
+    // a batch, no final newline.
+    let bad = r#"{"request":{"method":"GET"}"#;
+    let text = format!("{OK}\n\n  {OK}\r\n{bad}\n\r\n[{OK},{OK}]\n{OK}");
+    let read = |cap: usize| {
+        let mut got = Vec::new();
+        let stats = tripline_ingest::read_events(
+            &kong(),
+            std::io::BufReader::with_capacity(cap, text.as_bytes()),
+            |line, r| got.push((line, r.map(|e| e.event().ts_ms).map_err(|j| j.reason))),
+        )
+        .unwrap();
+        (got, stats.records)
+    };
+    let whole = read(1 << 16);
+    assert_eq!(whole.1, 5);
+    assert_eq!(
+        whole
+            .0
+            .iter()
+            .map(|(l, r)| (*l, r.is_ok()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, true),
+            (3, true),
+            (4, false),
+            (6, true),
+            (6, true),
+            (7, true)
+        ]
+    );
+    for cap in 1..=2 * OK.len() + 8 {
+        assert_eq!(read(cap), whole, "buffer of {cap} bytes");
+    }
+}

@@ -41,6 +41,14 @@ impl Mapping {
     }
 
     fn pick<'x>(&'x self, field: &'x Field, slots: &Slots<'x>) -> (Picked<'x>, Option<&'x Source>) {
+        if let Some(i) = field.plain {
+            // The loop below for a field with one plain source.
+            let v = &slots[usize::from(i)];
+            if self.is_empty_value(v) {
+                return (Picked::Absent, None);
+            }
+            return (Picked::Value(v.clone()), field.sources.first());
+        }
         for src in &field.sources {
             if let Some(w) = &src.when {
                 let ok = slots[usize::from(w.slot)]
@@ -70,13 +78,7 @@ impl Mapping {
     /// (map before case, so an alias table can name `Contact` → `contacts`
     /// and anything it misses is still lower-cased).
     fn apply<'x>(&'x self, src: &'x Source, v: Val<'x>) -> Picked<'x> {
-        let has_text_ops = src.strip_query
-            || src.regex.is_some()
-            || src.upper.is_some()
-            || src.map.is_some()
-            || src.sfid18
-            || src.hash.is_some();
-        if !has_text_ops {
+        if !src.has_text_ops() {
             return Picked::Value(v);
         }
         let Some(mut s) = v.into_text() else {

@@ -254,10 +254,21 @@ impl Trie {
         json: &'de str,
         slots: &mut Slots<'de>,
     ) -> Result<(), serde_json::Error> {
+        self.extract_walked(json, slots).map(|_| ())
+    }
+
+    /// [`Trie::extract`], telling whether the byte walker read the record:
+    /// then every string it put in `slots` is borrowed (only the serde walk
+    /// unescapes into owned ones).
+    pub(crate) fn extract_walked<'de>(
+        &self,
+        json: &'de str,
+        slots: &mut Slots<'de>,
+    ) -> Result<bool, serde_json::Error> {
         if walk::extract(self, json, slots).is_ok() {
-            return Ok(());
+            return Ok(true);
         }
-        self.extract_serde(json, slots)
+        self.extract_serde(json, slots).map(|()| false)
     }
 
     /// The serde walk: every document serde_json accepts, its errors.

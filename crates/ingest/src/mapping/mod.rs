@@ -140,9 +140,39 @@ pub(crate) struct Source {
     pub hash: Option<Arc<[u8]>>,
 }
 
+impl Source {
+    /// Whether any string transform applies (the value is used as read
+    /// otherwise).
+    pub fn has_text_ops(&self) -> bool {
+        self.strip_query
+            || self.regex.is_some()
+            || self.upper.is_some()
+            || self.map.is_some()
+            || self.sfid18
+            || self.hash.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Field {
     pub sources: Vec<Source>,
+    /// The slot of a field read as it is — one source, a path, no `when`,
+    /// no string transform — so a record's value is picked without walking
+    /// the source list (set by [`Field::seal`] once the sources are final).
+    pub plain: Option<u16>,
+}
+
+impl Field {
+    /// Computes [`Field::plain`] from the sources.
+    pub fn seal(&mut self) {
+        self.plain = match self.sources.as_slice() {
+            [s] if s.when.is_none() && !s.has_text_ops() => match s.input {
+                Input::Slot(i) => Some(i),
+                Input::Const(_) => None,
+            },
+            _ => None,
+        };
+    }
 }
 
 /// The JSON decoder of a profile: the record's paths, where records are,
@@ -324,11 +354,25 @@ impl Mapping {
         F: FnMut(Result<RawEvent<'_>, Reject>),
     {
         let mut slots = decode::empty_slots();
+        let mut owned = false;
         for (i, v) in frame {
+            owned |= matches!(v, decode::Val::Str(std::borrow::Cow::Owned(_)));
             slots[usize::from(*i)] = v.clone();
         }
-        match trie.extract(text, &mut slots) {
-            Ok(()) => sink(self.assemble(&mut slots)),
+        match trie.extract_walked(text, &mut slots) {
+            Ok(walked) => {
+                sink(self.assemble(&mut slots));
+                if walked && !owned {
+                    // Nothing in the slots owns memory (the walker borrows
+                    // every string, the frame's were borrowed too), so
+                    // dropping them would be a loop over all MAX_SLOTS that
+                    // frees nothing (~290 instructions per record).
+                    debug_assert!(!slots
+                        .iter()
+                        .any(|v| matches!(v, decode::Val::Str(std::borrow::Cow::Owned(_)))));
+                    std::mem::forget(slots);
+                }
+            }
             Err(e) => sink(Err(json_reject(&e))),
         }
     }

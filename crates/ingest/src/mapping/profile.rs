@@ -615,6 +615,9 @@ pub(crate) fn compile(
             problems: cx.problems,
         });
     }
+    for f in &mut fields {
+        f.seal();
+    }
     Ok(Mapping {
         name: raw.name,
         description: raw.description,

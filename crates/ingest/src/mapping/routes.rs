@@ -239,7 +239,12 @@ impl RouteTable {
 
     fn resource_name<'a>(&'a self, raw: &'a str, aliases: Option<usize>) -> Cow<'a, str> {
         // OData keys: `accounts(00000000-…)` → `accounts`.
-        let raw = raw.split_once('(').map_or(raw, |(a, _)| a);
+        // A byte loop: names are short, a search call costs more here.
+        let raw = raw
+            .bytes()
+            .position(|c| c == b'(')
+            .and_then(|i| raw.get(..i))
+            .unwrap_or(raw);
         if let Some(map) = aliases.and_then(|i| self.aliases.get(i)) {
             if let Some(v) = map.get(raw) {
                 return Cow::Borrowed(v);

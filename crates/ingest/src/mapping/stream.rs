@@ -46,6 +46,17 @@ where
     let mut line = Vec::with_capacity(4096);
     let mut lineno = 0u64;
     loop {
+        // A line that lies whole in the reader's buffer is decoded where it
+        // is (no copy); one that straddles the buffer's end, or is longer
+        // than it, goes through the bounded copy below.
+        if let Some((used, record)) =
+            decode_buffered_line(format, &mut input, limit, lineno + 1, &mut sink)?
+        {
+            lineno += 1;
+            stats.records += u64::from(record);
+            input.consume(used);
+            continue;
+        }
         let read = read_bounded_line(&mut input, &mut line, limit)?;
         if read == Line::Eof {
             return Ok(stats);
@@ -69,6 +80,42 @@ where
         stats.records += 1;
         format.decode(text, &mut |r| sink(lineno, r));
     }
+}
+
+/// Decodes the next line in place when the reader's buffer holds all of it
+/// up to its `\n` (and it is within `limit`): returns the bytes to consume
+/// and whether the line was a record (not blank), or `None` when the line
+/// is not whole in the buffer (or the input has ended), nothing consumed.
+fn decode_buffered_line<R, F>(
+    format: &Format,
+    input: &mut R,
+    limit: usize,
+    lineno: u64,
+    sink: &mut F,
+) -> io::Result<Option<(usize, bool)>>
+where
+    R: BufRead,
+    F: FnMut(u64, Result<RawEvent<'_>, Reject>),
+{
+    let chunk = loop {
+        match input.fill_buf() {
+            Ok(c) => break c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let Some(end) = memchr::memchr(b'\n', chunk) else {
+        return Ok(None);
+    };
+    if end > limit {
+        return Ok(None);
+    }
+    let text = trim_line(&chunk[..end]);
+    if text.is_empty() {
+        return Ok(Some((end + 1, false)));
+    }
+    format.decode(text, &mut |r| sink(lineno, r));
+    Ok(Some((end + 1, true)))
 }
 
 /// The line without its end-of-line and surrounding whitespace.

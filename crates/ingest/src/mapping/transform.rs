@@ -253,37 +253,56 @@ fn float_u64(x: f64) -> Option<u64> {
 }
 
 pub fn cast_ip(v: &Val<'_>) -> Option<IpAddr> {
-    let s = v.as_str()?.trim();
+    let s = v.as_str()?;
+    // Text that starts and ends with a visible ASCII byte has no
+    // whitespace to trim (the Unicode `trim` is a search per end).
+    let b = s.as_bytes();
+    let s = if b.first().is_some_and(u8::is_ascii_graphic)
+        && b.last().is_some_and(u8::is_ascii_graphic)
+    {
+        s
+    } else {
+        s.trim()
+    };
     dotted_quad(s.as_bytes()).or_else(|| s.parse().ok())
 }
 
 /// The common case of [`cast_ip`] without the standard library's generic
 /// address parser: four decimal octets of 1-3 digits, no leading zeros,
 /// each at most 255 — exactly the IPv4 text `IpAddr::from_str` accepts
-/// (anything else, IPv6 included, is left to it).
+/// (anything else, IPv6 included, is left to it). One pass over the bytes.
 fn dotted_quad(b: &[u8]) -> Option<IpAddr> {
     if !(7..=15).contains(&b.len()) {
         return None;
     }
     let mut octets = [0u8; 4];
-    let mut parts = b.split(|&c| c == b'.');
-    for o in &mut octets {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
-            return None;
-        }
-        let mut v = 0u16;
-        for &d in p {
-            if !d.is_ascii_digit() {
+    // The octet being read: its index, value, digit count and first digit.
+    let (mut k, mut v, mut len, mut first) = (0usize, 0u16, 0u8, 0u8);
+    for &c in b {
+        if c == b'.' {
+            if len == 0 || k == 3 {
                 return None;
             }
-            v = v * 10 + u16::from(d - b'0');
+            octets[k] = u8::try_from(v).ok()?;
+            (k, v, len) = (k + 1, 0, 0);
+        } else if c.is_ascii_digit() {
+            // A fourth digit, or a second one after a leading zero.
+            if len == 3 || (len == 1 && first == b'0') {
+                return None;
+            }
+            if len == 0 {
+                first = c;
+            }
+            v = v * 10 + u16::from(c - b'0');
+            len += 1;
+        } else {
+            return None;
         }
-        *o = u8::try_from(v).ok()?;
     }
-    if parts.next().is_some() {
+    if k != 3 || len == 0 {
         return None;
     }
+    octets[3] = u8::try_from(v).ok()?;
     Some(IpAddr::from(octets))
 }
 
@@ -432,6 +451,9 @@ mod tests {
             "1234.1.1.1",
             "999.999.999.999",
             "1.2.3.4a",
+            "\u{a0}1.2.3.4",
+            "1.2.3.4\u{2003}",
+            " 1.2.3.4\t",
         ] {
             let std: Option<IpAddr> = t.parse().ok();
             let fast = dotted_quad(t.as_bytes());

@@ -85,7 +85,7 @@ impl<'de> Walker<'_, '_, 'de> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, node: usize, v: Val<'de>) {
         if let Some(s) = self.trie.nodes[node].slot {
             self.slots[usize::from(s)] = v;
@@ -164,8 +164,7 @@ impl<'de> Walker<'_, '_, 'de> {
         loop {
             self.ws();
             let (key, head) = self.key()?;
-            self.ws();
-            self.eat(b':')?;
+            self.colon()?;
             match self.trie.child_with_head(node, key, head) {
                 Some(c) => self.value(c, depth)?,
                 None => self.skip_value(depth)?,
@@ -192,8 +191,7 @@ impl<'de> Walker<'_, '_, 'de> {
         loop {
             self.ws();
             self.skip_string()?;
-            self.ws();
-            self.eat(b':')?;
+            self.colon()?;
             self.skip_value(depth)?;
             if self.end_of(b'}')? {
                 return Ok(());
@@ -219,8 +217,7 @@ impl<'de> Walker<'_, '_, 'de> {
         loop {
             self.ws();
             let key = self.plain_string()?;
-            self.ws();
-            self.eat(b':')?;
+            self.colon()?;
             member(self, key, depth)?;
             if self.end_of(b'}')? {
                 return Ok(());
@@ -252,11 +249,28 @@ impl<'de> Walker<'_, '_, 'de> {
         }
     }
 
-    /// After a member: `,` (more follow) or `close` (done).
-    #[inline]
-    fn end_of(&mut self, close: u8) -> R<bool> {
+    /// The `:` after a key: one compare in compact JSON.
+    #[inline(always)]
+    fn colon(&mut self) -> R {
+        if self.b.get(self.i) == Some(&b':') {
+            self.i += 1;
+            return Ok(());
+        }
         self.ws();
-        match self.peek()? {
+        self.eat(b':')
+    }
+
+    /// After a member: `,` (more follow) or `close` (done).
+    #[inline(always)]
+    fn end_of(&mut self, close: u8) -> R<bool> {
+        let c = match self.b.get(self.i) {
+            Some(&c) if c > b' ' => c,
+            _ => {
+                self.ws();
+                self.peek()?
+            }
+        };
+        match c {
             b',' => {
                 self.i += 1;
                 Ok(false)
@@ -342,10 +356,7 @@ impl<'de> Walker<'_, '_, 'de> {
         match self.peek()? {
             b'"' => self.skip_string(),
             b'{' | b'[' => self.skip_container(depth),
-            _ => {
-                self.scalar_span()?;
-                Ok(())
-            }
+            _ => self.scalar_end().map(|_| ()),
         }
     }
 
@@ -440,7 +451,17 @@ impl<'de> Walker<'_, '_, 'de> {
 
     /// The span of `true`, `false`, `null` or a number in JSON's grammar
     /// (without an exponent, at most 20 bytes).
+    #[inline]
     fn scalar_span(&mut self) -> R<&'de str> {
+        let start = self.i;
+        self.scalar_end()?;
+        // Both ends are ASCII, so this is a char boundary.
+        self.s.get(start..self.i).ok_or(Decline)
+    }
+
+    /// Moves past [`Walker::scalar_span`]'s span, checking it.
+    #[inline]
+    fn scalar_end(&mut self) -> R {
         let start = self.i;
         let b = self.b;
         match self.peek()? {
@@ -487,10 +508,9 @@ impl<'de> Walker<'_, '_, 'de> {
         }
         // A number or literal must end at a delimiter.
         match b.get(self.i) {
-            None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') => {}
-            _ => return Err(Decline),
+            None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') => Ok(()),
+            _ => Err(Decline),
         }
-        self.s.get(start..self.i).ok_or(Decline)
     }
 }
 
@@ -498,18 +518,21 @@ impl<'de> Walker<'_, '_, 'de> {
 /// JSON string may not hold) at or after `i`: eight bytes per step (SWAR;
 /// record strings are short, so this beats a SIMD search's setup).
 #[inline]
-fn stop(b: &[u8], mut i: usize) -> Option<usize> {
-    while let Some(chunk) = b.get(i..).and_then(|r| r.first_chunk::<8>()) {
-        let m = specials(u64::from_le_bytes(*chunk));
+fn stop(b: &[u8], i: usize) -> Option<usize> {
+    let mut chunks = b.get(i..)?.chunks_exact(8);
+    let mut at = i;
+    for chunk in &mut chunks {
+        let m = specials(u64::from_le_bytes(chunk.try_into().ok()?));
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            return Some(at + (m.trailing_zeros() / 8) as usize);
         }
-        i += 8;
+        at += 8;
     }
-    b.get(i..)?
+    chunks
+        .remainder()
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|p| i + p)
+        .map(|p| at + p)
 }
 
 /// The high bit of each byte of the little-endian word `w` that is a `"`,
