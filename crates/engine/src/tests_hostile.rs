@@ -43,6 +43,25 @@ fn one_event_dated_9999_from_a_new_id_cannot_evict_or_blind() {
 }
 
 #[test]
+fn one_event_dated_2030_does_not_resolve_its_integrations_open_episodes() {
+    let (mut e, out) = learned_then_spike(&[]);
+    let spike = out
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::CallSpike)
+        .expect("the spike fires");
+    let mut tail = Outputs::default();
+    let x = Ev::new(parse_rfc3339("2030-01-01T00:00:00Z").unwrap(), "a");
+    e.process(&x.as_event(), &mut tail);
+    assert_eq!(e.stats().ts_out_of_range, 1);
+    assert!(
+        tail.resolved.iter().all(|r| r.id != spike.id),
+        "a forged date resolved the open spike: {:?}",
+        tail.resolved
+    );
+}
+
+#[test]
 fn one_event_dated_2030_on_an_existing_integration_cannot_blind_it() {
     let (_, clean) = learned_then_spike(&[]);
     // Mixed in just before the spike.
@@ -560,9 +579,10 @@ fn distinct_resources_outside_the_grants_fold_into_one_aggregate_alert() {
         "{} episodes",
         st.episodes.len()
     );
-    // Its resolution counts every subject folded into it.
+    // Its resolution counts every subject folded into it (an event 20 h
+    // later: past the 6 h episode gap, inside the skew).
     let mut tail = Outputs::default();
-    e.process(&Ev::new(t0() + 2 * DAY_MS, "crm").as_event(), &mut tail);
+    e.process(&Ev::new(t0() + 20 * 3_600_000, "crm").as_event(), &mut tail);
     let r = tail
         .resolved
         .iter()

@@ -93,7 +93,15 @@ impl Cx<'_, '_> {
         if ev.is_auth_error() {
             st.auth_errors += 1;
         }
-        close_episodes(self.cfg, ev.integration_id, st, ts, self.out, false);
+        // Episodes end on trusted time: an out-of-range event (say one
+        // dated 2030) is not evidence that the integration went quiet, so
+        // it ends nothing beyond the integration's own watermark.
+        let close_at = if self.out_of_range {
+            ts.min(st.watermark)
+        } else {
+            ts
+        };
+        close_episodes(self.cfg, ev.integration_id, st, close_at, self.out, false);
 
         // Buckets and baselines, on this integration's own watermark.
         if self.out_of_range {
