@@ -86,16 +86,7 @@ impl ScaleChoice {
 mod tests {
     use super::*;
 
-    /// xorshift noise in [-1, 1).
-    fn noise(seed: u64) -> impl FnMut() -> f64 {
-        let mut s = seed.max(1);
-        move || {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        }
-    }
+    use crate::series::tests::noise;
 
     /// Residuals of a known level on both scales.
     fn choose(values: &[f64], level: f64) -> f64 {

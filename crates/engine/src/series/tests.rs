@@ -6,8 +6,9 @@ use super::*;
 const MIN5: i64 = 300_000;
 const T0: i64 = 1_396_310_400_000; // 2014-04-01T00:00:00Z
 
-/// A small deterministic noise source (xorshift64*), in [-1, 1).
-fn noise(seed: u64) -> impl FnMut() -> f64 {
+/// A small deterministic noise source (xorshift64*), in [-1, 1); also
+/// used by `scale.rs`'s tests.
+pub(super) fn noise(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed.max(1);
     move || {
         s ^= s >> 12;
