@@ -53,9 +53,7 @@ fn the_api_needs_its_token_and_feedback_changes_what_fires_and_survives_a_restar
     let b = tansu.bootstrap.clone();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 1);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(1);
     let registry = dir.path().join("registry.toml");
     std::fs::write(&registry, "[[integrations]]\nid = \"crm-sync\"\nowner = \"ops@acme.example\"\ngranted = [\"contacts:read\"]\n").unwrap();
     let token = "s3cr3t-api-token-for-tests";
@@ -190,9 +188,7 @@ fn with_api_listen_addr_the_api_has_its_own_port_and_the_admin_port_has_no_api()
     let b = tansu.bootstrap.clone();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 1);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(1);
     let registry = dir.path().join("registry.toml");
     std::fs::write(&registry, "[[integrations]]\nid = \"crm-sync\"\nowner = \"ops@acme.example\"\ngranted = [\"contacts:read\"]\n").unwrap();
     let token = "s3cr3t-api-token-for-tests";

@@ -38,9 +38,7 @@ fn a_new_id_flood_over_partitions_stays_within_the_process_bound_and_the_alert_b
         alerts_topic: unique("alerts"),
         batch_max_events: 500,
     };
-    kafka::create_topic(&conf.brokers, &conf.topic, PARTITIONS);
-    kafka::create_topic(&conf.brokers, &conf.dlq_topic, 1);
-    kafka::create_topic(&conf.brokers, &conf.alerts_topic, 1);
+    conf.create_topics(PARTITIONS);
     let (config, http) = tripline::write_config(dir.path(), &conf);
     // Budgets on (the shared e2e config turns them off), a small bound.
     let text = std::fs::read_to_string(&config).expect("config");

@@ -185,9 +185,7 @@ fn a_month_of_salesforce_log_files_seeds_run_silently_then_it_detects_live() {
     let b = tansu.bootstrap.clone();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 2);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(2);
     let registry = dir.path().join("registry.toml");
     std::fs::write(
         &registry,

@@ -42,9 +42,7 @@ impl Fixture {
             alerts_topic: unique("alerts"),
             batch_max_events,
         };
-        kafka::create_topic(&conf.brokers, &conf.topic, partitions);
-        kafka::create_topic(&conf.brokers, &conf.dlq_topic, 1);
-        kafka::create_topic(&conf.brokers, &conf.alerts_topic, 1);
+        conf.create_topics(partitions);
         Fixture {
             _broker: broker,
             dir: tempfile::tempdir().expect("tempdir"),

@@ -43,9 +43,7 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
     let dir = tempfile::tempdir().unwrap();
     let (events, registry) = tripline::simulate(dir.path(), 21);
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 3);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(3);
     // One record per batch: Tansu cannot resume a fetch inside a batch.
     let landed = kafka::produce_unbatched(&b, &c.topic, &kafka::records_of_file(&events));
     let ends = kafka::ends(&landed);
@@ -147,9 +145,7 @@ fn a_corrupt_checkpoint_is_refused_with_a_clear_message_or_started_cold_when_ask
     let b = tansu.bootstrap.clone();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 1);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(1);
     let ev = r#"{"ts":"2026-11-29T10:00:00Z","integration_id":"shadow","resource":"contacts","method":"GET","status":200}"#;
     kafka::produce_unbatched(&b, &c.topic, &[Record::keyed_by_integration(ev)]);
     let registry = dir.path().join("registry.toml");
@@ -222,9 +218,7 @@ fn two_instances_one_stops_the_survivor_restores_its_partitions_and_keeps_detect
     let b = tansu.bootstrap.clone();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 2);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(2);
     let ids = ["app-a", "app-b", "app-c", "app-d", "app-e", "app-f"];
     let start = 1_792_972_800_000i64; // Monday 2026-10-26
     let history = traffic(&ids, start, 9);
@@ -325,9 +319,7 @@ fn seeding_from_the_retained_topic_learns_silently_then_goes_live() {
     let b = tansu.bootstrap.clone();
     let dir = tempfile::tempdir().unwrap();
     let c = conf(&b);
-    kafka::create_topic(&b, &c.topic, 1);
-    kafka::create_topic(&b, &c.alerts_topic, 1);
-    kafka::create_topic(&b, &c.dlq_topic, 1);
+    c.create_topics(1);
     let registry = dir.path().join("registry.toml");
     std::fs::write(
         &registry,

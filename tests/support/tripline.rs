@@ -40,6 +40,16 @@ pub struct KafkaConf {
     pub batch_max_events: usize,
 }
 
+impl KafkaConf {
+    /// Creates the input topic with `partitions` partitions, and the
+    /// dead-letter and alerts topics with one each.
+    pub fn create_topics(&self, partitions: i32) {
+        super::kafka::create_topic(&self.brokers, &self.topic, partitions);
+        super::kafka::create_topic(&self.brokers, &self.dlq_topic, 1);
+        super::kafka::create_topic(&self.brokers, &self.alerts_topic, 1);
+    }
+}
+
 /// Writes a config file for `conf` with a fresh loopback admin port;
 /// returns its path and the admin address.
 pub fn write_config(dir: &Path, conf: &KafkaConf) -> (PathBuf, String) {
