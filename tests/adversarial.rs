@@ -367,6 +367,17 @@ fn deep_nesting_is_rejected_and_changes_no_alert() {
 
 // ---- event time and floods, end to end -----------------------------------
 
+/// The stream replayed with one forged line inserted before line `at`.
+fn replay_with_one(at: usize, forged: &[u8]) -> Run {
+    replay(b"", &|i| {
+        if i == at {
+            vec![forged.to_vec()]
+        } else {
+            Vec::new()
+        }
+    })
+}
+
 /// Line `i` of the stream as JSON.
 fn line(i: usize) -> Value {
     serde_json::from_slice(&stream().lines[i]).unwrap_or(Value::Null)
@@ -391,13 +402,7 @@ fn one_event_dated_9999_from_a_new_id_changes_no_alert() {
             1,
         )
         .into_bytes();
-    let run = replay(b"", &|i| {
-        if i == at {
-            vec![forged.clone()]
-        } else {
-            Vec::new()
-        }
-    });
+    let run = replay_with_one(at, &forged);
     assert_same_alerts(&run, &|id| id == "forged-9999");
     assert_eq!(
         out_of_range(&run),
@@ -414,13 +419,7 @@ fn one_event_dated_2030_on_a_live_integration_changes_no_alert() {
     let mut forged = line(at);
     forged["ts"] = Value::from(1_893_456_000_000i64);
     let forged = serde_json::to_vec(&forged).unwrap();
-    let run = replay(b"", &|i| {
-        if i == at + 1 {
-            vec![forged.clone()]
-        } else {
-            Vec::new()
-        }
-    });
+    let run = replay_with_one(at + 1, &forged);
     // The forged event itself may fire (by design, a forged date can only
     // make alerts fire: here its key looks dormant for 3 years); nothing
     // else may change.
@@ -457,13 +456,7 @@ fn one_event_hours_ahead_on_a_live_integration_changes_no_alert() {
     let ts = forged["ts"].as_i64().unwrap() + 20 * HOUR;
     forged["ts"] = Value::from(ts);
     let forged = serde_json::to_vec(&forged).unwrap();
-    let run = replay(b"", &|i| {
-        if i == at + 1 {
-            vec![forged.clone()]
-        } else {
-            Vec::new()
-        }
-    });
+    let run = replay_with_one(at + 1, &forged);
     let stamp = tripline_engine::time::format_rfc3339(ts);
     assert_same_alert_identities(&run, &|a| a["detected_at"] == stamp.as_str());
     assert_eq!(out_of_range(&run), out_of_range(clean()), "inside the skew");

@@ -63,10 +63,6 @@ async fn processes_valid_dead_letters_garbage_and_commits_to_the_end() {
     })
     .await;
     let summary = run.stop().await;
-    assert!(
-        summary.parallel_batches > 0,
-        "the dead letters came from batches run on both workers: {summary:?}"
-    );
     assert_eq!(summary.processed, N as u64);
     assert_eq!(summary.rejected, garbage.len() as u64);
     assert_eq!(summary.dead_letters, garbage.len() as u64);
@@ -286,10 +282,6 @@ async fn restart_with_the_same_group_loses_nothing() {
         obs2.rejected_total()
     );
     let s2 = run2.stop().await;
-    assert!(
-        s1.parallel_batches + s2.parallel_batches > 0,
-        "the restart ran batches on both workers: {s1:?} / {s2:?}"
-    );
     assert!(s1.processed + s2.processed >= N as u64);
     // Redelivery after a clean stop is bounded by what was in flight, not the whole topic.
     assert!(
