@@ -23,6 +23,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo doc (the code maps' links resolve)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
 
 # --- tests -------------------------------------------------------------------
 log "cargo test --workspace"

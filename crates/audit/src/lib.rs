@@ -10,7 +10,7 @@
 //! - [`report`]: the audit: unregistered integrations, grants to tighten,
 //!   uses without a grant, dormant integrations and keys, keys to rotate,
 //!   revoked credentials still in use, and a risk score.
-//! - [`render`]: the audit as a terminal table or Markdown (JSON is serde).
+//! - [`mod@render`]: the audit as a terminal table or Markdown (JSON is serde).
 //! - [`api`]: the bearer-token HTTP API (`docs/openapi.yaml`), its two
 //!   traits, the recent-alert ring and the in-process [`api::SharedEngine`].
 #![forbid(unsafe_code)]
