@@ -60,6 +60,16 @@ fn has_findings(a: &IntegrationAudit) -> bool {
         && a.revoked_in_use.is_empty())
 }
 
+/// The integration's risk reasons as `reason (+points); …` (empty: none).
+fn risk_why(a: &IntegrationAudit) -> String {
+    let why: Vec<String> = a
+        .risk_reasons
+        .iter()
+        .map(|x| format!("{} (+{})", x.reason, x.points))
+        .collect();
+    why.join("; ")
+}
+
 /// One line per finding, as `(section, text)`, input strings rendered by `e`.
 fn finding_lines(a: &IntegrationAudit, e: fn(&str) -> String) -> Vec<(&'static str, String)> {
     let mut v = Vec::new();
@@ -163,11 +173,7 @@ fn table(r: &AuditReport) -> String {
         "RISK", "INTEGRATION", "CALLS"
     );
     for a in &r.integrations {
-        let why: Vec<String> = a
-            .risk_reasons
-            .iter()
-            .map(|x| format!("{} (+{})", x.reason, x.points))
-            .collect();
+        let why = risk_why(a);
         let _ = writeln!(
             o,
             "  {:>4}  {:<32} {:>8}  {}",
@@ -177,7 +183,7 @@ fn table(r: &AuditReport) -> String {
             if why.is_empty() {
                 "-".to_owned()
             } else {
-                t(&why.join("; "))
+                t(&why)
             }
         );
     }
@@ -235,18 +241,13 @@ fn markdown(r: &AuditReport) -> String {
     let _ = writeln!(o, "| risk | integration | calls | why |");
     let _ = writeln!(o, "|---:|---|---:|---|");
     for a in &r.integrations {
-        let why: Vec<String> = a
-            .risk_reasons
-            .iter()
-            .map(|x| format!("{} (+{})", x.reason, x.points))
-            .collect();
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} |",
             a.risk,
             md(&a.id),
             a.calls,
-            md(&why.join("; "))
+            md(&risk_why(a))
         );
     }
     for a in r.integrations.iter().filter(|a| has_findings(a)) {
