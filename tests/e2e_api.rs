@@ -60,8 +60,10 @@ fn the_api_needs_its_token_and_feedback_changes_what_fires_and_survives_a_restar
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, token).unwrap();
     let ckpt = dir.path().join("ckpt");
+    // No timer checkpoint within the test (an hour): what the restart
+    // restores was saved by the clean stop.
     let section = format!(
-        "\n[checkpoint]\ndir = \"{}\"\ninterval_seconds = 1\n",
+        "\n[checkpoint]\ndir = \"{}\"\ninterval_seconds = 3600\n",
         ckpt.display()
     );
     let start_run = || {
