@@ -62,25 +62,16 @@ pub struct StreamClock {
     now: Option<i64>,
 }
 
-/// An integration's identity in [`StreamClock`]'s window: an FNV-1a-style
-/// hash of its id taken eight bytes at a time (stable across processes, so
-/// checkpoints restore it). Ids that collide count as one integration,
-/// whose events together move the stream time as any one integration's do.
+/// An integration's identity in [`StreamClock`]'s window: FNV-1a of its id
+/// (stable across processes, so checkpoints restore it). Two ids that
+/// collide count as one integration, which can only hold the stream time
+/// back, never push it on.
 pub fn voter(integration_id: &str) -> u64 {
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let b = integration_id.as_bytes();
-    let mut h = 0xcbf2_9ce4_8422_2325 ^ b.len() as u64;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w))
-            .wrapping_mul(PRIME)
-            .rotate_left(29);
-    }
-    let mut w = [0u8; 8];
-    w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    (h ^ u64::from_le_bytes(w)).wrapping_mul(PRIME)
+    integration_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 impl StreamClock {
@@ -122,11 +113,8 @@ impl StreamClock {
                 top[i] = (t, w);
             }
         }
-        // The distinct pass can only lower a time that would move the
-        // stream time on.
-        let rising = n < RANK || self.now.is_none_or(|now| top[k - 1].0 > now);
         let distinct = (1..k).all(|i| top[..i].iter().all(|&(_, w)| w != top[i].1));
-        let t = if distinct || !rising {
+        let t = if distinct {
             top[k - 1].0
         } else {
             top[k - 1].0.min(self.newest_of_distinct())
@@ -364,9 +352,7 @@ mod tests {
             old.observe(1_000 + i, 0, 100);
         }
         old.who.clear();
-        let json = serde_json::to_string(&old)
-            .unwrap()
-            .replace(",\"who\":[]", "");
+        let json = serde_json::to_string(&old).unwrap().replace(",\"who\":[]", "");
         assert!(!json.contains("who"), "{json}");
         let mut c: StreamClock = serde_json::from_str(&json).unwrap();
         // Three events of one integration, each clamped to the skew: by
