@@ -6,11 +6,8 @@
 //! — nor two — may move a clock beyond the skew, nor one event a watermark:
 //! - [`StreamClock`]: the stream time is the [`RANK`]-th highest of the last
 //!   [`WINDOW`] *accepted* event times, each entered at most
-//!   `max_future_skew` ahead of the stream time it found, and no later than
-//!   the [`RANK`]-th highest of the newest times of the distinct
-//!   integrations among them (the second, with two): one integration's
-//!   events, however many, cannot move it past what the others vouch for.
-//!   Monotone once established.
+//!   `max_future_skew` ahead of the stream time it found. Monotone once
+//!   established.
 //! - [`Jump`]: an event more than `max_future_skew` ahead of the stream time
 //!   is out of range unless it confirms a jump of its integration: the
 //!   [`CONFIRM`]-th consecutive such event of that integration with no
@@ -52,107 +49,37 @@ pub const CONFIRM: u8 = 3;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamClock {
     recent: Vec<i64>,
-    /// Who sent each of `recent` ([`voter`] of its integration id). Absent
-    /// from checkpoints written before it: those entries then count as
-    /// distinct integrations (the rule they were judged by).
-    #[serde(default)]
-    who: Vec<u64>,
     next: usize,
     /// The current stream time (`None` before the first event).
     now: Option<i64>,
 }
 
-/// An integration's identity in [`StreamClock`]'s window: FNV-1a of its id
-/// (stable across processes, so checkpoints restore it). Two ids that
-/// collide count as one integration, which can only hold the stream time
-/// back, never push it on.
-pub fn voter(integration_id: &str) -> u64 {
-    integration_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-}
-
 impl StreamClock {
-    /// Records an accepted event time of the integration `who` ([`voter`])
-    /// and returns the stream time including it. `skew` bounds how far one
-    /// event may pull the window ahead.
-    pub fn observe(&mut self, ts: i64, who: u64, skew: i64) -> i64 {
+    /// Records an accepted event time and returns the stream time including
+    /// it. `skew` bounds how far one event may pull the window ahead.
+    pub fn observe(&mut self, ts: i64, skew: i64) -> i64 {
         let ts = match self.now {
             Some(now) => ts.min(now.saturating_add(skew)),
             None => ts,
         };
-        if self.who.len() != self.recent.len() {
-            // A checkpoint from before `who`: its entries stay distinct.
-            self.who = (0..self.recent.len() as u64).map(|i| !i).collect();
-        }
         if self.recent.len() < WINDOW {
             self.recent.push(ts);
-            self.who.push(who);
         } else {
             self.recent[self.next] = ts;
-            self.who[self.next] = who;
         }
         self.next = (self.next + 1) % WINDOW;
+        let mut w = [i64::MIN; WINDOW];
         let n = self.recent.len();
+        w[..n].copy_from_slice(&self.recent);
         let k = RANK.min(n);
-        // The RANK highest times (descending) and who sent them. When those
-        // are k distinct integrations, the k-th is also the k-th highest of
-        // the integrations' newest times (the common case: one pass);
-        // otherwise one integration holds several and the distinct pass
-        // decides.
-        let mut top = [(i64::MIN, 0u64); RANK];
-        for (&t, &w) in self.recent.iter().zip(&self.who) {
-            if t > top[RANK - 1].0 {
-                let mut i = RANK - 1;
-                while i > 0 && top[i - 1].0 < t {
-                    top[i] = top[i - 1];
-                    i -= 1;
-                }
-                top[i] = (t, w);
-            }
-        }
-        let distinct = (1..k).all(|i| top[..i].iter().all(|&(_, w)| w != top[i].1));
-        let t = if distinct {
-            top[k - 1].0
-        } else {
-            top[k - 1].0.min(self.newest_of_distinct())
-        };
+        let (_, kth, _) = w[..n].select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        let t = *kth;
         let now = match self.now {
             Some(prev) if n >= RANK => prev.max(t),
             _ => t,
         };
         self.now = Some(now);
         now
-    }
-
-    /// The [`RANK`]-th highest of the newest times of the distinct
-    /// integrations in the window (the lowest of them, with fewer).
-    fn newest_of_distinct(&self) -> i64 {
-        let mut voters = [(0u64, i64::MIN); RANK];
-        let mut v = 0;
-        for (&t, &w) in self.recent.iter().zip(&self.who) {
-            let at = match voters[..v].iter().position(|&(id, _)| id == w) {
-                Some(i) if voters[i].1 >= t => continue,
-                Some(i) => i,
-                None if v < RANK => {
-                    v += 1;
-                    v - 1
-                }
-                None if t > voters[RANK - 1].1 => RANK - 1,
-                None => continue,
-            };
-            // An evicted integration that comes back does so with a newer
-            // time than the one it was evicted with (the list only rises).
-            voters[at] = (w, t);
-            let mut i = at;
-            while i > 0 && voters[i - 1].1 < voters[i].1 {
-                voters.swap(i - 1, i);
-                i -= 1;
-            }
-        }
-        voters[v.max(1) - 1].1
     }
 
     pub fn now(&self) -> Option<i64> {
@@ -299,16 +226,16 @@ mod tests {
         let skew = 100;
         let mut c = StreamClock::default();
         for i in 0..20 {
-            c.observe(1_000 + i, i as u64 % 4, skew);
+            c.observe(1_000 + i, skew);
         }
         // Even accepted, one far event enters the window at most `skew` ahead.
-        assert_eq!(c.observe(i64::MAX / 2, 9, skew), 1_018);
-        assert_eq!(c.observe(0, 1, skew), 1_018);
-        assert_eq!(c.observe(1_020, 2, skew), 1_019);
+        assert_eq!(c.observe(i64::MAX / 2, skew), 1_018);
+        assert_eq!(c.observe(0, skew), 1_018);
+        assert_eq!(c.observe(1_020, skew), 1_019);
         // The whole stream moves on: followed, at most `skew` per event.
         let mut prev = c.now().unwrap();
         for _ in 0..400 {
-            let t = c.observe(9_000, 3, skew);
+            let t = c.observe(9_000, skew);
             assert!(t >= prev && t <= prev + skew, "{prev} -> {t}");
             prev = t;
         }
@@ -316,59 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn one_integration_cannot_move_the_stream_time_past_the_others() {
-        let skew = 1_000;
-        let mut c = StreamClock::default();
-        for i in 0..12 {
-            c.observe(10_000 + i, i as u64 % 3, skew);
-        }
-        assert_eq!(c.now(), Some(10_009));
-        // However many of one integration's events run ahead (each inside
-        // the skew), the stream time stays at what the others vouch for.
-        for i in 0..10 {
-            assert_eq!(c.observe(10_900 + i, 7, skew), 10_010);
-        }
-        // With one other integration, the lower of the two.
-        let mut two = StreamClock::default();
-        for i in 0..8 {
-            two.observe(5_000 + i, 1, skew);
-        }
-        for i in 0..5 {
-            assert!(two.observe(5_900 + i, 2, skew) <= 5_007);
-        }
-        assert_eq!(two.now(), Some(5_007));
-        // Once its events are all the window holds, it is followed: a
-        // partition with one busy integration keeps its time.
-        for i in 0..WINDOW as i64 {
-            c.observe(11_000 + i, 7, skew);
-        }
-        assert_eq!(c.now(), Some(11_000 + WINDOW as i64 - RANK as i64));
-    }
-
-    #[test]
-    fn a_checkpointed_window_without_voters_counts_its_entries_as_distinct() {
-        let mut old = StreamClock::default();
-        for i in 0..WINDOW as i64 {
-            old.observe(1_000 + i, 0, 100);
-        }
-        old.who.clear();
-        let json = serde_json::to_string(&old).unwrap().replace(",\"who\":[]", "");
-        assert!(!json.contains("who"), "{json}");
-        let mut c: StreamClock = serde_json::from_str(&json).unwrap();
-        // Three events of one integration, each clamped to the skew: by
-        // events alone the third would move the stream time to 1_113.
-        for _ in 0..3 {
-            assert_eq!(c.observe(1_100, 5, 100), 1_014);
-        }
-        assert_eq!(c.who.len(), c.recent.len());
-    }
-
-    #[test]
     fn the_stream_time_is_weak_until_it_rests_on_rank_events() {
         let mut c = StreamClock::default();
         assert!(!c.weak(), "no stream time yet");
         for i in 0..RANK as i64 {
-            c.observe(1_000 + i, 0, 100);
+            c.observe(1_000 + i, 100);
             assert_eq!(c.weak(), i + 1 < RANK as i64);
         }
     }

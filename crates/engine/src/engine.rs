@@ -400,8 +400,7 @@ impl Engine {
         if out_of_range {
             self.stats.ts_out_of_range += 1;
         } else {
-            self.clock
-                .observe(ev.ts_ms, crate::clock::voter(ev.integration_id), skew);
+            self.clock.observe(ev.ts_ms, skew);
             self.accepted_max = self.accepted_max.max(ev.ts_ms);
         }
         let now = self.clock.now().unwrap_or(ev.ts_ms);

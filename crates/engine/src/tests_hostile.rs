@@ -407,48 +407,6 @@ fn the_accepted_event_time_ignores_a_forged_maximum() {
     assert!(s.stream_time_ms <= honest, "{s:?}");
 }
 
-/// One integration's forged events, three at a time and each inside the
-/// skew of the stream time they find, would ratchet a stream time that
-/// only counts events: ten triplets 23 hours apart drag it ten days ahead,
-/// and a new integration's honest first event is then "older than a
-/// learning period" and dropped as out of range (the unregistered one that
-/// appears goes unseen). The stream time counts each integration once
-/// (`clock.rs`), so one integration cannot move it past the others'.
-#[test]
-fn one_integrations_forged_triplets_cannot_ratchet_the_stream_time() {
-    let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
-    let newcomer = Ev::new(spike_at - 20_000, "newcomer");
-    let (mut honest, mut hostile) = (Vec::new(), Vec::new());
-    for k in 1..=10 {
-        // The live integration goes on between the triplets.
-        let live = Ev::new(spike_at - 30_000 + k, "a");
-        honest.push(live.clone());
-        hostile.push(live);
-        for i in 0..3 {
-            hostile.push(Ev::new(spike_at + k * 23 * 3_600_000 + i, "m"));
-        }
-    }
-    honest.push(newcomer.clone());
-    hostile.push(newcomer.clone());
-    let (_, clean) = learned_then_spike(&honest);
-    let (e, out) = learned_then_spike(&hostile);
-    let n = e.integration("newcomer");
-    assert!(
-        n.is_some_and(|n| n.first_seen == newcomer.ts),
-        "the newcomer was dropped: out of range {}",
-        e.stats().ts_out_of_range
-    );
-    let of_a = |o: &Outputs| -> Vec<(String, AlertKind)> {
-        o.alerts
-            .iter()
-            .filter(|x| x.integration_id == "a")
-            .map(|x| (x.id.clone(), x.kind))
-            .collect()
-    };
-    assert!(kinds(&clean).contains(&AlertKind::CallSpike));
-    assert_eq!(of_a(&out), of_a(&clean), "{:#?}", out.alerts);
-}
-
 // ---- caps that fail closed (item 2) ---------------------------------------
 
 /// Eight days of "a" with `junk` mixed into its first day, then `probe`
