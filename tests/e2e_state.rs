@@ -43,7 +43,8 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
     let dir = tempfile::tempdir().unwrap();
     let (events, registry) = tripline::simulate(dir.path(), 21);
     let c = conf(&b);
-    c.create_topics(3);
+    let partitions = 3;
+    c.create_topics(partitions);
     // One record per batch: Tansu cannot resume a fetch inside a batch.
     let landed = kafka::produce_unbatched(&b, &c.topic, &kafka::records_of_file(&events));
     let ends = kafka::ends(&landed);
@@ -68,7 +69,7 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
             let n = processed(&first)?;
             // A finished checkpoint, not the `.ckpt.tmp` of one being written:
             // a kill between create and rename leaves nothing to restore.
-            let written = (0..3).any(|p| store.path(&c.topic, p).exists());
+            let written = (0..partitions).any(|p| store.path(&c.topic, p).exists());
             if n >= total / 3.0 && written {
                 Ok(n)
             } else {
@@ -126,7 +127,7 @@ fn kill_9_mid_stream_then_restart_gives_the_same_alert_ids_and_counts_no_event_t
         serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
     let valid = truth["events"].as_u64().unwrap();
     let mut counted = 0;
-    for p in 0..3 {
+    for p in 0..partitions {
         if let Some(cp) = store.load(&c.topic, p).unwrap() {
             assert_eq!(
                 cp.next_offset, ends[&p],
