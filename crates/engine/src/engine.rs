@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
 use crate::budget::AlertBudget;
-use crate::clock::{StreamClock, CONFIRM};
+use crate::clock::{voter, StreamClock, Witnesses, CONFIRM};
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::{close_episodes, next_announcement};
@@ -108,13 +108,19 @@ pub struct Engine {
     /// Analyst feedback and its audit trail; checkpoints carry it.
     #[serde(default)]
     feedback: FeedbackState,
-    /// The robust stream time: idle sweep, eviction and the bound on how far
-    /// an event may move an integration's clock.
+    /// The robust stream time: the bound on how far an event may move an
+    /// integration's clock, and the alert-budget windows.
     #[serde(default)]
     clock: StreamClock,
     /// Last watermark day on which expired feedback was pruned.
     #[serde(default)]
     last_prune_day: i64,
+    /// The distinct integrations' newest accepted times: the idle sweep
+    /// runs on them (`clock::Witnesses`), so one integration's clock cannot
+    /// evict the others. Absent from older checkpoints: the sweep then
+    /// waits for the witnesses to fill again.
+    #[serde(default)]
+    witnesses: Witnesses,
     /// Events inside the bound so far: any of them contradicts a jump run
     /// started before it ([`crate::clock::Jump`]).
     #[serde(default)]
@@ -153,6 +159,7 @@ impl Engine {
             feedback: FeedbackState::default(),
             clock: StreamClock::default(),
             last_prune_day: i64::MIN,
+            witnesses: Witnesses::default(),
             in_bound: 0,
             accepted_max: 0,
             budget: AlertBudget::default(),
@@ -216,6 +223,9 @@ impl Engine {
     /// Gives a deserialized (checkpointed) engine the running config and registry.
     pub fn resume(mut self, config: EngineConfig, registry: Option<Registry>) -> Self {
         self.config = config;
+        for (id, st) in self.integrations.iter_mut() {
+            st.voter = voter(id);
+        }
         self.set_registry(registry);
         self
     }
@@ -331,8 +341,13 @@ impl Engine {
         // A new integration's first event is only bounded when it is older
         // than a whole learning period (the 1970 attack): a smaller lag is
         // ordinary delivery delay, and bounding it would make `first_seen`
-        // depend on the partition's stream time (run ≢ replay).
-        let far_past = prev.saturating_sub(self.config.learning_ms());
+        // depend on the partition's stream time (run ≢ replay). Measured
+        // from the witnessed time (`clock::Witnesses`), which one
+        // integration's forged events cannot ratchet as they can the stream
+        // time: a newcomer's honest first event is not out of range because
+        // another integration forged the partition's time ahead.
+        let witnessed = self.witnesses.time().map_or(prev, |w| w.min(prev));
+        let far_past = witnessed.saturating_sub(self.config.learning_ms());
         // An integration whose clock rests on fewer than `CONFIRM` events,
         // all beyond the stale horizon from this event while this one agrees
         // with the stream time, restarts here: what it rested on was forged
@@ -354,6 +369,7 @@ impl Engine {
             // learning period in the past (and skip it).
             let first = if ev.ts_ms < far_past { floor } else { ev.ts_ms };
             let mut st = IntegrationState::new(first.min(bound));
+            st.voter = voter(ev.integration_id);
             st.registered = self
                 .registry
                 .as_ref()
@@ -386,6 +402,7 @@ impl Engine {
                 // window follow on their own.)
                 if self.clock.weak() && ev.ts_ms - prev > self.config.learning_ms() {
                     self.clock = StreamClock::default();
+                    self.witnesses = Witnesses::default();
                     self.accepted_max = 0;
                 }
                 (false, ev.ts_ms, true)
@@ -401,6 +418,7 @@ impl Engine {
             self.stats.ts_out_of_range += 1;
         } else {
             self.clock.observe(ev.ts_ms, skew);
+            self.witnesses.observe(st.voter, ev.ts_ms.min(bound));
             self.accepted_max = self.accepted_max.max(ev.ts_ms);
         }
         let now = self.clock.now().unwrap_or(ev.ts_ms);
@@ -433,12 +451,14 @@ impl Engine {
             self.announce_after = self.announce_after.min(st.episodes_close_after);
         }
         let wm_day = st.watermark.div_euclid(DAY_MS);
-        // The sweep runs on the stream time, so one event dated 9999 cannot
-        // make every integration look idle.
-        let day = now.div_euclid(DAY_MS);
+        // The sweep runs on the witnessed time (no later than the stream
+        // time), so neither one event dated 9999 nor one integration's
+        // forged events, however many, can make the others look idle.
+        let witnessed = self.witnesses.time().map_or(now, |w| w.min(now));
+        let day = witnessed.div_euclid(DAY_MS);
         if day > self.last_sweep_day {
             self.last_sweep_day = day;
-            self.sweep_idle(now);
+            self.sweep_idle(witnessed);
         }
         // Expired feedback is pruned on each integration's own watermark,
         // so any watermark's day change may trigger it (no eviction involved).
@@ -456,6 +476,7 @@ impl Engine {
     /// sweep and prune days and the alert-budget window.
     fn restart_clock(&mut self, out: &mut Outputs) {
         self.clock = StreamClock::default();
+        self.witnesses = Witnesses::default();
         self.accepted_max = 0;
         self.last_sweep_day = i64::MIN;
         self.last_prune_day = i64::MIN;
@@ -557,8 +578,11 @@ impl Engine {
         self.seat.sync(self.integrations.len());
     }
 
-    /// Once per event-time day: drop unregistered integrations idle for longer
-    /// than `idle_evict_days`.
+    /// Once per day of witnessed time (`clock::Witnesses`): drop
+    /// unregistered integrations idle for longer than `idle_evict_days`
+    /// before `now`. Fails closed: while fewer than three integrations are
+    /// active, an idle one holds `now` back, so a partition whose only live
+    /// integration forges time keeps every other integration.
     fn sweep_idle(&mut self, now: i64) {
         let horizon = now - i64::from(self.config.idle_evict_days) * DAY_MS;
         let before = self.integrations.len();

@@ -20,7 +20,11 @@ fn one_hour_skew() -> EngineConfig {
 
 /// Eight days of steady traffic from "a", then a call spike on it.
 fn learned_then_spike(hostile: &[Ev]) -> (Engine, Outputs) {
-    let mut e = Engine::new(EngineConfig::default(), None);
+    learned_then_spike_with(EngineConfig::default(), hostile)
+}
+
+fn learned_then_spike_with(config: EngineConfig, hostile: &[Ev]) -> (Engine, Outputs) {
+    let mut e = Engine::new(config, None);
     let mut evs = steady("a", t0(), 8, 2, 2);
     let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
     evs.retain(|x| x.ts < spike_at);
@@ -405,6 +409,94 @@ fn the_accepted_event_time_ignores_a_forged_maximum() {
     let s = e.stats();
     assert_eq!(s.max_event_time_ms, crate::engine::MAX_TS_MS);
     assert!(s.stream_time_ms <= honest, "{s:?}");
+}
+
+/// One integration's forged events, three at a time and each inside the
+/// skew of the stream time they find, ratchet the stream time a skew per
+/// triplet (the stream time counts events). Thirty triplets 23 hours apart
+/// drag it 29 days ahead of "a", which is quiet meanwhile: on the stream
+/// time the idle sweep (here after 20 days) evicted "a", learning restarted
+/// and its spike went unseen. The sweep runs on the witnessed time
+/// (`clock::Witnesses`: each integration counted once), which "m" alone
+/// cannot move past "a".
+#[test]
+fn one_integrations_forged_triplets_cannot_make_the_sweep_evict_the_others() {
+    let config = EngineConfig {
+        idle_evict_days: 20,
+        ..EngineConfig::default()
+    };
+    let start = t0() + 7 * DAY_MS + 9 * 3_600_000;
+    let mut hostile = Vec::new();
+    for k in 1..=30 {
+        for i in 0..3 {
+            hostile.push(Ev::new(start + k * 23 * 3_600_000 + i, "m"));
+        }
+    }
+    let (_, clean) = learned_then_spike_with(config.clone(), &[]);
+    let (e, out) = learned_then_spike_with(config, &hostile);
+    assert!(
+        e.stats().stream_time_ms > start + 25 * DAY_MS,
+        "the triplets no longer ratchet the stream time; this test needs a new attack"
+    );
+    assert!(e.integration("a").is_some(), "the idle sweep evicted a");
+    assert_eq!(e.stats().evicted_integrations, 0);
+    let of_a = |o: &Outputs| -> Vec<(String, AlertKind)> {
+        o.alerts
+            .iter()
+            .filter(|x| x.integration_id == "a")
+            .map(|x| (x.id.clone(), x.kind))
+            .collect()
+    };
+    assert!(kinds(&clean).contains(&AlertKind::CallSpike));
+    assert_eq!(of_a(&out), of_a(&clean), "{:#?}", out.alerts);
+}
+
+/// The same ratchet, ten triplets: the stream time is ten days ahead of
+/// the honest traffic, and a new integration's honest first event was then
+/// "older than a learning period" and counted out of range. Judged against
+/// the witnessed time, it is the newcomer's first event, on time.
+#[test]
+fn one_integrations_forged_triplets_cannot_put_a_newcomer_out_of_range() {
+    let spike_at = t0() + 7 * DAY_MS + 10 * 3_600_000;
+    let newcomer = Ev::new(spike_at - 20_000, "newcomer");
+    let mut hostile = Vec::new();
+    for k in 1..=10 {
+        // The live integration goes on between the triplets.
+        hostile.push(Ev::new(spike_at - 30_000 + k, "a"));
+        for i in 0..3 {
+            hostile.push(Ev::new(spike_at + k * 23 * 3_600_000 + i, "m"));
+        }
+    }
+    hostile.push(newcomer.clone());
+    let (e, _) = learned_then_spike(&hostile);
+    assert!(e.stats().stream_time_ms > spike_at + 9 * DAY_MS);
+    let n = e.integration("newcomer");
+    assert!(
+        n.is_some_and(|n| n.first_seen == newcomer.ts && n.accepted == 1),
+        "the newcomer's first event was out of range ({} in all)",
+        e.stats().ts_out_of_range
+    );
+}
+
+/// The sweep still forgets what is idle once three integrations agree on
+/// the time: "old" was seen once, then three others run for 30 days.
+#[test]
+fn the_idle_sweep_evicts_an_integration_idle_past_the_witnessed_horizon() {
+    let config = EngineConfig {
+        idle_evict_days: 20,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(config, None);
+    let mut evs = vec![Ev::new(t0(), "old")];
+    for h in 1..=30 * 24 {
+        for id in ["a", "b", "c"] {
+            evs.push(Ev::new(t0() + h * 3_600_000, id));
+        }
+    }
+    run(&mut e, &evs);
+    assert!(e.integration("old").is_none(), "old was kept");
+    assert_eq!(e.stats().evicted_integrations, 1);
+    assert!(e.integration("c").is_some());
 }
 
 // ---- caps that fail closed (item 2) ---------------------------------------
