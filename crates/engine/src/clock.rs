@@ -111,52 +111,69 @@ impl StreamClock {
 }
 
 /// The newest accepted event times of the [`RANK`] integrations whose
-/// newest are the newest, each integration once (by [`voter`]): the time
-/// the idle sweep and the out-of-range check of a new integration's first
-/// event run on ([`Witnesses::time`]). The stream time counts
-/// events, so one integration's forged events, three at a time and each
-/// inside the skew of the stream time they find, ratchet it a skew per
-/// triplet; here that integration is one witness of [`RANK`], and the
-/// time is the [`RANK`]-th newest (the oldest while fewer integrations
-/// have been seen), so it moves only when [`RANK`] integrations (every
-/// one, while there are fewer) have moved it.
+/// newest are the newest, each integration once (by its id): the time the
+/// idle sweep and the out-of-range check of a new integration's first
+/// event run on ([`Witnesses::time`]). The stream time counts events, so
+/// one integration's forged events, three at a time and each inside the
+/// skew of the stream time they find, ratchet it a skew per triplet; here
+/// that integration is one witness of [`RANK`], and the time is the
+/// [`RANK`]-th newest (the oldest while fewer integrations have been
+/// seen), so it moves only when [`RANK`] integrations (every one, while
+/// there are fewer) have moved it.
 ///
 /// Exact with [`RANK`] entries because each integration's newest time only
 /// grows: one that drops out was the oldest of them, and any newer time of
-/// it re-enters above the [`RANK`]-th.
+/// it re-enters above the [`RANK`]-th. Witnesses are named by their ids,
+/// not a hash (ids are chosen by the people tripline watches: a forged id
+/// whose hash collided with an honest one's would merge the two); an
+/// entry's string is reused when another integration takes its place, so
+/// a live partition allocates nothing here. No per-integration state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Witnesses {
-    /// `(newest accepted time, voter)`, newest first; distinct voters.
-    top: Vec<(i64, u64)>,
+    /// Newest first; distinct ids.
+    top: Vec<Witness>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Witness {
+    /// Its newest accepted event time.
+    ts: i64,
+    id: String,
 }
 
 impl Witnesses {
-    /// An accepted event at `ts` (as bounded by the skew: at most the
-    /// stream time plus `max_future_skew`, or a confirmed jump) of the
-    /// integration whose [`voter`] is `v`.
-    pub fn observe(&mut self, v: u64, ts: i64) {
-        if self.top.len() == RANK && ts <= self.top[RANK - 1].0 {
+    /// An accepted event of `integration_id` at `ts` (as bounded by the
+    /// skew: at most the stream time plus `max_future_skew`, or a
+    /// confirmed jump).
+    pub fn observe(&mut self, integration_id: &str, ts: i64) {
+        if self.top.len() == RANK && ts <= self.top[RANK - 1].ts {
             // A time no newer than the oldest witness changes nothing (a
             // witness's own time is at least that).
             return;
         }
-        let mut i = match self.top.iter().position(|&(_, w)| w == v) {
-            Some(i) if ts <= self.top[i].0 => return,
+        let mut i = match self.top.iter().position(|w| w.id == integration_id) {
+            Some(i) if ts <= self.top[i].ts => return,
             Some(i) => {
-                self.top[i].0 = ts;
+                self.top[i].ts = ts;
                 i
             }
             None if self.top.len() == RANK => {
-                self.top[RANK - 1] = (ts, v);
+                let w = &mut self.top[RANK - 1];
+                w.ts = ts;
+                w.id.clear();
+                w.id.push_str(integration_id);
                 RANK - 1
             }
             None => {
-                self.top.push((ts, v));
+                self.top.push(Witness {
+                    ts,
+                    id: integration_id.to_owned(),
+                });
                 self.top.len() - 1
             }
         };
         // Only entry `i` grew: it moves up to its place (newest first).
-        while i > 0 && self.top[i - 1] < self.top[i] {
+        while i > 0 && self.top[i - 1].ts < self.top[i].ts {
             self.top.swap(i - 1, i);
             i -= 1;
         }
@@ -166,18 +183,8 @@ impl Witnesses {
     /// times, the oldest of them while fewer have been seen (`None`
     /// before any).
     pub fn time(&self) -> Option<i64> {
-        self.top.last().map(|&(t, _)| t)
+        self.top.last().map(|w| w.ts)
     }
-}
-
-/// An integration's identity among the [`Witnesses`]: FNV-1a of its id,
-/// stable across processes, so checkpoints restore it. Two ids that
-/// collide count as one witness, which can only hold the time back (the
-/// side that keeps state).
-pub fn voter(integration_id: &str) -> u64 {
-    integration_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// One integration's run of events beyond the skew of the stream time.
@@ -370,25 +377,25 @@ mod tests {
     fn one_integration_cannot_move_the_witnessed_time_past_the_others() {
         let mut w = Witnesses::default();
         assert_eq!(w.time(), None);
-        w.observe(voter("a"), 1_000);
+        w.observe("a", 1_000);
         assert_eq!(w.time(), Some(1_000), "one integration: its own time");
         // Fewer than RANK integrations: the oldest of them.
         for k in 1..=50 {
-            w.observe(voter("m"), 1_000 + k * 100);
+            w.observe("m", 1_000 + k * 100);
         }
         assert_eq!(w.time(), Some(1_000));
-        w.observe(voter("b"), 1_010);
-        w.observe(voter("c"), 1_020);
-        w.observe(voter("a"), 1_030);
+        w.observe("b", 1_010);
+        w.observe("c", 1_020);
+        w.observe("a", 1_030);
         assert_eq!(w.time(), Some(1_020), "the third newest: c");
         // Each integration counts once, its newest time only.
-        w.observe(voter("m"), 99_000);
-        w.observe(voter("c"), 900);
+        w.observe("m", 99_000);
+        w.observe("c", 900);
         assert_eq!(w.time(), Some(1_020));
-        w.observe(voter("b"), 1_040);
+        w.observe("b", 1_040);
         assert_eq!(w.time(), Some(1_030), "c dropped out; a is third");
         // A witness that dropped out re-enters with a newer time.
-        w.observe(voter("c"), 1_050);
+        w.observe("c", 1_050);
         assert_eq!(w.time(), Some(1_040));
         assert_eq!(w.top.len(), RANK);
     }

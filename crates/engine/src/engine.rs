@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Outputs;
 use crate::budget::AlertBudget;
-use crate::clock::{voter, StreamClock, Witnesses, CONFIRM};
+use crate::clock::{StreamClock, Witnesses, CONFIRM};
 use crate::config::EngineConfig;
 use crate::detect::Cx;
 use crate::episodes::{close_episodes, next_announcement};
@@ -117,8 +117,9 @@ pub struct Engine {
     last_prune_day: i64,
     /// The distinct integrations' newest accepted times: the idle sweep
     /// runs on them (`clock::Witnesses`), so one integration's clock cannot
-    /// evict the others. Absent from older checkpoints: the sweep then
-    /// waits for the witnesses to fill again.
+    /// evict the others. Absent from older checkpoints: they fill again
+    /// from the next accepted events (until the first, the sweep uses the
+    /// stream time).
     #[serde(default)]
     witnesses: Witnesses,
     /// Events inside the bound so far: any of them contradicts a jump run
@@ -223,9 +224,6 @@ impl Engine {
     /// Gives a deserialized (checkpointed) engine the running config and registry.
     pub fn resume(mut self, config: EngineConfig, registry: Option<Registry>) -> Self {
         self.config = config;
-        for (id, st) in self.integrations.iter_mut() {
-            st.voter = voter(id);
-        }
         self.set_registry(registry);
         self
     }
@@ -369,7 +367,6 @@ impl Engine {
             // learning period in the past (and skip it).
             let first = if ev.ts_ms < far_past { floor } else { ev.ts_ms };
             let mut st = IntegrationState::new(first.min(bound));
-            st.voter = voter(ev.integration_id);
             st.registered = self
                 .registry
                 .as_ref()
@@ -418,7 +415,8 @@ impl Engine {
             self.stats.ts_out_of_range += 1;
         } else {
             self.clock.observe(ev.ts_ms, skew);
-            self.witnesses.observe(st.voter, ev.ts_ms.min(bound));
+            self.witnesses
+                .observe(ev.integration_id, ev.ts_ms.min(bound));
             self.accepted_max = self.accepted_max.max(ev.ts_ms);
         }
         let now = self.clock.now().unwrap_or(ev.ts_ms);

@@ -108,11 +108,6 @@ pub struct IntegrationState {
     /// second event: `clock::advance_watermark`); `<= watermark`: none.
     #[serde(default)]
     pub(crate) lead: i64,
-    /// `clock::voter` of its id, so the stream's [`crate::clock::Witnesses`]
-    /// need no hash per event. Not state: set when the engine creates or
-    /// resumes it.
-    #[serde(skip)]
-    pub(crate) voter: u64,
 }
 
 fn saturated() -> u8 {
@@ -149,7 +144,6 @@ impl IntegrationState {
             learning_offset_min: 0,
             accepted: 0,
             lead: ts,
-            voter: 0,
         }
     }
 
