@@ -55,7 +55,8 @@ pub struct EngineConfig {
     /// Most integrations tracked at once; beyond it the least recently seen
     /// unregistered ones are evicted.
     pub max_integrations: usize,
-    /// Unregistered integrations idle this long (event time) are evicted.
+    /// Unregistered integrations idle this long are evicted, measured on
+    /// the partition's witnessed time (`clock::Witnesses`).
     pub idle_evict_days: u32,
     /// How far an event may be ahead of the robust stream time (and a new
     /// integration's first event behind it) and still move clocks; beyond
