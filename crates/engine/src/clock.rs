@@ -127,7 +127,8 @@ impl StreamClock {
 /// not a hash (ids are chosen by the people tripline watches: a forged id
 /// whose hash collided with an honest one's would merge the two); an
 /// entry's string is reused when another integration takes its place, so
-/// a live partition allocates nothing here. No per-integration state.
+/// a live partition allocates here only until the 3 strings have grown to
+/// its longest ids. No per-integration state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Witnesses {
     /// Newest first; distinct ids.
