@@ -478,6 +478,28 @@ fn one_integrations_forged_triplets_cannot_put_a_newcomer_out_of_range() {
     );
 }
 
+/// Three forged events opening a partition, dated three weeks ahead, set
+/// its stream time (they are all it has seen: a residual, ARCHITECTURE).
+/// The first honest integration's first event then counts out of range,
+/// but its second is accepted and becomes a witness, so the witnessed time
+/// is back with the honest stream: a later newcomer's first event is on
+/// time, though the stream time stays three weeks ahead.
+#[test]
+fn three_forged_opening_events_put_only_the_first_honest_event_out_of_range() {
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let t = t0();
+    let mut evs: Vec<Ev> = (0..3).map(|i| Ev::new(t + 21 * DAY_MS + i, "m")).collect();
+    evs.push(Ev::new(t, "a"));
+    evs.push(Ev::new(t + MINUTE_MS, "a"));
+    let newcomer = Ev::new(t + 2 * MINUTE_MS, "b");
+    evs.push(newcomer.clone());
+    run(&mut e, &evs);
+    assert!(e.stats().stream_time_ms >= t + 21 * DAY_MS);
+    assert_eq!(e.stats().ts_out_of_range, 1, "only a's first event");
+    let b = e.integration("b").expect("b is tracked");
+    assert_eq!((b.first_seen, b.accepted), (newcomer.ts, 1));
+}
+
 /// The sweep still forgets what is idle once three integrations agree on
 /// the time: "old" was seen once, then three others run for 30 days.
 #[test]
