@@ -70,3 +70,5 @@ mod tests_budget;
 mod tests_depth;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_hostile_time;
