@@ -186,6 +186,12 @@ impl Witnesses {
     pub fn time(&self) -> Option<i64> {
         self.top.last().map(|w| w.ts)
     }
+
+    /// The witnessed time, never later than `stream` (the stream time; it
+    /// alone while there is no witness).
+    pub fn at_most(&self, stream: i64) -> i64 {
+        self.time().map_or(stream, |w| w.min(stream))
+    }
 }
 
 /// One integration's run of events beyond the skew of the stream time.

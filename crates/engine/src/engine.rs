@@ -344,7 +344,7 @@ impl Engine {
         // integration's forged events cannot ratchet as they can the stream
         // time: a newcomer's honest first event is not out of range because
         // another integration forged the partition's time ahead.
-        let witnessed = self.witnesses.time().map_or(prev, |w| w.min(prev));
+        let witnessed = self.witnesses.at_most(prev);
         let far_past = witnessed.saturating_sub(self.config.learning_ms());
         // An integration whose clock rests on fewer than `CONFIRM` events,
         // all beyond the stale horizon from this event while this one agrees
@@ -452,7 +452,7 @@ impl Engine {
         // The sweep runs on the witnessed time (no later than the stream
         // time), so neither one event dated 9999 nor one integration's
         // forged events, however many, can make the others look idle.
-        let witnessed = self.witnesses.time().map_or(now, |w| w.min(now));
+        let witnessed = self.witnesses.at_most(now);
         let day = witnessed.div_euclid(DAY_MS);
         if day > self.last_sweep_day {
             self.last_sweep_day = day;
