@@ -38,6 +38,8 @@ url = "{}"
 labels = {{ env = "e2e" }}
 repush_interval_seconds = 2
 alert_ttl_seconds = 10
+# group_wait 1 s + group_interval 1 s of the test route, plus 1 s.
+min_firing_seconds = 3
 
 [[outputs]]
 name = "oracle"

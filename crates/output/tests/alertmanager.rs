@@ -141,7 +141,7 @@ async fn alertmanager_notifies_each_alert_once_then_resolves() {
 
     let config = format!(
         "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\nlabels = {{ env = \"test\" }}\n\
-         repush_interval_seconds = 1\nalert_ttl_seconds = 3\n\
+         repush_interval_seconds = 1\nalert_ttl_seconds = 3\nmin_firing_seconds = 2\n\
          [outputs.delivery]\ninitial_backoff_ms = 50\nmax_backoff_ms = 500\n",
         am.url()
     );
@@ -243,6 +243,86 @@ async fn alertmanager_notifies_each_alert_once_then_resolves() {
     d.flush(Instant::now() + Duration::from_secs(2)).await;
 }
 
+/// Alertmanager never notifies an alert that fired and resolved between two
+/// flushes of its group. An episode resolved at once (a backlog caught up in
+/// seconds) must still page: the resolution is held until
+/// `min_firing_seconds` after the first push, so the first flush sees the
+/// alert firing, and the next one resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_resolved_within_group_wait_is_still_notified_firing_then_resolved() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start_with(
+        dir,
+        &format!(
+            "route:\n  receiver: test\n  group_by: ['tripline_id']\n  group_wait: 3s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: test\n    webhook_configs:\n      - url: '{}'\n        \
+             send_resolved: true\n",
+            rx.url("/am")
+        ),
+    );
+    let client = reqwest::Client::new();
+    let ready = format!("{}/-/ready", am.url());
+    eventually_async(Duration::from_secs(20), "alertmanager ready", || {
+        let c = client.clone();
+        let u = ready.clone();
+        async move {
+            c.get(&u)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let config = format!(
+        "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\n\
+         repush_interval_seconds = 60\nalert_ttl_seconds = 300\nmin_firing_seconds = 5\n",
+        am.url()
+    );
+    let (d, _m) = dispatcher(&config, &[]);
+    let mut a = alert(
+        "quick-1",
+        "mailchimp-sync",
+        AlertKind::CallSpike,
+        Severity::Critical,
+    );
+    // A live alert: startsAt (clamped to the push) is not older than
+    // group_wait, so Alertmanager waits group_wait before the first flush
+    // (an older one would be flushed at once).
+    a.detected_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 600_000;
+    // Fired and resolved in one batch, long before group_wait (3 s) ends.
+    d.submit(std::slice::from_ref(&a), &[resolved_of(&a)]);
+    let wait = Duration::from_secs(30);
+    eventually(wait, "the resolution held", || {
+        d.stats()[0].held_resolutions == 1
+    })
+    .await;
+    eventually(wait, "the alert notified as resolved", || {
+        count(&rx, "resolved").contains_key("quick-1")
+    })
+    .await;
+    let statuses: Vec<String> = notified(&rx)
+        .into_iter()
+        .filter(|(_, id, _)| id == "quick-1")
+        .map(|(status, _, _)| status)
+        .collect();
+    assert_eq!(
+        statuses,
+        ["firing", "resolved"],
+        "one firing, then one resolved notification:\n{}",
+        am.log()
+    );
+    let s = &d.stats()[0];
+    assert_eq!((s.delivered, s.failed_attempts), (2, 0), "{s:?}");
+    d.flush(Instant::now() + Duration::from_secs(2)).await;
+}
+
 /// `deploy/…` of the repository.
 fn deploy_file(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -320,6 +400,10 @@ async fn shipped_alertmanager_first_profile_pages_once_per_incident() {
     for o in outputs.iter_mut() {
         if o["type"].as_str() == Some("alertmanager") {
             o["url"] = am.url().into();
+            // group_wait + group_interval of the shrunk route, plus 1 s.
+            o.as_table_mut()
+                .unwrap()
+                .insert("min_firing_seconds".into(), 5.into());
         }
     }
     let mut only_outputs = toml::map::Map::new();

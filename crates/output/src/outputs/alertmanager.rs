@@ -15,6 +15,15 @@
 //! `repush_interval_seconds` (in one request), moving `endsAt` forward. If
 //! tripline dies, its alerts resolve by themselves after the TTL instead of
 //! firing forever. A resolution re-sends the same labels with `endsAt` = now.
+//!
+//! Alertmanager never notifies an alert that fired and resolved between two
+//! flushes of its group (its `DedupStage`: "no need to notify the receiver
+//! since it doesn't know about them"), and it keeps the later of two explicit
+//! `endsAt`, so a resolution cannot be post-dated. An episode that resolves
+//! sooner than `group_wait`/`group_interval` after it fired (a backlog caught
+//! up in seconds, a replay) would then never page. So the dispatcher holds a
+//! resolution that comes sooner than `min_firing_seconds` after the alert's
+//! first push until then, re-pushing the alert meanwhile.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -25,6 +34,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 use serde::Serialize;
+use tokio::time::Instant;
 use tripline_engine::text::{safe, Safe, MAX_SUMMARY_CHARS};
 use tripline_engine::time::format_rfc3339;
 use tripline_engine::{Alert, AlertKind, EvidenceValue, Resolved};
@@ -50,6 +60,7 @@ pub struct Alertmanager {
     generator_url: Option<String>,
     pub(crate) repush_interval: Duration,
     ttl: Duration,
+    pub(crate) min_firing: Duration,
     pub(crate) max_open: usize,
     links: Links,
 }
@@ -164,6 +175,8 @@ pub(crate) fn description(a: &Alert) -> String {
 pub(crate) struct Timing {
     pub repush_interval: Duration,
     pub ttl: Duration,
+    /// Shortest time an alert stays firing in Alertmanager (see the module docs).
+    pub min_firing: Duration,
     pub max_open: usize,
 }
 
@@ -183,6 +196,7 @@ impl Alertmanager {
             generator_url,
             repush_interval: timing.repush_interval,
             ttl: timing.ttl,
+            min_firing: timing.min_firing,
             max_open: timing.max_open,
             links,
         }
@@ -284,6 +298,8 @@ impl Alertmanager {
 
     /// A resolution: the same labels, `endsAt` = now. `opened` is the alert
     /// that opened the episode when still known, to keep its annotations.
+    /// `resolved_at` is the event time the episode ended (the notification
+    /// may have been held, see the module docs).
     pub(crate) fn encode_resolved(
         &self,
         r: &Resolved,
@@ -311,6 +327,8 @@ impl Alertmanager {
         p.annotations
             .insert("last_seen", format_rfc3339(r.last_seen));
         p.annotations.insert("folded", r.folded.to_string());
+        p.annotations
+            .insert("resolved_at", format_rfc3339(r.resolved_at));
         p.ends_at = format_rfc3339(now_ms);
         Ok(self.request(serde_json::to_vec(&[p])?))
     }
@@ -323,13 +341,13 @@ impl Alertmanager {
     }
 }
 
-/// Open episodes of one Alertmanager output, for re-pushing. Bounded: the
-/// oldest opened is forgotten first (it then resolves in Alertmanager after
-/// its TTL).
+/// Open episodes of one Alertmanager output, for re-pushing, with when each
+/// was first pushed. Bounded: the oldest opened is forgotten first (it then
+/// resolves in Alertmanager after its TTL).
 #[derive(Debug, Default)]
 pub(crate) struct OpenAlerts {
     max: usize,
-    by_id: HashMap<String, Arc<Alert>>,
+    by_id: HashMap<String, (Arc<Alert>, Instant)>,
     order: VecDeque<String>,
 }
 
@@ -342,7 +360,7 @@ impl OpenAlerts {
         }
     }
 
-    pub(crate) fn open(&mut self, a: Arc<Alert>) {
+    pub(crate) fn open(&mut self, a: Arc<Alert>, pushed: Instant) {
         if self.by_id.contains_key(&a.id) {
             return;
         }
@@ -355,11 +373,16 @@ impl OpenAlerts {
             }
         }
         self.order.push_back(a.id.clone());
-        self.by_id.insert(a.id.clone(), a);
+        self.by_id.insert(a.id.clone(), (a, pushed));
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Alert>> {
-        self.by_id.get(id).cloned()
+        self.by_id.get(id).map(|(a, _)| Arc::clone(a))
+    }
+
+    /// When the alert was first pushed, while it is open.
+    pub(crate) fn pushed_at(&self, id: &str) -> Option<Instant> {
+        self.by_id.get(id).map(|(_, at)| *at)
     }
 
     pub(crate) fn close(&mut self, id: &str) {
@@ -371,7 +394,7 @@ impl OpenAlerts {
     pub(crate) fn all(&self) -> Vec<Arc<Alert>> {
         self.order
             .iter()
-            .filter_map(|id| self.by_id.get(id).cloned())
+            .filter_map(|id| self.by_id.get(id).map(|(a, _)| Arc::clone(a)))
             .collect()
     }
 }
@@ -401,6 +424,7 @@ mod tests {
             Timing {
                 repush_interval: Duration::from_secs(60),
                 ttl: Duration::from_secs(300),
+                min_firing: Duration::from_secs(360),
                 max_open: 10,
             },
             Links::new(
@@ -468,7 +492,7 @@ mod tests {
             severity: a.severity,
             integration_id: a.integration_id.clone(),
             last_seen: 0,
-            resolved_at: 0,
+            resolved_at: parse_rfc3339("2026-11-29T03:12:40Z").unwrap(),
             folded: 2,
         };
         for opened in [Some(&a), None] {
@@ -480,6 +504,10 @@ mod tests {
                 f["annotations"]["runbook_url"]
             );
             assert_eq!(res[0]["endsAt"], "2026-11-29T03:13:00.000Z");
+            assert_eq!(
+                res[0]["annotations"]["resolved_at"],
+                "2026-11-29T03:12:40.000Z"
+            );
         }
     }
 
@@ -505,10 +533,11 @@ mod tests {
     #[test]
     fn open_alerts_are_bounded() {
         let mut o = OpenAlerts::new(2);
-        for id in ["a", "b", "c"] {
+        let t0 = Instant::now();
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
             let mut a = alert();
             a.id = id.into();
-            o.open(Arc::new(a));
+            o.open(Arc::new(a), t0 + Duration::from_secs(i as u64));
         }
         assert_eq!(
             o.all().iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
@@ -517,5 +546,7 @@ mod tests {
         o.close("b");
         assert_eq!(o.all().len(), 1);
         assert!(o.get("c").is_some());
+        assert_eq!(o.pushed_at("c"), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(o.pushed_at("b"), None);
     }
 }

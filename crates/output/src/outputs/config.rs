@@ -42,6 +42,10 @@ pub const DEFAULT_AM_REPUSH_INTERVAL_SECONDS: u64 = 60;
 /// tripline stops re-pushing (it crashed), Alertmanager resolves the alert
 /// after this long. Five re-push intervals, so a few lost pushes do not flap.
 pub const DEFAULT_AM_ALERT_TTL_SECONDS: u64 = 300;
+/// Default shortest time an alert stays firing in Alertmanager: the shipped
+/// route's `group_wait` (30 s) + `group_interval` (5 m) + 30 s, so that an
+/// alert that joins an existing group is flushed as firing at least once.
+pub const DEFAULT_AM_MIN_FIRING_SECONDS: u64 = 360;
 /// Default bound on open Alertmanager episodes kept for re-pushing.
 pub const DEFAULT_AM_MAX_OPEN_ALERTS: usize = 10_000;
 
@@ -297,6 +301,13 @@ pub struct AlertmanagerConfig {
     /// `endsAt` of a firing alert is now + this; must exceed the re-push interval.
     #[serde(default = "default_am_ttl")]
     pub alert_ttl_seconds: u64,
+    /// Shortest time an alert stays firing in Alertmanager: a resolution
+    /// sooner than this after the first push is sent with `endsAt` = first
+    /// push + this, because Alertmanager never notifies an alert that fired
+    /// and resolved between two flushes of its group. At least `group_wait`
+    /// + `group_interval` of the route; 0 resolves at once.
+    #[serde(default = "default_am_min_firing")]
+    pub min_firing_seconds: u64,
     /// Most open episodes remembered for re-pushing (oldest forgotten first).
     #[serde(default = "default_am_max_open")]
     pub max_open_alerts: usize,
@@ -307,6 +318,9 @@ fn default_am_repush() -> u64 {
 }
 fn default_am_ttl() -> u64 {
     DEFAULT_AM_ALERT_TTL_SECONDS
+}
+fn default_am_min_firing() -> u64 {
+    DEFAULT_AM_MIN_FIRING_SECONDS
 }
 fn default_am_max_open() -> usize {
     DEFAULT_AM_MAX_OPEN_ALERTS

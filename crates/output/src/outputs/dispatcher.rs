@@ -11,27 +11,34 @@
 //! minutes receives everything, in order, once it is back, and a delivered
 //! notification is never sent again by this process.
 //!
+//! An Alertmanager resolution that comes sooner than `min_firing_seconds`
+//! after its alert's first push is held until then (`hold.rs`), so it may
+//! be delivered after notifications queued behind it.
+//!
 //! [`Dispatcher::flush`] drains for shutdown: it waits until every queue is
 //! empty or the deadline passes, then stops the workers; whatever is left is
-//! counted as `expired`.
+//! counted as `expired`. Held resolutions are left to Alertmanager, which
+//! resolves their alerts when the last push's `endsAt` passes.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
-use reqwest::StatusCode;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tripline_engine::{Alert, Resolved, Severity};
 
 use super::alertmanager::OpenAlerts;
-use super::retry::{backoff, parse_retry_after};
+use super::hold::{self, Held};
+use super::retry::backoff;
+use super::send::{self, SendError};
+use super::stats::{FlushOutcome, OutputHealth, OutputStats};
 use super::{
     Delivery, EncodeError, Notification, OutputKind, OutputSettings, OverflowPolicy, WireRequest,
 };
-use crate::grouping::{Admission, Grouper, GroupingStats};
+use crate::grouping::{Admission, Grouper};
 use crate::http::HealthCheck;
 use crate::metrics::{Metrics, MetricsError, OutputMetrics};
 
@@ -59,40 +66,6 @@ pub enum DispatcherError {
     Metrics(#[from] MetricsError),
 }
 
-/// Counters of one output, read from its metrics.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutputStats {
-    pub name: String,
-    /// Successful delivery attempts.
-    pub delivered: u64,
-    /// Failed delivery attempts (each retry that fails counts).
-    pub failed_attempts: u64,
-    /// Re-attempts after a failure.
-    pub retries: u64,
-    pub dropped_queue_full: u64,
-    pub dropped_rate_limited: u64,
-    pub dropped_expired: u64,
-    /// Waiting, including the one being delivered.
-    pub queue_depth: usize,
-    /// What deduplication and the rate limit folded.
-    pub grouping: GroupingStats,
-}
-
-/// Health of one output, for `/readyz`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutputHealth {
-    pub name: String,
-    /// `None` when healthy; otherwise why not.
-    pub problem: Option<String>,
-}
-
-/// What [`Dispatcher::flush`] achieved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlushOutcome {
-    /// Notifications still undelivered at the deadline (counted as `expired`).
-    pub abandoned: usize,
-}
-
 struct Item {
     n: Notification,
     enqueued: Instant,
@@ -103,6 +76,8 @@ struct State {
     in_flight: bool,
     grouper: Grouper,
     open: Option<OpenAlerts>,
+    /// Alertmanager resolutions waiting for `min_firing` (`hold.rs`).
+    held: Held<Item>,
     failing_since: Option<Instant>,
     last_drop_log: Option<Instant>,
     closed: bool,
@@ -123,16 +98,6 @@ struct Output {
 enum DropReason {
     QueueFull,
     Expired,
-}
-
-enum SendError {
-    /// Worth retrying: network error, timeout, 408, 429, 5xx.
-    Retryable {
-        retry_after: Option<Duration>,
-        what: String,
-    },
-    /// Not worth retrying: other 4xx, 3xx, an encoding bug.
-    Permanent { what: String },
 }
 
 enum Delivered {
@@ -236,9 +201,33 @@ impl Output {
         self.wake.notify_one();
     }
 
+    /// When an Alertmanager resolution must wait: its alert was first pushed
+    /// less than `min_firing` ago.
+    fn hold_until(&self, st: &State, n: &Notification, now: Instant) -> Option<Instant> {
+        let (OutputKind::Alertmanager(am), Notification::Resolved(r)) = (&self.kind, n) else {
+            return None;
+        };
+        let pushed = st.open.as_ref()?.pushed_at(&r.id)?;
+        hold::due(pushed, am.min_firing, now)
+    }
+
+    /// The next item to deliver: a held resolution now due, else the head of
+    /// the queue (a resolution that must wait is moved to `held`).
     fn pop(&self) -> Option<Item> {
         let mut st = self.lock();
-        let item = st.queue.pop_front();
+        let now = Instant::now();
+        let item = loop {
+            if let Some(item) = st.held.pop_due(now) {
+                break Some(item);
+            }
+            let Some(item) = st.queue.pop_front() else {
+                break None;
+            };
+            match self.hold_until(&st, &item.n, now) {
+                Some(due) => st.held.hold(due, item),
+                None => break Some(item),
+            }
+        };
         st.in_flight = item.is_some();
         self.depth_gauge(&st);
         item
@@ -269,42 +258,7 @@ impl Output {
     }
 
     async fn send(&self, req: WireRequest) -> Result<(), SendError> {
-        let resp = self
-            .client
-            .post(req.url.expose().clone())
-            .headers(req.headers)
-            .body(req.body)
-            .timeout(self.delivery.timeout)
-            .send()
-            .await;
-        match resp {
-            // `without_url`: the URL may hold a token and must not be logged.
-            Err(e) => Err(SendError::Retryable {
-                retry_after: None,
-                what: e.without_url().to_string(),
-            }),
-            Ok(resp) => {
-                let status = resp.status();
-                let retry_after = parse_retry_after(&resp);
-                // Read the body so the connection can be reused; its content is not logged.
-                let _ = resp.bytes().await;
-                if status.is_success() {
-                    Ok(())
-                } else if status == StatusCode::REQUEST_TIMEOUT
-                    || status == StatusCode::TOO_MANY_REQUESTS
-                    || status.is_server_error()
-                {
-                    Err(SendError::Retryable {
-                        retry_after,
-                        what: format!("HTTP {}", status.as_u16()),
-                    })
-                } else {
-                    Err(SendError::Permanent {
-                        what: format!("HTTP {}", status.as_u16()),
-                    })
-                }
-            }
-        }
+        send::send(&self.client, req, self.delivery.timeout).await
     }
 
     fn record_success(&self) {
@@ -358,7 +312,7 @@ impl Output {
                         Notification::Firing(a) => {
                             st.grouper.delivered(&a.id);
                             if let Some(open) = st.open.as_mut() {
-                                open.open(Arc::clone(a));
+                                open.open(Arc::clone(a), now);
                             }
                         }
                         Notification::Resolved(r) => {
@@ -472,8 +426,13 @@ impl Output {
                     self.finish();
                 }
                 None => {
-                    let repush_sleep = async {
-                        match next_repush {
+                    let held_due = self.lock().held.next_due();
+                    let wake_at = match (next_repush, held_due) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let timer = async {
+                        match wake_at {
                             Some(at) => tokio::time::sleep_until(at).await,
                             None => std::future::pending().await,
                         }
@@ -481,7 +440,7 @@ impl Output {
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = shutdown.changed() => return,
-                        _ = repush_sleep => {}
+                        _ = timer => {}
                     }
                 }
             }
@@ -499,6 +458,7 @@ impl Output {
             dropped_rate_limited: self.metrics.dropped_rate_limited.get(),
             dropped_expired: self.metrics.dropped_expired.get(),
             queue_depth: st.queue.len() + usize::from(st.in_flight),
+            held_resolutions: st.held.len(),
             grouping: st.grouper.stats(),
         }
     }
@@ -587,6 +547,7 @@ impl Dispatcher {
                     in_flight: false,
                     grouper: Grouper::new(&s.grouping),
                     open,
+                    held: Held::default(),
                     failing_since: None,
                     last_drop_log: None,
                     closed: false,
@@ -651,10 +612,12 @@ impl Dispatcher {
             let _ = tokio::time::timeout(WORKER_STOP_GRACE, w).await;
         }
         let mut abandoned = 0;
+        let mut left_to_alertmanager = 0;
         for o in &self.inner.outputs {
             let mut st = o.lock();
             st.closed = true;
             st.in_flight = false;
+            left_to_alertmanager += st.held.clear();
             while let Some(item) = st.queue.pop_front() {
                 abandoned += 1;
                 o.count_drop(&mut st, &item.n, DropReason::Expired);
@@ -663,6 +626,12 @@ impl Dispatcher {
         }
         if abandoned > 0 {
             tracing::warn!(abandoned, "Shut down with undelivered alert notifications.");
+        }
+        if left_to_alertmanager > 0 {
+            tracing::info!(
+                held = left_to_alertmanager,
+                "Shut down with held Alertmanager resolutions; their alerts resolve at the TTL."
+            );
         }
         FlushOutcome { abandoned }
     }

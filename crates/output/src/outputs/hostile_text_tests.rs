@@ -125,6 +125,7 @@ fn alertmanager_labels_and_annotations_are_escaped() {
         Timing {
             repush_interval: Duration::from_secs(60),
             ttl: Duration::from_secs(300),
+            min_firing: Duration::from_secs(360),
             max_open: 10,
         },
         links(),

@@ -23,19 +23,23 @@ use crate::grouping::GroupingConfig;
 pub mod alertmanager;
 mod config;
 mod dispatcher;
+mod hold;
 #[cfg(test)]
 mod hostile_text_tests;
 mod human;
 pub mod links;
 pub mod pagerduty;
 mod retry;
+mod send;
 pub mod slack;
+mod stats;
 mod validate;
 pub mod webhook;
 
 pub use config::*;
-pub use dispatcher::{Dispatcher, DispatcherError, FlushOutcome, OutputHealth, OutputStats};
+pub use dispatcher::{Dispatcher, DispatcherError};
 pub use links::Links;
+pub use stats::{FlushOutcome, OutputHealth, OutputStats};
 pub(crate) use validate::parse_headers;
 pub use validate::validate_outputs;
 

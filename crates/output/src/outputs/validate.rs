@@ -12,6 +12,9 @@ use super::links::{Links, INTEGRATION_PLACEHOLDER};
 use super::{alertmanager, pagerduty, slack, webhook, OutputKind, OutputSettings, SecretUrl};
 use crate::secret::{self, Secret, SecretSource};
 
+/// Longest `min_firing_seconds`: a resolution held longer than a day is a typo.
+const MAX_AM_MIN_FIRING_SECONDS: u64 = 86_400;
+
 /// Checks `raw` is an absolute http(s) URL, pushing a problem otherwise.
 /// The message never includes the URL (it may hold a token).
 fn parse_url(
@@ -187,6 +190,12 @@ pub fn validate_outputs(
                          or Alertmanager resolves open alerts between re-pushes"
                     ));
                 }
+                if c.min_firing_seconds > MAX_AM_MIN_FIRING_SECONDS {
+                    problems.push(format!(
+                        "{prefix}.min_firing_seconds must be at most {MAX_AM_MIN_FIRING_SECONDS} \
+                         (one day)"
+                    ));
+                }
                 if c.max_open_alerts == 0 {
                     problems.push(format!("{prefix}.max_open_alerts must be at least 1"));
                 }
@@ -211,6 +220,7 @@ pub fn validate_outputs(
                         alertmanager::Timing {
                             repush_interval: Duration::from_secs(c.repush_interval_seconds.max(1)),
                             ttl: Duration::from_secs(c.alert_ttl_seconds),
+                            min_firing: Duration::from_secs(c.min_firing_seconds),
                             max_open: c.max_open_alerts.max(1),
                         },
                         links.clone(),
@@ -460,6 +470,7 @@ mod tests {
             type = "alertmanager"
             url = "http://user:pw@am:9093"
             repush_interval_seconds = 600
+            min_firing_seconds = 90000
             labels = { alertname = "x" }
 
             [[outputs]]
@@ -483,6 +494,7 @@ mod tests {
             "is used by another output",
             "must not embed credentials",
             "alert_ttl_seconds must be greater",
+            "min_firing_seconds must be at most 86400",
             "\"alertname\" is not a valid label name or is reserved",
             "name must be 1-64 characters",
             "set only one of",
