@@ -672,6 +672,8 @@ if install_k8s_tools; then
     [ "${PIPESTATUS[0]}" -eq 0 ] && py crd_shapes "$TMP/$name.yaml"
   }
   check "helm template (sidecar, Alertmanager-first) | kubernetes-validate --strict" render_validate sidecar
+  check "helm template (sidecar, Alertmanager replicas in outputs.alertmanagerUrls) | kubernetes-validate --strict" \
+    render_validate sidecar-ha --set 'outputs.alertmanagerUrls={http://am-0.am:9093,http://am-1.am:9093}'
   check "helm template (standalone, direct, SASL+TLS, dir checkpoints, API, SOC webhook) | kubernetes-validate --strict" \
     render_validate standalone --set mode=standalone,outputs.profile=direct,outputs.socWebhook=true \
       --set kafka.sasl.enabled=true,kafka.sasl.existingSecret=kafka-auth,kafka.tls.enabled=true,kafka.tls.existingSecret=kafka-tls \
@@ -703,6 +705,11 @@ if install_k8s_tools; then
     }
     check "tripline check-config accepts the helm-rendered config (sidecar)" helm_check_config sidecar
     check "tripline check-config accepts the helm-rendered config (standalone/direct)" helm_check_config standalone
+    helm_check_ha() {
+      helm_check_config sidecar-ha &&
+        grep -qF 'urls = ["http://am-0.am:9093", "http://am-1.am:9093"]' "$TMP/sidecar-ha.toml"
+    }
+    check "tripline check-config accepts the helm-rendered config (Alertmanager replicas in urls)" helm_check_ha
     direct_check_config() {
       PAGERDUTY_ROUTING_KEY=x SLACK_WEBHOOK_URL=https://placeholder.invalid/x WEBHOOK_URL=https://placeholder.invalid/x \
         WEBHOOK_SIGNING_SECRET="whsec_$(printf 'A%.0s' $(seq 43))=" \

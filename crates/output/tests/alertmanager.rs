@@ -84,6 +84,23 @@ impl Alertmanager {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let ready = format!("{}/-/ready", self.url());
+        eventually_async(Duration::from_secs(20), "alertmanager ready", || {
+            let c = client.clone();
+            let u = ready.clone();
+            async move {
+                c.get(&u)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+    }
 }
 
 /// (status of the alert in the notification, tripline_id) for every alert of
@@ -125,19 +142,7 @@ async fn alertmanager_notifies_each_alert_once_then_resolves() {
     let rx = Receiver::start().await;
     let am = Alertmanager::start(&rx.url("/am"));
     let client = reqwest::Client::new();
-    let ready = format!("{}/-/ready", am.url());
-    eventually_async(Duration::from_secs(20), "alertmanager ready", || {
-        let c = client.clone();
-        let u = ready.clone();
-        async move {
-            c.get(&u)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    am.wait_ready().await;
 
     let config = format!(
         "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\nlabels = {{ env = \"test\" }}\n\
@@ -262,20 +267,7 @@ async fn an_alert_resolved_within_group_wait_is_still_notified_firing_then_resol
             rx.url("/am")
         ),
     );
-    let client = reqwest::Client::new();
-    let ready = format!("{}/-/ready", am.url());
-    eventually_async(Duration::from_secs(20), "alertmanager ready", || {
-        let c = client.clone();
-        let u = ready.clone();
-        async move {
-            c.get(&u)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    am.wait_ready().await;
     let config = format!(
         "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\n\
          repush_interval_seconds = 60\nalert_ttl_seconds = 300\nmin_firing_seconds = 5\n",
@@ -321,6 +313,59 @@ async fn an_alert_resolved_within_group_wait_is_still_notified_firing_then_resol
     let s = &d.stats()[0];
     assert_eq!((s.delivered, s.failed_attempts), (2, 0), "{s:?}");
     d.flush(Instant::now() + Duration::from_secs(2)).await;
+}
+
+/// `urls` sends every alert to every replica of an Alertmanager cluster
+/// (replicas gossip silences and notifications, not alerts), each through
+/// its own queue: a replica that is down does not hold the others back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urls_reach_every_alertmanager_replica_and_a_dead_one_blocks_none() {
+    let rx = Receiver::start().await;
+    let am0 = Alertmanager::start(&rx.url("/am0"));
+    let am1 = Alertmanager::start(&rx.url("/am1"));
+    am0.wait_ready().await;
+    am1.wait_ready().await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let config = format!(
+        "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"{}\", \"{}\", \"{dead}\"]\n\
+         min_firing_seconds = 0\n\
+         [outputs.delivery]\ninitial_backoff_ms = 50\nmax_backoff_ms = 200\n",
+        am0.url(),
+        am1.url()
+    );
+    let (d, _m) = dispatcher(&config, &[]);
+    let names: Vec<String> = d.stats().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["am-0", "am-1", "am-2"]);
+    let a = alert(
+        "ha-1",
+        "mailchimp-sync",
+        AlertKind::CallSpike,
+        Severity::Critical,
+    );
+    d.submit(std::slice::from_ref(&a), &[]);
+    let wait = Duration::from_secs(20);
+    let replica_notified = |path: &'static str| {
+        let rx = &rx;
+        move || {
+            rx.requests().iter().any(|r| {
+                r.path == path
+                    && r.json()["alerts"]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|x| x["labels"]["tripline_id"] == "ha-1"))
+            })
+        }
+    };
+    eventually(wait, "replica 0 notified", replica_notified("/am0")).await;
+    eventually(wait, "replica 1 notified", replica_notified("/am1")).await;
+    eventually(wait, "the dead replica retried", || {
+        d.stats()[2].retries >= 2
+    })
+    .await;
+    let s = d.stats();
+    assert_eq!((s[0].delivered, s[0].failed_attempts), (1, 0), "{s:?}");
+    assert_eq!((s[1].delivered, s[1].failed_attempts), (1, 0), "{s:?}");
+    assert_eq!(s[2].delivered, 0, "{s:?}");
+    d.flush(Instant::now() + Duration::from_secs(1)).await;
 }
 
 /// `deploy/…` of the repository.
@@ -370,19 +415,7 @@ async fn shipped_alertmanager_first_profile_pages_once_per_incident() {
         .replace("group_interval: 5m", "group_interval: 2s");
     let am = Alertmanager::start_with(dir, &am_config);
     let client = reqwest::Client::new();
-    let ready = format!("{}/-/ready", am.url());
-    eventually_async(Duration::from_secs(20), "alertmanager ready", || {
-        let c = client.clone();
-        let u = ready.clone();
-        async move {
-            c.get(&u)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-        }
-    })
-    .await;
+    am.wait_ready().await;
 
     // tripline's shipped outputs, Alertmanager URL pointed at the test one.
     let mut tripline: toml::Value =

@@ -202,6 +202,12 @@ impl Alertmanager {
         }
     }
 
+    /// Where alerts are posted.
+    #[cfg(test)]
+    pub(crate) fn endpoint(&self) -> &SecretUrl {
+        &self.endpoint
+    }
+
     /// The labels. `integration_id` is input: rendered with [`Safe`]
     /// (the same on fire and resolve, so the fingerprint still matches).
     fn labels<'a>(

@@ -282,7 +282,13 @@ pub struct WebhookConfig {
 pub struct AlertmanagerConfig {
     /// Alertmanager base URL, e.g. `http://alertmanager:9093`; alerts go to
     /// `<url>/api/v2/alerts`. Must not embed credentials.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Instead of `url`: every replica of an Alertmanager cluster (alerts
+    /// are not gossiped between replicas; each must get them). One output
+    /// per replica, named `<name>-<index>`, each with its own queue.
+    #[serde(default)]
+    pub urls: Vec<String>,
     /// Environment variable holding a bearer token (e.g. for a proxy in front of Alertmanager).
     #[serde(default)]
     pub bearer_token_env: Option<String>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
 
-use super::config::{OutputConfig, ReceiverConfig};
+use super::config::{AlertmanagerConfig, OutputConfig, ReceiverConfig};
 use super::links::{Links, INTEGRATION_PLACEHOLDER};
 use super::{alertmanager, pagerduty, slack, webhook, OutputKind, OutputSettings, SecretUrl};
 use crate::secret::{self, Secret, SecretSource};
@@ -87,6 +87,126 @@ fn validate_links(prefix: &str, cfg: &OutputConfig, problems: &mut Vec<String>) 
     Links::new(&cfg.runbook_url, cfg.dashboard_url.as_deref())
 }
 
+/// Most Alertmanager replicas one `alertmanager` output may name.
+const MAX_AM_URLS: usize = 16;
+
+/// An `alertmanager` entry's outputs: one named `name` for `url`, or one per
+/// replica for `urls`, named `name-0`, `name-1`, … (Alertmanager replicates
+/// silences and its notification log between replicas, not alerts: a
+/// client sends every alert to every replica, as Prometheus does).
+fn alertmanager_outputs(
+    prefix: &str,
+    name: &str,
+    c: &AlertmanagerConfig,
+    source: &dyn SecretSource,
+    links: &Links,
+    problems: &mut Vec<String>,
+) -> Vec<(String, OutputKind)> {
+    let raw: Vec<(String, &str)> = match (&c.url, c.urls.as_slice()) {
+        (Some(u), []) => vec![(name.to_owned(), u.as_str())],
+        (None, []) => {
+            problems.push(format!("{prefix}: set `url` (or `urls`, one per replica)"));
+            return Vec::new();
+        }
+        (Some(_), _) => {
+            problems.push(format!("{prefix}: set only one of `url` and `urls`"));
+            return Vec::new();
+        }
+        (None, urls) => {
+            if urls.len() > MAX_AM_URLS {
+                problems.push(format!(
+                    "{prefix}.urls: at most {MAX_AM_URLS} Alertmanager replicas"
+                ));
+            }
+            let mut distinct = std::collections::HashSet::new();
+            for u in urls {
+                if !distinct.insert(u.trim()) {
+                    problems.push(format!("{prefix}.urls: {u:?} is listed twice"));
+                }
+            }
+            urls.iter()
+                .enumerate()
+                .map(|(i, u)| (format!("{name}-{i}"), u.as_str()))
+                .collect()
+        }
+    };
+    let endpoints: Vec<(String, Option<Url>)> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, u))| {
+            let field = if c.urls.is_empty() {
+                format!("{prefix}.url")
+            } else {
+                format!("{prefix}.urls[{i}]")
+            };
+            let url = parse_url(&field, u, false, problems)
+                .and_then(|u| alertmanager::alerts_endpoint(u, prefix, problems));
+            (n, url)
+        })
+        .collect();
+    let field = format!("{prefix}.bearer_token");
+    let token = secret::resolve(
+        &field,
+        c.bearer_token_env.as_deref(),
+        c.bearer_token_file.as_deref(),
+        false,
+        source,
+        problems,
+    );
+    let bearer = bearer_header(token, &field, problems);
+    if c.repush_interval_seconds == 0 {
+        problems.push(format!(
+            "{prefix}.repush_interval_seconds must be at least 1"
+        ));
+    }
+    if c.alert_ttl_seconds <= c.repush_interval_seconds {
+        problems.push(format!(
+            "{prefix}.alert_ttl_seconds must be greater than repush_interval_seconds, \
+             or Alertmanager resolves open alerts between re-pushes"
+        ));
+    }
+    if c.min_firing_seconds > MAX_AM_MIN_FIRING_SECONDS {
+        problems.push(format!(
+            "{prefix}.min_firing_seconds must be at most {MAX_AM_MIN_FIRING_SECONDS} \
+             (one day)"
+        ));
+    }
+    if c.max_open_alerts == 0 {
+        problems.push(format!("{prefix}.max_open_alerts must be at least 1"));
+    }
+    for label in c.labels.keys() {
+        if !alertmanager::valid_label_name(label)
+            || alertmanager::RESERVED_LABELS.contains(&label.as_str())
+        {
+            problems.push(format!(
+                "{prefix}.labels: {label:?} is not a valid label name or is reserved"
+            ));
+        }
+    }
+    if let Some(g) = &c.generator_url {
+        parse_url(&format!("{prefix}.generator_url"), g, false, problems);
+    }
+    endpoints
+        .into_iter()
+        .filter_map(|(n, url)| {
+            let am = alertmanager::Alertmanager::new(
+                SecretUrl(url?),
+                bearer.clone(),
+                c.labels.clone(),
+                c.generator_url.clone(),
+                alertmanager::Timing {
+                    repush_interval: Duration::from_secs(c.repush_interval_seconds.max(1)),
+                    ttl: Duration::from_secs(c.alert_ttl_seconds),
+                    min_firing: Duration::from_secs(c.min_firing_seconds),
+                    max_open: c.max_open_alerts.max(1),
+                },
+                links.clone(),
+            );
+            Some((n, OutputKind::Alertmanager(am)))
+        })
+        .collect()
+}
+
 /// Validates every output entry and resolves its secrets from `source`.
 /// Returns all problems at once, each prefixed with the entry it is about.
 pub fn validate_outputs(
@@ -96,6 +216,7 @@ pub fn validate_outputs(
     let mut problems = Vec::new();
     let mut settings = Vec::with_capacity(configs.len());
     let mut seen = std::collections::HashSet::new();
+    let mut extra = Vec::new();
     for (i, cfg) in configs.iter().enumerate() {
         let name = cfg.name.as_str();
         let prefix = format!("outputs[{i}] ({name:?})");
@@ -167,65 +288,18 @@ pub fn validate_outputs(
                 })
             }
             ReceiverConfig::Alertmanager(c) => {
-                let url = parse_url(&format!("{prefix}.url"), &c.url, false, &mut problems)
-                    .and_then(|u| alertmanager::alerts_endpoint(u, &prefix, &mut problems));
-                let field = format!("{prefix}.bearer_token");
-                let token = secret::resolve(
-                    &field,
-                    c.bearer_token_env.as_deref(),
-                    c.bearer_token_file.as_deref(),
-                    false,
-                    source,
-                    &mut problems,
-                );
-                let bearer = bearer_header(token, &field, &mut problems);
-                if c.repush_interval_seconds == 0 {
-                    problems.push(format!(
-                        "{prefix}.repush_interval_seconds must be at least 1"
-                    ));
-                }
-                if c.alert_ttl_seconds <= c.repush_interval_seconds {
-                    problems.push(format!(
-                        "{prefix}.alert_ttl_seconds must be greater than repush_interval_seconds, \
-                         or Alertmanager resolves open alerts between re-pushes"
-                    ));
-                }
-                if c.min_firing_seconds > MAX_AM_MIN_FIRING_SECONDS {
-                    problems.push(format!(
-                        "{prefix}.min_firing_seconds must be at most {MAX_AM_MIN_FIRING_SECONDS} \
-                         (one day)"
-                    ));
-                }
-                if c.max_open_alerts == 0 {
-                    problems.push(format!("{prefix}.max_open_alerts must be at least 1"));
-                }
-                for label in c.labels.keys() {
-                    if !alertmanager::valid_label_name(label)
-                        || alertmanager::RESERVED_LABELS.contains(&label.as_str())
-                    {
+                // One output per replica (`urls`), each with its own queue.
+                for (n, kind) in
+                    alertmanager_outputs(&prefix, name, c, source, &links, &mut problems)
+                {
+                    if n != name && !seen.insert(n.clone()) {
                         problems.push(format!(
-                            "{prefix}.labels: {label:?} is not a valid label name or is reserved"
+                            "{prefix}: output name {n:?} is used by another output"
                         ));
                     }
+                    extra.push((n, kind));
                 }
-                if let Some(g) = &c.generator_url {
-                    parse_url(&format!("{prefix}.generator_url"), g, false, &mut problems);
-                }
-                url.map(|url| {
-                    OutputKind::Alertmanager(alertmanager::Alertmanager::new(
-                        SecretUrl(url),
-                        bearer,
-                        c.labels.clone(),
-                        c.generator_url.clone(),
-                        alertmanager::Timing {
-                            repush_interval: Duration::from_secs(c.repush_interval_seconds.max(1)),
-                            ttl: Duration::from_secs(c.alert_ttl_seconds),
-                            min_firing: Duration::from_secs(c.min_firing_seconds),
-                            max_open: c.max_open_alerts.max(1),
-                        },
-                        links.clone(),
-                    ))
-                })
+                None
             }
             ReceiverConfig::Pagerduty(c) => {
                 let key = secret::resolve(
@@ -271,10 +345,11 @@ pub fn validate_outputs(
         };
         let delivery = cfg.delivery.validate(&prefix, &mut problems);
         cfg.grouping.validate(&prefix, &mut problems);
-        if let Some(kind) = kind {
+        let named = kind.map(|k| (name.to_owned(), k)).into_iter();
+        for (name, kind) in named.chain(extra.drain(..)) {
             settings.push(OutputSettings {
-                name: name.to_owned(),
-                delivery,
+                name,
+                delivery: delivery.clone(),
                 grouping: cfg.grouping.clone(),
                 min_severity: cfg.min_severity,
                 kind,
@@ -503,5 +578,84 @@ mod tests {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }
         assert!(!joined.contains("pw@"), "{joined}");
+    }
+
+    #[test]
+    fn alertmanager_urls_make_one_output_per_replica() {
+        let cfgs = parse(
+            r#"
+            [[outputs]]
+            name = "am"
+            type = "alertmanager"
+            urls = ["http://am-0.am:9093", "http://am-1.am:9093/prefix"]
+            min_severity = "warning"
+            "#,
+        );
+        let settings = validate_outputs(&cfgs, &FakeEnv::default()).unwrap();
+        let got: Vec<(String, String, Severity)> = settings
+            .iter()
+            .map(|s| match &s.kind {
+                OutputKind::Alertmanager(am) => (
+                    s.name.clone(),
+                    am.endpoint().expose().to_string(),
+                    s.min_severity,
+                ),
+                _ => panic!("not an alertmanager output"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "am-0".to_owned(),
+                    "http://am-0.am:9093/api/v2/alerts".to_owned(),
+                    Severity::Warning
+                ),
+                (
+                    "am-1".to_owned(),
+                    "http://am-1.am:9093/prefix/api/v2/alerts".to_owned(),
+                    Severity::Warning
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn alertmanager_url_and_urls_problems_are_reported_together() {
+        let cfgs = parse(
+            r#"
+            [[outputs]]
+            name = "both"
+            type = "alertmanager"
+            url = "http://am:9093"
+            urls = ["http://am-0:9093"]
+
+            [[outputs]]
+            name = "neither"
+            type = "alertmanager"
+
+            [[outputs]]
+            name = "twice"
+            type = "alertmanager"
+            urls = ["http://am-0:9093", "http://am-0:9093", "ftp://x"]
+
+            [[outputs]]
+            name = "twice-0"
+            type = "webhook"
+            url_env = "U"
+            "#,
+        );
+        let mut env = FakeEnv::default();
+        env.vars.insert("U".into(), "http://hook".into());
+        let joined = validate_outputs(&cfgs, &env).unwrap_err().join("\n");
+        for needle in [
+            "(\"both\"): set only one of `url` and `urls`",
+            "(\"neither\"): set `url` (or `urls`, one per replica)",
+            "(\"twice\").urls: \"http://am-0:9093\" is listed twice",
+            "(\"twice\").urls[2] must be an http or https URL",
+            "name is used by another output",
+        ] {
+            assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+        }
     }
 }
