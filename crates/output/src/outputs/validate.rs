@@ -64,6 +64,20 @@ fn bearer_header(
     }
 }
 
+/// The optional `bearer_token_env`/`_file` of an entry, as an
+/// `Authorization` header.
+fn bearer_token(
+    prefix: &str,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    source: &dyn SecretSource,
+    problems: &mut Vec<String>,
+) -> Option<HeaderValue> {
+    let field = format!("{prefix}.bearer_token");
+    let token = secret::resolve(&field, env, file, false, source, problems);
+    bearer_header(token, &field, problems)
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -144,16 +158,13 @@ fn alertmanager_outputs(
             (n, url)
         })
         .collect();
-    let field = format!("{prefix}.bearer_token");
-    let token = secret::resolve(
-        &field,
+    let bearer = bearer_token(
+        prefix,
         c.bearer_token_env.as_deref(),
         c.bearer_token_file.as_deref(),
-        false,
         source,
         problems,
     );
-    let bearer = bearer_header(token, &field, problems);
     if c.repush_interval_seconds == 0 {
         problems.push(format!(
             "{prefix}.repush_interval_seconds must be at least 1"
@@ -264,16 +275,13 @@ pub fn validate_outputs(
                          sign with signing_secret_env/_file (Standard Webhooks) instead"
                     ));
                 }
-                let field = format!("{prefix}.bearer_token");
-                let token = secret::resolve(
-                    &field,
+                let bearer = bearer_token(
+                    &prefix,
                     c.bearer_token_env.as_deref(),
                     c.bearer_token_file.as_deref(),
-                    false,
                     source,
                     &mut problems,
                 );
-                let bearer = bearer_header(token, &field, &mut problems);
                 let headers = webhook::custom_headers(&prefix, &c.headers, &mut problems);
                 url.map(|url| {
                     OutputKind::Webhook(webhook::Webhook::new(
