@@ -33,7 +33,7 @@ pub struct OutputHealth {
     pub problem: Option<String>,
 }
 
-/// What [`Dispatcher::flush`] achieved.
+/// What [`Dispatcher::flush`](super::Dispatcher::flush) achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlushOutcome {
     /// Notifications still undelivered at the deadline (counted as `expired`).
