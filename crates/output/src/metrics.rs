@@ -106,6 +106,7 @@ pub struct OutputMetrics {
     pub(crate) dropped_rate_limited: IntCounter,
     pub(crate) dropped_expired: IntCounter,
     pub(crate) queue_depth: IntGauge,
+    pub(crate) held_resolutions: IntGauge,
     pub(crate) delivery_duration: Histogram,
 }
 
@@ -133,6 +134,7 @@ pub struct Metrics {
     output_retries: IntCounterVec,
     output_dropped: IntCounterVec,
     output_queue_depth: IntGaugeVec,
+    output_held_resolutions: IntGaugeVec,
     tracked_integrations: IntGauge,
     learning_integrations: IntGauge,
     engine_memory: IntGauge,
@@ -370,6 +372,16 @@ impl Metrics {
                 &["output"],
             )?,
         )?;
+        let output_held_resolutions = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "tripline_output_held_resolutions",
+                    "Alertmanager resolutions held until their alert has fired for min_firing_seconds.",
+                ),
+                &["output"],
+            )?,
+        )?;
         let tracked_integrations = reg(
             &r,
             IntGauge::new(
@@ -463,6 +475,7 @@ impl Metrics {
             output_retries,
             output_dropped,
             output_queue_depth,
+            output_held_resolutions,
             tracked_integrations,
             learning_integrations,
             engine_memory,
@@ -657,6 +670,9 @@ impl Metrics {
                 .get_metric_with_label_values(&[name, "expired"])?,
             queue_depth: self
                 .output_queue_depth
+                .get_metric_with_label_values(&[name])?,
+            held_resolutions: self
+                .output_held_resolutions
                 .get_metric_with_label_values(&[name])?,
             delivery_duration: self
                 .output_delivery_duration

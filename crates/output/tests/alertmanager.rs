@@ -273,7 +273,7 @@ async fn an_alert_resolved_within_group_wait_is_still_notified_firing_then_resol
          repush_interval_seconds = 60\nalert_ttl_seconds = 300\nmin_firing_seconds = 5\n",
         am.url()
     );
-    let (d, _m) = dispatcher(&config, &[]);
+    let (d, m) = dispatcher(&config, &[]);
     let mut a = alert(
         "quick-1",
         "mailchimp-sync",
@@ -295,6 +295,11 @@ async fn an_alert_resolved_within_group_wait_is_still_notified_firing_then_resol
         d.stats()[0].held_resolutions == 1
     })
     .await;
+    assert!(
+        m.render()
+            .contains("tripline_output_held_resolutions{output=\"am\"} 1"),
+        "the held resolution is a metric"
+    );
     eventually(wait, "the alert notified as resolved", || {
         count(&rx, "resolved").contains_key("quick-1")
     })

@@ -124,6 +124,9 @@ impl Output {
         self.metrics
             .queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.metrics
+            .held_resolutions
+            .set(i64::try_from(st.held.len()).unwrap_or(i64::MAX));
     }
 
     fn count_drop(&self, st: &mut State, n: &Notification, reason: DropReason) {
