@@ -352,6 +352,14 @@ pub fn validate_outputs(
             }
         };
         let delivery = cfg.delivery.validate(&prefix, &mut problems);
+        if let ReceiverConfig::Alertmanager(c) = &cfg.receiver {
+            // A held resolution older than max_age would be dropped as expired.
+            if Duration::from_secs(c.min_firing_seconds) >= delivery.max_age {
+                problems.push(format!(
+                    "{prefix}.min_firing_seconds must be less than delivery.max_age_seconds"
+                ));
+            }
+        }
         cfg.grouping.validate(&prefix, &mut problems);
         let named = kind.map(|k| (name.to_owned(), k)).into_iter();
         for (name, kind) in named.chain(extra.drain(..)) {
@@ -555,6 +563,8 @@ mod tests {
             repush_interval_seconds = 600
             min_firing_seconds = 90000
             labels = { alertname = "x" }
+            [outputs.delivery]
+            max_age_seconds = 600
 
             [[outputs]]
             name = "bad name!"
@@ -578,6 +588,7 @@ mod tests {
             "must not embed credentials",
             "alert_ttl_seconds must be greater",
             "min_firing_seconds must be at most 86400",
+            "min_firing_seconds must be less than delivery.max_age_seconds",
             "\"alertname\" is not a valid label name or is reserved",
             "name must be 1-64 characters",
             "set only one of",
