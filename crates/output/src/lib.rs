@@ -38,6 +38,7 @@ mod build_info;
 pub mod grouping;
 pub mod http;
 pub mod metrics;
+mod output_metrics;
 pub mod outputs;
 pub mod secret;
 mod serve;

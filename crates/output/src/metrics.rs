@@ -11,10 +11,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use tripline_engine::{Alert, AlertKind, Resolved, Severity};
+
+use crate::output_metrics::OutputFamilies;
+pub use crate::output_metrics::OutputMetrics;
 
 pub use crate::build_info::BuildInfo;
 pub use crate::top_k::TopK;
@@ -45,12 +48,6 @@ const PROCESSING_BUCKETS: &[f64] = &[
 /// second) to a consumer catching up after an outage (an hour or more).
 const DELAY_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
-];
-/// Bucket bounds of `tripline_output_delivery_duration_seconds`: queued to
-/// delivered, from a healthy receiver (milliseconds) to one back after an
-/// outage (the six-hour `max_age` default).
-const DELIVERY_BUCKETS: &[f64] = &[
-    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0,
 ];
 /// `tripline_errors_total` series created at 0: one per stage that reports
 /// errors, with the error type that stage reports most generally, so rate()
@@ -96,20 +93,6 @@ pub struct BatchStats<'a> {
     pub event_delays_seconds: &'a [f64],
 }
 
-/// Handles for one configured output, resolved once.
-#[derive(Clone, Debug)]
-pub struct OutputMetrics {
-    pub(crate) success: IntCounter,
-    pub(crate) failure: IntCounter,
-    pub(crate) retries: IntCounter,
-    pub(crate) dropped_queue_full: IntCounter,
-    pub(crate) dropped_rate_limited: IntCounter,
-    pub(crate) dropped_expired: IntCounter,
-    pub(crate) queue_depth: IntGauge,
-    pub(crate) held_resolutions: IntGauge,
-    pub(crate) delivery_duration: Histogram,
-}
-
 /// All of tripline's metrics, in one registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -130,18 +113,13 @@ pub struct Metrics {
     processing_duration: Histogram,
     event_delay: Histogram,
     batch_size: Histogram,
-    output_deliveries: IntCounterVec,
-    output_retries: IntCounterVec,
-    output_dropped: IntCounterVec,
-    output_queue_depth: IntGaugeVec,
-    output_held_resolutions: IntGaugeVec,
+    outputs: OutputFamilies,
     tracked_integrations: IntGauge,
     learning_integrations: IntGauge,
     engine_memory: IntGauge,
     top_k: Mutex<TopK>,
     ready: IntGauge,
     errors: IntCounterVec,
-    output_delivery_duration: HistogramVec,
     checkpoint_last_success: Gauge,
     checkpoint_bytes: IntGauge,
 }
@@ -154,7 +132,7 @@ fn severity_index(sev: Severity) -> usize {
     Severity::ALL.iter().position(|s| *s == sev).unwrap_or(0)
 }
 
-fn reg<C: prometheus::core::Collector + Clone + 'static>(
+pub(crate) fn reg<C: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
     c: C,
 ) -> Result<C, MetricsError> {
@@ -332,56 +310,7 @@ impl Metrics {
                     .buckets(BATCH_BUCKETS.to_vec()),
             )?,
         )?;
-        let output_deliveries = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "tripline_output_deliveries_total",
-                    "Output delivery attempts by result.",
-                ),
-                &["output", "outcome"],
-            )?,
-        )?;
-        let output_retries = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "tripline_output_retries_total",
-                    "Output re-attempts after a failure.",
-                ),
-                &["output"],
-            )?,
-        )?;
-        let output_dropped = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "tripline_output_dropped_total",
-                    "Notifications dropped by policy.",
-                ),
-                &["output", "reason"],
-            )?,
-        )?;
-        let output_queue_depth = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "tripline_output_queue_depth",
-                    "Notifications waiting per output.",
-                ),
-                &["output"],
-            )?,
-        )?;
-        let output_held_resolutions = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "tripline_output_held_resolutions",
-                    "Alertmanager resolutions held until their alert has fired for min_firing_seconds.",
-                ),
-                &["output"],
-            )?,
-        )?;
+        let outputs = OutputFamilies::register(&r)?;
         let tracked_integrations = reg(
             &r,
             IntGauge::new(
@@ -428,17 +357,6 @@ impl Metrics {
         for (error_type, stage) in INITIAL_ERRORS {
             errors.get_metric_with_label_values(&[error_type, stage])?;
         }
-        let output_delivery_duration = reg(
-            &r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "tripline_output_delivery_duration_seconds",
-                    "Time from queueing a notification to its successful delivery, per output.",
-                )
-                .buckets(DELIVERY_BUCKETS.to_vec()),
-                &["output"],
-            )?,
-        )?;
         let checkpoint_last_success = reg(
             &r,
             Gauge::new(
@@ -471,18 +389,13 @@ impl Metrics {
             processing_duration,
             event_delay,
             batch_size,
-            output_deliveries,
-            output_retries,
-            output_dropped,
-            output_queue_depth,
-            output_held_resolutions,
+            outputs,
             tracked_integrations,
             learning_integrations,
             engine_memory,
             top_k: Mutex::new(TopK::new(top_k, score)),
             ready,
             errors,
-            output_delivery_duration,
             checkpoint_last_success,
             checkpoint_bytes,
         })
@@ -648,36 +561,7 @@ impl Metrics {
 
     /// Resolves (and creates at 0) the series of one configured output.
     pub fn output(&self, name: &str) -> Result<OutputMetrics, MetricsError> {
-        if name.is_empty() {
-            return Err(MetricsError::InvalidOutputName(name.to_owned()));
-        }
-        Ok(OutputMetrics {
-            success: self
-                .output_deliveries
-                .get_metric_with_label_values(&[name, "success"])?,
-            failure: self
-                .output_deliveries
-                .get_metric_with_label_values(&[name, "failure"])?,
-            retries: self.output_retries.get_metric_with_label_values(&[name])?,
-            dropped_queue_full: self
-                .output_dropped
-                .get_metric_with_label_values(&[name, "queue_full"])?,
-            dropped_rate_limited: self
-                .output_dropped
-                .get_metric_with_label_values(&[name, "rate_limited"])?,
-            dropped_expired: self
-                .output_dropped
-                .get_metric_with_label_values(&[name, "expired"])?,
-            queue_depth: self
-                .output_queue_depth
-                .get_metric_with_label_values(&[name])?,
-            held_resolutions: self
-                .output_held_resolutions
-                .get_metric_with_label_values(&[name])?,
-            delivery_duration: self
-                .output_delivery_duration
-                .get_metric_with_label_values(&[name])?,
-        })
+        self.outputs.handles(name)
     }
 
     /// The Prometheus text exposition format of every metric.
