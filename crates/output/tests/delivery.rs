@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use tripline_engine::{AlertKind, Severity};
 use tripline_output::HealthCheck;
 
-use crate::support::{alert, dispatcher, eventually, metric, spike, Receiver};
+use crate::support::{alert, dispatcher, eventually, metric, resolved_of, spike, Receiver};
 
 fn hook(url: &str, delivery: &str) -> (String, Vec<(&'static str, String)>) {
     (
@@ -281,4 +281,62 @@ async fn unhealthy_when_queue_nearly_full_or_failing_too_long() {
             });
     assert_eq!(counts.len(), 11);
     assert!(counts.values().all(|c| *c == 1));
+}
+
+/// Alertmanager resolutions waiting for `min_firing_seconds` are bounded by
+/// `max_open_alerts` even when alerts churn through the open table: with
+/// room for one, a second quick resolution is sent at once instead of
+/// waiting (the receiver here is a capture of the pushes, not Alertmanager).
+#[tokio::test]
+async fn held_alertmanager_resolutions_are_bounded_by_max_open_alerts() {
+    let rx = Receiver::start().await;
+    let cfg = format!(
+        "[[outputs]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"{}\"\n\
+         max_open_alerts = 1\nmin_firing_seconds = 300\n",
+        rx.url("")
+    );
+    let (d, _m) = dispatcher(&cfg, &[]);
+    let a1 = alert(
+        "q-1",
+        "mailchimp-sync",
+        AlertKind::CallSpike,
+        Severity::Critical,
+    );
+    let a2 = alert(
+        "q-2",
+        "hubspot-etl",
+        AlertKind::CallSpike,
+        Severity::Critical,
+    );
+    let wait = Duration::from_secs(10);
+    d.submit(std::slice::from_ref(&a1), &[resolved_of(&a1)]);
+    eventually(wait, "q-1 fired, its resolution held", || {
+        let s = &d.stats()[0];
+        s.delivered == 1 && s.held_resolutions == 1
+    })
+    .await;
+    d.submit(std::slice::from_ref(&a2), &[resolved_of(&a2)]);
+    eventually(wait, "q-2 fired and resolved at once", || {
+        d.stats()[0].delivered == 3
+    })
+    .await;
+    assert_eq!(d.stats()[0].held_resolutions, 1, "{:?}", d.stats());
+    let pushed: Vec<String> = rx
+        .requests()
+        .iter()
+        .flat_map(|r| {
+            r.json()
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a["labels"]["tripline_id"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    assert_eq!(
+        pushed,
+        ["q-1", "q-2", "q-2"],
+        "q-1's resolution still waits"
+    );
+    d.flush(Instant::now() + Duration::from_secs(1)).await;
 }

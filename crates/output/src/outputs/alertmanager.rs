@@ -386,6 +386,11 @@ impl OpenAlerts {
         self.by_id.get(id).map(|(a, _)| Arc::clone(a))
     }
 
+    /// Most open episodes remembered.
+    pub(crate) fn capacity(&self) -> usize {
+        self.max
+    }
+
     /// When the alert was first pushed, while it is open.
     pub(crate) fn pushed_at(&self, id: &str) -> Option<Instant> {
         self.by_id.get(id).map(|(_, at)| *at)
@@ -554,5 +559,6 @@ mod tests {
         assert!(o.get("c").is_some());
         assert_eq!(o.pushed_at("c"), Some(t0 + Duration::from_secs(2)));
         assert_eq!(o.pushed_at("b"), None);
+        assert_eq!(o.capacity(), 2);
     }
 }

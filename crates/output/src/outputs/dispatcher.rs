@@ -205,13 +205,18 @@ impl Output {
     }
 
     /// When an Alertmanager resolution must wait: its alert was first pushed
-    /// less than `min_firing` ago.
+    /// less than `min_firing` ago. At most `max_open_alerts` wait (beyond,
+    /// one is sent at once, as without the hold), so `held` is bounded like
+    /// the open table even when alerts churn through it.
     fn hold_until(&self, st: &State, n: &Notification, now: Instant) -> Option<Instant> {
         let (OutputKind::Alertmanager(am), Notification::Resolved(r)) = (&self.kind, n) else {
             return None;
         };
-        let pushed = st.open.as_ref()?.pushed_at(&r.id)?;
-        hold::due(pushed, am.min_firing, now)
+        let open = st.open.as_ref()?;
+        if st.held.len() >= open.capacity() {
+            return None;
+        }
+        hold::due(open.pushed_at(&r.id)?, am.min_firing, now)
     }
 
     /// The next item to deliver: a held resolution now due, else the head of
@@ -430,10 +435,7 @@ impl Output {
                 }
                 None => {
                     let held_due = self.lock().held.next_due();
-                    let wake_at = match (next_repush, held_due) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    let wake_at = next_repush.into_iter().chain(held_due).min();
                     let timer = async {
                         match wake_at {
                             Some(at) => tokio::time::sleep_until(at).await,

@@ -1,9 +1,9 @@
 //! Alertmanager resolutions held back until their alert has been firing for
 //! `min_firing_seconds` (why: `alertmanager.rs`, module docs).
 //!
-//! Bounded by construction: only a resolution of an alert still in the
-//! output's open table is held, and that table holds at most
-//! `max_open_alerts`.
+//! Bounded: only a resolution of an alert still in the output's open table
+//! is held, and at most `max_open_alerts` at once (the dispatcher sends any
+//! beyond at once).
 
 use std::collections::VecDeque;
 use std::time::Duration;
