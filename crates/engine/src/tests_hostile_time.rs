@@ -142,13 +142,17 @@ fn a_1970_first_event_cannot_skip_the_learning_period() {
     junk.resource = "deals".into();
     evs.push(junk);
     let out = run(&mut e, &evs);
-    let n: Vec<_> = out
-        .alerts
-        .iter()
-        .filter(|a| a.integration_id == "n")
-        .collect();
+    let n = alerts_on(&out, "n");
     assert!(n.is_empty(), "n skipped learning: {n:#?}");
     assert!(e.integration("n").unwrap().first_seen > now - DAY_MS);
+}
+
+/// The alerts of one integration.
+fn alerts_on<'a>(out: &'a Outputs, integration: &str) -> Vec<&'a crate::alert::Alert> {
+    out.alerts
+        .iter()
+        .filter(|a| a.integration_id == integration)
+        .collect()
 }
 
 /// As [`learned_then_spike`], with `prefix` opening the partition (before
@@ -244,11 +248,7 @@ fn a_first_event_backdated_days_cannot_shorten_the_learning_period() {
     rest.sort_by_key(|x| x.ts);
     evs.extend(rest);
     let out = run(&mut e, &evs);
-    let n: Vec<_> = out
-        .alerts
-        .iter()
-        .filter(|a| a.integration_id == "n")
-        .collect();
+    let n = alerts_on(&out, "n");
     assert!(n.is_empty(), "n skipped learning: {n:#?}");
     let st = e.integration("n").unwrap();
     assert_eq!(st.first_seen, start - 6 * DAY_MS, "first seen is kept");

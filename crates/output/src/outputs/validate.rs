@@ -227,8 +227,9 @@ pub fn validate_outputs(
     let mut problems = Vec::new();
     let mut settings = Vec::with_capacity(configs.len());
     let mut seen = std::collections::HashSet::new();
-    let mut extra = Vec::new();
     for (i, cfg) in configs.iter().enumerate() {
+        // Outputs an entry adds besides its own (one per Alertmanager replica).
+        let mut extra = Vec::new();
         let name = cfg.name.as_str();
         let prefix = format!("outputs[{i}] ({name:?})");
         if !valid_name(name) {
@@ -362,7 +363,7 @@ pub fn validate_outputs(
         }
         cfg.grouping.validate(&prefix, &mut problems);
         let named = kind.map(|k| (name.to_owned(), k)).into_iter();
-        for (name, kind) in named.chain(extra.drain(..)) {
+        for (name, kind) in named.chain(extra) {
             settings.push(OutputSettings {
                 name,
                 delivery: delivery.clone(),

@@ -259,7 +259,7 @@ fn alertmanager_url_and_urls_problems_are_reported_together() {
         "(\"neither\"): set `url` (or `urls`, one per replica)",
         "(\"twice\").urls: \"http://am-0:9093\" is listed twice",
         "(\"twice\").urls[2] must be an http or https URL",
-        "name is used by another output",
+        "(\"twice-0\").name is used by another output",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
