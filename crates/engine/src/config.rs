@@ -286,6 +286,12 @@ pub struct SustainedConfig {
     /// Keys carrying more than this share of their integration's calls are
     /// left to the integration-level statistic (they are the integration).
     pub key_share_max: f64,
+    /// A key's rise is its own only when its share of the integration's
+    /// calls in the window is up too: the binomial upper tail of the key's
+    /// calls among the integration's, at the key's usual share, must be
+    /// below this (a batch or a rise of the whole integration lifts every
+    /// key alike and is the integration-level statistic's to judge). 1 = off.
+    pub key_share_p_value: f64,
     /// The exact window test on calls (`detect/exact.rs`): the window the
     /// statistic selected also fires when its negative-binomial upper tail,
     /// times the number of window lengths it was chosen from, is below this.
@@ -315,6 +321,7 @@ impl Default for SustainedConfig {
             calls: true,
             per_key: true,
             key_share_max: 0.9,
+            key_share_p_value: 0.01,
             exact_p_value: DEFAULT_EXACT_P_VALUE,
         }
     }
@@ -545,6 +552,12 @@ impl EngineConfig {
             p.push(format!(
                 "detectors.sustained.key_share_max = {}: must be in (0, 1]",
                 su.key_share_max
+            ));
+        }
+        if !(su.key_share_p_value > 0.0 && su.key_share_p_value <= 1.0) {
+            p.push(format!(
+                "detectors.sustained.key_share_p_value = {}: must be in (0, 1]",
+                su.key_share_p_value
             ));
         }
         if !(d.dormant_reactivated.gap_factor >= 1.0

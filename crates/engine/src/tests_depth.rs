@@ -413,3 +413,56 @@ fn three_times_the_rate_for_ten_minutes_fires_on_the_exact_tail_the_cusum_misses
     );
     assert!(found[1].is_empty(), "the CUSUM alone: {:#?}", found[1]);
 }
+
+/// `calls` with keys `k1`, `k2`, `k3` in turn.
+fn round_robin_keys(calls: &mut [Call]) {
+    let keys = ["k1", "k2", "k3"];
+    for (i, c) in calls.iter_mut().enumerate() {
+        c.key = Some(keys[i % 3]);
+    }
+}
+
+#[test]
+fn a_rise_every_key_shares_is_the_integrations_not_a_key_spike() {
+    let a = t0() + ANOMALY;
+    // With the share test off (p = 1) the keys fire behind the integration;
+    // with the default each key's share of the window's calls is as usual.
+    for (share_p, keys_fire) in [(1.0, true), (0.01, false)] {
+        let mut cfg = with_calls();
+        cfg.detectors.sustained.key_share_p_value = share_p;
+        let mut e = Engine::new(cfg, None);
+        let mut calls = learned(180.0);
+        // The whole integration at 3x for an hour, every key alike.
+        calls.extend(even(a + 7_000, a + HOUR_MS, 360.0));
+        calls.sort_by_key(|c| c.ts);
+        round_robin_keys(&mut calls);
+        let alerts = run(&mut e, "keyed", &mut calls);
+        let spikes = of(&alerts, AlertKind::CallSpike);
+        assert!(
+            spikes.iter().any(|s| !s.summary.contains(": key ")),
+            "{share_p}: the integration's rise is its own alert: {alerts:#?}"
+        );
+        let key_spikes = spikes
+            .iter()
+            .filter(|s| s.summary.contains(": key "))
+            .count();
+        assert_eq!(key_spikes > 0, keys_fire, "{share_p}: {alerts:#?}");
+    }
+}
+
+#[test]
+fn a_burst_followed_by_a_quiet_hour_is_judged_with_the_quiet_minutes() {
+    // Every night 00:00-00:03 at 75 calls a minute, then one call an hour
+    // at :56: the call at 01:56 closes a window whose expectation must hold
+    // the rest of the batch hour (3.8 a minute learned), not just the
+    // burst's three minutes.
+    let mut e = Engine::new(with_calls(), None);
+    let mut calls = Vec::new();
+    for d in 0..18 {
+        let day = t0() + d * DAY_MS;
+        calls.extend(even(day, day + 3 * MINUTE_MS, 4500.0));
+        calls.extend(even(day + 56 * MINUTE_MS, day + DAY_MS, 1.0));
+    }
+    let alerts = run(&mut e, "nightly", &mut calls);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}

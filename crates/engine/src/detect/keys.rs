@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exact::{glr_needed, window_dispersion, window_nats, MIN_EXACT_COUNT};
 use super::level::threshold_factor;
-use super::sustained::{span_label, MAX_QUIET_MS};
+use super::sustained::{effective_dispersion, span_label, MAX_QUIET_MS};
 use super::{fmt1, Cx};
 use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
 use crate::buckets::CALLS;
@@ -35,6 +35,35 @@ pub struct KeyWatch {
     minute_calls: u32,
     /// Whether the statistic fired during `minute` (no second look in it).
     alarmed: bool,
+    /// The integration's event count (`IntegrationState::events`,
+    /// truncated; differences wrap) before the key's first event of
+    /// `minute`, and before the statistic's current run: how many calls the
+    /// whole integration made in the key's window ([`share_nats`]).
+    #[serde(default)]
+    minute_events: u32,
+    #[serde(default)]
+    run_events: u32,
+}
+
+/// Evidence in nats (a Chernoff bound on `−ln` of the binomial upper tail)
+/// that `key` calls out of `key + others` exceed the key's usual `share`:
+/// 0 when its share of the window's calls is not above it. A batch or a
+/// rise of the whole integration lifts every key alike and scores ≈ 0.
+pub(crate) fn share_nats(key: f64, others: f64, share: f64) -> f64 {
+    let n = key + others;
+    if n <= 0.0 || !(share > 0.0 && share < 1.0) {
+        return 0.0;
+    }
+    let q = (key / n).min(1.0);
+    if q <= share {
+        return 0.0;
+    }
+    let kl_other = if q < 1.0 {
+        (1.0 - q) * ((1.0 - q) / (1.0 - share)).ln()
+    } else {
+        0.0
+    };
+    n * (q * (q / share).ln() + kl_other)
 }
 
 pub(crate) fn decay(v: f32, from: i64, to: i64) -> f32 {
@@ -65,6 +94,7 @@ impl Cx<'_, '_> {
         };
         let p = self.shift_params();
         let d = &self.cfg.detectors.sustained;
+        let share_h = -d.key_share_p_value.ln();
         let learning = self.cfg.learning_ms();
         let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
             && ev.ts_ms - st.learning_start() >= learning
@@ -73,16 +103,31 @@ impl Cx<'_, '_> {
         let calls_base = {
             let slot = hour_of_week(ev.ts_ms);
             let me = is_month_end(ev.ts_ms, self.cfg.month_end_days);
+            // The integration's dispersion, lifted in slots whose calls come
+            // in bursts within the hour (a batch job), as for the
+            // integration's own statistic.
             st.baselines[CALLS]
                 .expected(slot, me)
-                .map(|m| (m, st.baselines[CALLS].dispersion()))
+                .map(|m| (m, effective_dispersion(st, CALLS, slot)))
         };
+        // The integration's events so far, this one included.
+        let events_now = st.events as u32;
         let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
-        let h_exact = if self.exact_ready(st, ev.ts_ms) {
-            self.exact_h()
+        // Analyst feedback that raised the integration's `call_spike`
+        // threshold raises its keys' too.
+        let fb = if self.feedback.is_empty() {
+            1.0
         } else {
-            f64::INFINITY
+            self.feedback
+                .threshold_factor(ev.integration_id, AlertKind::CallSpike, ev.ts_ms)
+                .max(1.0)
         };
+        let h_exact = fb
+            * if self.exact_ready(st, ev.ts_ms) {
+                self.exact_h()
+            } else {
+                f64::INFINITY
+            };
         let (level, short, weeks) = (
             st.shifts.level,
             st.shifts.short,
@@ -99,8 +144,13 @@ impl Cx<'_, '_> {
             } else {
                 let mu = f64::from(w.mu);
                 let t = w.minute * MINUTE_MS;
+                let was_idle = w.cusum.stat <= 0.0;
                 w.cusum
                     .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
+                if was_idle && w.cusum.stat > 0.0 {
+                    // A run starts with the minute just closed.
+                    w.run_events = w.minute_events;
+                }
                 if w.alarmed {
                     // Starts over after an alarm, as for the integration.
                     w.cusum.reset(t + MINUTE_MS);
@@ -111,6 +161,7 @@ impl Cx<'_, '_> {
             w.minute = minute;
             w.minute_calls = 0;
             w.alarmed = false;
+            w.minute_events = events_now.wrapping_sub(1);
             let share = (f64::from(w.recent) / total.max(1.0)).min(1.0);
             w.mu = match calls_base {
                 Some((m, _)) if mature && key_mature => (m / bucket_min * share) as f32,
@@ -155,14 +206,26 @@ impl Cx<'_, '_> {
         } else {
             None
         };
-        if stat < p.h * lf && exact.is_none() {
+        if stat < p.h * lf * fb && exact.is_none() {
+            return;
+        }
+        // The whole integration's calls in the window: the key's rise must
+        // be its own, not its integration's.
+        let since = if c.stat > 0.0 {
+            w.run_events
+        } else {
+            w.minute_events
+        };
+        let others = (f64::from(events_now.wrapping_sub(since)) - observed).max(0.0);
+        let share_evidence = share_nats(observed, others, share);
+        if share_evidence < share_h {
             return;
         }
         w.alarmed = true;
         let label = span_label(from, last_end);
         let sd = (phi * expected * lf).sqrt();
         let (test, tail) = match exact {
-            Some(n) if stat < p.h * lf || n > stat / lf => ("exact_tail", (-n).exp()),
+            Some(n) if stat < p.h * lf * fb || n > stat / lf => ("exact_tail", (-n).exp()),
             _ => ("cusum", (-stat / lf).exp()),
         };
         let mut evidence = Evidence::new();
@@ -170,6 +233,11 @@ impl Cx<'_, '_> {
         evidence.insert("series".into(), "calls".into());
         evidence.insert("test".into(), test.into());
         evidence.insert("key_share".into(), round_sig(share).into());
+        evidence.insert(
+            "window_key_share".into(),
+            round_sig(observed / (observed + others).max(1.0)).into(),
+        );
+        evidence.insert("share_nats".into(), round_sig(share_evidence).into());
         evidence.insert("window_minutes".into(), minutes.into());
         evidence.insert("window_label".into(), label.clone().into());
         evidence.insert("window_observed".into(), observed.into());

@@ -169,13 +169,92 @@ impl Cx<'_, '_> {
         }
     }
 
+    /// The statistic of series `s` as the first open bucket will find it
+    /// when it closes: the closed run drained by the quiet buckets between
+    /// the last stepped bucket and the first open one (`shift_close` steps
+    /// them only then), or started afresh after a gap that restarts it. The
+    /// open buckets are judged on this, not on the bare closed run: a burst
+    /// followed by an hour of silence is not a window that expected only the
+    /// burst's minutes.
+    fn pending_cusum(&self, st: &IntegrationState, s: usize) -> Cusum {
+        let mut c = st.shifts.cusum[s];
+        let Some(first_open) = st.buckets.first().map(|b| b.start_ms) else {
+            return c;
+        };
+        let stepped = st.shifts.stepped_to;
+        let gap = first_open - stepped;
+        if stepped <= 0 || gap <= 0 || c.stat <= 0.0 {
+            return c;
+        }
+        if gap > MAX_QUIET_MS {
+            c.reset(first_open);
+            return c;
+        }
+        self.quiet_gap(st, s, Some(&mut c), stepped, first_open);
+        c
+    }
+
+    /// Steps the bucket-less span `[from, to)` into `c` (when given), hour
+    /// slot by hour slot at each slot's expectation, and returns the count
+    /// expected over it and the nats its empty buckets take off a
+    /// statistic. A gap may reach from the end of a batch hour into a quiet
+    /// one: judged at the slot of the bucket that ends it alone, the rest of
+    /// the batch hour would expect nothing and the window before it would
+    /// look like a burst against a few minutes' baseline.
+    fn quiet_gap(
+        &self,
+        st: &IntegrationState,
+        s: usize,
+        mut c: Option<&mut Cusum>,
+        from: i64,
+        to: i64,
+    ) -> (f64, f64) {
+        let bucket_ms = self.cfg.bucket_ms().max(1);
+        let p = self.shift_params();
+        let (mut expected, mut drain) = (0.0, 0.0);
+        let mut t = from;
+        while t < to {
+            let end = ((t.div_euclid(HOUR_MS) + 1) * HOUR_MS).min(to);
+            let n = ((end - t) / bucket_ms) as f64;
+            if n > 0.0 {
+                if let Some((mu, phi)) = self.shift_expected(st, s, t, 0) {
+                    expected += n * mu;
+                    drain -= n * p.increment(0.0, mu, phi);
+                    if let Some(c) = c.as_deref_mut() {
+                        c.quiet(&p, n, mu, phi, end);
+                    }
+                }
+            }
+            t = end;
+        }
+        (expected, drain)
+    }
+
     /// Sum of the increments and of the counts of the open buckets other
     /// than `skip`, and the expected count of every open bucket (`skip`
-    /// included).
-    fn open_sums(&self, st: &IntegrationState, s: usize, skip: Option<usize>) -> (f64, f64, f64) {
+    /// included) — with the empty buckets between open ones (an
+    /// integration's event held as a lead leaves its earlier buckets open)
+    /// counted as the quiet minutes they are.
+    /// `base` is the statistic the open buckets continue (a gap drains the
+    /// running sum to zero at most, as the statistic itself would).
+    fn open_sums(
+        &self,
+        st: &IntegrationState,
+        s: usize,
+        skip: Option<usize>,
+        base: f64,
+    ) -> (f64, f64, f64) {
         let p = self.shift_params();
+        let bucket_ms = self.cfg.bucket_ms();
         let (mut inc, mut observed, mut expected) = (0.0, 0.0, 0.0);
+        let mut prev_end: Option<i64> = None;
         for (i, b) in st.buckets.iter().enumerate() {
+            if let Some(pe) = prev_end.filter(|&pe| b.start_ms > pe) {
+                let (e, drain) = self.quiet_gap(st, s, None, pe, b.start_ms);
+                expected += e;
+                inc = (base + inc - drain).max(0.0) - base;
+            }
+            prev_end = Some(b.start_ms + bucket_ms);
             if let Some((mu, phi)) = self.shift_expected(st, s, b.start_ms, b.counts[CALLS]) {
                 expected += mu;
                 if Some(i) != skip {
@@ -276,8 +355,9 @@ impl Cx<'_, '_> {
             return u64::MAX;
         };
         let mut p = self.shift_params();
-        let (others, others_observed, open_expected) = self.open_sums(st, s, Some(idx));
-        let c = &st.shifts.cusum[s];
+        let c = self.pending_cusum(st, s);
+        let (others, others_observed, open_expected) =
+            self.open_sums(st, s, Some(idx), f64::from(c.stat));
         let stat = f64::from(c.stat) + others;
         let window_expected = f64::from(c.expected) + open_expected;
         p.h *= self.level_factor(st, s, mu, window_expected, phi);
@@ -317,25 +397,20 @@ impl Cx<'_, '_> {
         let mature = mature && seasoned && b.start_ms >= st.shifts.relearn_until;
         let restart = !mature || st.shifts.stepped_to == 0 || quiet_ms > MAX_QUIET_MS;
         let p = self.shift_params();
-        let mut quiet = [0.0; SHIFT_SERIES];
-        for (s, q) in quiet.iter_mut().enumerate() {
-            *q = self
-                .shift_expected(st, s, b.start_ms, 0)
-                .map_or(0.0, |x| x.0);
-        }
+        let gap_counted = st.shifts.stepped_to > 0 && quiet_ms > 0 && quiet_ms <= MAX_QUIET_MS;
         if let Some((mu, phi)) = self.shift_expected(st, CALLS, b.start_ms, 0) {
-            let quiet_n = (quiet_ms.max(0) / bucket_ms) as f64;
-            let quiet_mu = quiet.get(CALLS).copied().unwrap_or(mu);
+            let quiet_expected = if gap_counted {
+                self.quiet_gap(st, CALLS, None, st.shifts.stepped_to, b.start_ms)
+                    .0
+            } else {
+                0.0
+            };
             st.shifts.short.add(
                 b.start_ms,
                 st.shifts.stepped_to,
                 Self::bucket_count(b, CALLS) as f64,
                 mu,
-                if st.shifts.stepped_to > 0 && quiet_ms <= MAX_QUIET_MS {
-                    quiet_n * quiet_mu
-                } else {
-                    0.0
-                },
+                quiet_expected,
                 phi,
             );
         }
@@ -345,16 +420,15 @@ impl Cx<'_, '_> {
             } else {
                 self.shift_expected(st, s, b.start_ms, b.counts[CALLS])
             };
-            let c = &mut st.shifts.cusum[s];
             let Some((mu, phi)) = expected else {
-                c.reset(end);
+                st.shifts.cusum[s].reset(end);
                 continue;
             };
-
+            let mut c = st.shifts.cusum[s];
             if quiet_ms > 0 {
-                // Buckets without a single call: the unscaled expectation.
-                let quiet_mu = quiet.get(s).copied().unwrap_or(mu);
-                c.quiet(&p, (quiet_ms / bucket_ms) as f64, quiet_mu, phi, b.start_ms);
+                // Buckets without a single call: the unscaled expectation,
+                // hour slot by hour slot.
+                self.quiet_gap(st, s, Some(&mut c), st.shifts.stepped_to, b.start_ms);
             }
             c.step(
                 &p,
@@ -376,6 +450,7 @@ impl Cx<'_, '_> {
                 // threshold for hours (it drains by only 3μ per step).
                 c.reset(end);
             }
+            st.shifts.cusum[s] = c;
         }
         st.shifts.stepped_to = end;
     }
@@ -399,8 +474,9 @@ impl Cx<'_, '_> {
             return;
         };
         let x = Self::bucket_count(b, s) as f64;
-        let (others, others_observed, open_expected) = self.open_sums(st, s, Some(idx));
-        let c = st.shifts.cusum[s];
+        let c = self.pending_cusum(st, s);
+        let (others, others_observed, open_expected) =
+            self.open_sums(st, s, Some(idx), f64::from(c.stat));
         let window_expected = f64::from(c.expected) + open_expected;
         let level = self.level_factor(st, s, mu, window_expected, phi);
         let stat = (f64::from(c.stat) + others + p.increment(x, mu, phi)).max(0.0);
