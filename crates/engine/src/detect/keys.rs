@@ -30,17 +30,18 @@ pub struct KeyWatch {
     recent: f32,
     /// Expected calls of the key in `minute` (its share of the baseline).
     mu: f32,
-    /// Minute being counted (epoch minutes), and its calls so far.
-    minute: i64,
+    /// Minute being counted (epoch minutes, clamped to an i32: it lasts
+    /// until the year 6053), and its calls so far.
+    minute: i32,
     minute_calls: u32,
     /// Whether the statistic fired during `minute` (no second look in it).
     alarmed: bool,
     /// The integration's event count (`IntegrationState::events`,
-    /// truncated; differences wrap) before the key's first event of
-    /// `minute`, and before the statistic's current run: how many calls the
-    /// whole integration made in the key's window ([`share_nats`]).
-    #[serde(default)]
-    minute_events: u32,
+    /// truncated; differences wrap) before the key's first event of the
+    /// minute the statistic's current run started in — or of `minute`,
+    /// while the statistic is idle (a run can only start there): how many
+    /// calls the whole integration made in the key's window
+    /// ([`share_nats`]). One field keeps the watch at 48 bytes.
     #[serde(default)]
     run_events: u32,
 }
@@ -134,23 +135,20 @@ impl Cx<'_, '_> {
             st.baselines[CALLS].weeks(),
         );
         let w = &mut st.keys[ki].watch;
-        w.recent = decay(w.recent, w.minute, minute) + 1.0;
-        if minute > w.minute {
+        let minute = i64::from(m32);
+        w.recent = decay(w.recent, i64::from(w.minute), minute) + 1.0;
+        if minute > i64::from(w.minute) {
             // Close the key's previous minute, then its quiet minutes.
-            let gap = minute - w.minute;
+            let prev = i64::from(w.minute);
+            let gap = minute - prev;
             let phi = calls_base.map_or(1.0, |c| c.1);
             if w.minute == 0 || gap * MINUTE_MS > MAX_QUIET_MS || w.mu <= 0.0 {
                 w.cusum.reset(minute * MINUTE_MS);
             } else {
                 let mu = f64::from(w.mu);
-                let t = w.minute * MINUTE_MS;
-                let was_idle = w.cusum.stat <= 0.0;
+                let t = prev * MINUTE_MS;
                 w.cusum
                     .step(&p, f64::from(w.minute_calls), mu, phi, t, t + MINUTE_MS);
-                if was_idle && w.cusum.stat > 0.0 {
-                    // A run starts with the minute just closed.
-                    w.run_events = w.minute_events;
-                }
                 if w.alarmed {
                     // Starts over after an alarm, as for the integration.
                     w.cusum.reset(t + MINUTE_MS);
@@ -158,10 +156,13 @@ impl Cx<'_, '_> {
                 w.cusum
                     .quiet(&p, (gap - 1) as f64, mu, phi, minute * MINUTE_MS);
             }
-            w.minute = minute;
+            w.minute = m32;
             w.minute_calls = 0;
             w.alarmed = false;
-            w.minute_events = events_now.wrapping_sub(1);
+            if w.cusum.stat <= 0.0 {
+                // Idle: a run would start with this minute.
+                w.run_events = events_now.wrapping_sub(1);
+            }
             let share = (f64::from(w.recent) / total.max(1.0)).min(1.0);
             w.mu = match calls_base {
                 Some((m, _)) if mature && key_mature => (m / bucket_min * share) as f32,
@@ -211,12 +212,7 @@ impl Cx<'_, '_> {
         }
         // The whole integration's calls in the window: the key's rise must
         // be its own, not its integration's.
-        let since = if c.stat > 0.0 {
-            w.run_events
-        } else {
-            w.minute_events
-        };
-        let others = (f64::from(events_now.wrapping_sub(since)) - observed).max(0.0);
+        let others = (f64::from(events_now.wrapping_sub(w.run_events)) - observed).max(0.0);
         let share_evidence = share_nats(observed, others, share);
         if share_evidence < share_h {
             return;
