@@ -466,3 +466,34 @@ fn a_burst_followed_by_a_quiet_hour_is_judged_with_the_quiet_minutes() {
     let alerts = run(&mut e, "nightly", &mut calls);
     assert!(alerts.is_empty(), "{alerts:#?}");
 }
+
+#[test]
+fn a_few_calls_with_their_usual_rows_in_an_empty_slot_are_not_a_volume_spike() {
+    // Weekdays 09:00-17:00 only, 60 rows a call; then, on a Saturday
+    // afternoon (a slot learned as empty), two calls. At 150 rows each they
+    // are the integration's usual calls; at 3,000 rows each, an export.
+    let sat = t0() + 19 * DAY_MS + 15 * HOUR_MS;
+    for (rows, fires) in [(150, false), (3_000, true)] {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut calls = Vec::new();
+        for d in 0..19 {
+            if d % 7 >= 5 {
+                continue;
+            }
+            let day = t0() + d * DAY_MS;
+            calls.extend(even(day + 9 * HOUR_MS, day + 17 * HOUR_MS, 30.0));
+        }
+        for c in &mut calls {
+            c.records = 60;
+        }
+        for i in 0..2 {
+            calls.push(Call {
+                records: rows,
+                ..call(sat + i * 20_000)
+            });
+        }
+        let alerts = run(&mut e, "weekdays", &mut calls);
+        let volume = of(&alerts, AlertKind::VolumeSpike);
+        assert_eq!(!volume.is_empty(), fires, "{rows} rows: {alerts:#?}");
+    }
+}

@@ -14,6 +14,10 @@ use crate::state::IntegrationState;
 use crate::stats::{score_from_p, upper_tail};
 use crate::time::{hour_of_week, is_month_end, slot_label};
 
+/// A slot expecting fewer calls an hour than this judges records per call
+/// on the integration's pooled history, not on the slot's own means.
+const THIN_SLOT_CALLS_PER_HOUR: f64 = 6.0;
+
 impl Cx<'_, '_> {
     /// The running count of series `s` passed the cheap bound: compute its
     /// exact tail probability and fire, or raise the bar for the next check.
@@ -27,8 +31,23 @@ impl Cx<'_, '_> {
         let b = &st.buckets[idx];
         let slot = hour_of_week(b.start_ms);
         let month_end = is_month_end(b.start_ms, self.cfg.month_end_days);
-        let Some(mean) = st.baselines[s].expected(slot, month_end) else {
+        let Some(slot_mean) = st.baselines[s].expected(slot, month_end) else {
             return;
+        };
+        // A slot that has seen almost no calls (a weekend hour of a
+        // weekday integration) says nothing about records per call: there
+        // the records expected are the calls made at the integration's
+        // usual records per call, pooled over its history.
+        let per_hour = (crate::time::HOUR_MS / self.cfg.bucket_ms().max(1)) as f64;
+        let thin = s == RECORDS
+            && st.baselines[CALLS]
+                .expected(slot, month_end)
+                .is_some_and(|c| c * per_hour < THIN_SLOT_CALLS_PER_HOUR);
+        let pooled_rpc = st.records as f64 / st.events.max(1) as f64;
+        let mean = if thin {
+            slot_mean.max(b.counts[CALLS] as f64 * pooled_rpc)
+        } else {
+            slot_mean
         };
         let disp = super::sustained::effective_dispersion(st, s, slot);
         let d = &self.cfg.detectors;
@@ -51,7 +70,11 @@ impl Cx<'_, '_> {
         // export: volume_spike needs records per call well above usual too.
         let follows_calls = s == RECORDS && {
             let calls_mean = st.baselines[CALLS].expected(slot, month_end).unwrap_or(1.0);
-            let usual_rpc = mean / calls_mean.max(1e-9);
+            let usual_rpc = if thin {
+                pooled_rpc
+            } else {
+                mean / calls_mean.max(1e-9)
+            };
             let rpc = observed as f64 / (b.counts[CALLS].max(1) as f64);
             rpc < 2.0 * usual_rpc
         };
@@ -136,6 +159,13 @@ impl Cx<'_, '_> {
                 "judged_on".into(),
                 if by_bytes { "bytes" } else { "records" }.into(),
             );
+            if thin {
+                // The slot had almost no calls: expected = calls x this.
+                evidence.insert(
+                    "pooled_records_per_call".into(),
+                    round_sig(pooled_rpc).into(),
+                );
+            }
         }
         let f = Finding {
             kind,
