@@ -221,7 +221,7 @@ def gen(args):
             rec_mult=8.0 if diff == "moderate" else 5.0)
     ig = pick(lambda i: i.arche in ("biz", "bursty"), used)
     s, e = busy_window(ig, 20)
-    add("bulk_export", "volume", "easy", ig, s, e, ["call_spike", "volume_spike"], bulk=True)
+    add("bulk_export", "volume", "easy", ig, s, e, ["call_spike", "volume_spike"])
     # probing inside busy traffic
     ig = pick(lambda i: i.arche == "always", used)
     s, e = busy_window(ig, 30)
@@ -279,8 +279,7 @@ def gen(args):
     s = shadow.start_day * 1440
     truth.append(dict(kind="unregistered", family="registry", difficulty="easy",
                       integration_id=shadow.id, start=START_MS + s * 60000,
-                      end=START_MS + days * 1440 * 60000, accept=["unknown_integration"],
-                      first_event=True))
+                      end=START_MS + days * 1440 * 60000, accept=["unknown_integration"]))
     # benign look-alikes (must stay quiet)
     benign = []
     for _ in range(4):  # x1.3-1.8 for hours
@@ -320,7 +319,7 @@ def gen(args):
         for t in range(days * 1440):
             lam = ig.rate(rng, t)
             active = [m for m in my if m[1] <= t < m[2]]
-            mult, rec_mult, extra_key, bulk = 1.0, 1.0, None, False
+            mult, rec_mult = 1.0, 1.0
             for m in active:
                 k, p = m[3], m[4]
                 if k in ("spike", "sustained", "lowvol_leak", "drift"):
@@ -333,8 +332,6 @@ def gen(args):
                             lam += ig.job_rate
                 if k == "exfil":
                     rec_mult = p["rec_mult"]
-                if k == "bulk_export":
-                    bulk = True
             n = poisson(rng, lam * mult)
             ms0 = START_MS + t * 60000
             for _ in range(n):
@@ -373,16 +370,14 @@ def gen(args):
                     if t % 10 == 0:
                         events.append(make(rng, ig, ms0 + rng.randrange(60000),
                                            principal=p["principal"]))
-                elif k == "dormant_short" or k == "dormant_long":
-                    pass
                 elif k == "off_hours" and t < m[1] + 25:
                     events.append(make(rng, ig, ms0 + rng.randrange(60000)))
                 elif k == "429":
                     per = p["n"] / 3
                     for _ in range(poisson(rng, per)):
                         events.append(make(rng, ig, ms0 + rng.randrange(60000), status=429))
-    # the dormant integrations resume at their normal rate: rate() already
-    # returns to normal after `stop`; make sure the resumption has calls
+    # the dormant integrations resume at their normal rate: rate() returns
+    # to normal after `stop`
     events.sort(key=lambda e: e["ts"])
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "events.jsonl"), "w") as f:

@@ -182,6 +182,11 @@ impl IntegrationState {
             .saturating_add(i64::from(self.learning_offset_min) * MINUTE_MS)
     }
 
+    /// Records per call pooled over the integration's whole history.
+    pub(crate) fn records_per_call(&self) -> f64 {
+        self.records as f64 / self.events.max(1) as f64
+    }
+
     /// Whether the learning period has passed at `now` (event time).
     pub(crate) fn mature(&self, now: i64, learning_ms: i64) -> bool {
         now - self.learning_start() >= learning_ms

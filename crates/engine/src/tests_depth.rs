@@ -456,15 +456,32 @@ fn a_burst_followed_by_a_quiet_hour_is_judged_with_the_quiet_minutes() {
     // at :56: the call at 01:56 closes a window whose expectation must hold
     // the rest of the batch hour (3.8 a minute learned), not just the
     // burst's three minutes.
-    let mut e = Engine::new(with_calls(), None);
-    let mut calls = Vec::new();
-    for d in 0..18 {
-        let day = t0() + d * DAY_MS;
-        calls.extend(even(day, day + 3 * MINUTE_MS, 4500.0));
-        calls.extend(even(day + 56 * MINUTE_MS, day + DAY_MS, 1.0));
+    // The control: the same stream with 90 calls in half an hour at noon
+    // on the last day still fires, so the quiet run is not a blind one.
+    let noon = t0() + 17 * DAY_MS + 12 * HOUR_MS;
+    for rise in [false, true] {
+        let mut e = Engine::new(with_calls(), None);
+        let mut calls = Vec::new();
+        for d in 0..18 {
+            let day = t0() + d * DAY_MS;
+            calls.extend(even(day, day + 3 * MINUTE_MS, 4500.0));
+            calls.extend(even(day + 56 * MINUTE_MS, day + DAY_MS, 1.0));
+        }
+        if rise {
+            calls.extend(even(noon + 5 * MINUTE_MS, noon + 35 * MINUTE_MS, 180.0));
+        }
+        let alerts = run(&mut e, "nightly", &mut calls);
+        if rise {
+            assert!(
+                of(&alerts, AlertKind::CallSpike)
+                    .iter()
+                    .any(|a| a.detected_at >= noon && a.detected_at < noon + HOUR_MS),
+                "{alerts:#?}"
+            );
+        } else {
+            assert!(alerts.is_empty(), "{alerts:#?}");
+        }
     }
-    let alerts = run(&mut e, "nightly", &mut calls);
-    assert!(alerts.is_empty(), "{alerts:#?}");
 }
 
 #[test]

@@ -95,7 +95,6 @@ impl Cx<'_, '_> {
         };
         let p = self.shift_params();
         let d = &self.cfg.detectors.sustained;
-        let share_h = -d.key_share_p_value.ln();
         let learning = self.cfg.learning_ms();
         let key_mature = ev.ts_ms - st.keys[ki].first_seen >= learning
             && ev.ts_ms - st.learning_start() >= learning
@@ -116,13 +115,7 @@ impl Cx<'_, '_> {
         let bucket_min = (self.cfg.bucket_ms() / MINUTE_MS).max(1) as f64;
         // Analyst feedback that raised the integration's `call_spike`
         // threshold raises its keys' too.
-        let fb = if self.feedback.is_empty() {
-            1.0
-        } else {
-            self.feedback
-                .threshold_factor(ev.integration_id, AlertKind::CallSpike, ev.ts_ms)
-                .max(1.0)
-        };
+        let fb = self.feedback_raise(ev, AlertKind::CallSpike);
         let h_exact = fb
             * if self.exact_ready(st, ev.ts_ms) {
                 self.exact_h()
@@ -214,7 +207,7 @@ impl Cx<'_, '_> {
         // be its own, not its integration's.
         let others = (f64::from(events_now.wrapping_sub(w.run_events)) - observed).max(0.0);
         let share_evidence = share_nats(observed, others, share);
-        if share_evidence < share_h {
+        if share_evidence < -self.cfg.detectors.sustained.key_share_p_value.ln() {
             return;
         }
         w.alarmed = true;

@@ -60,6 +60,17 @@ pub(crate) struct Cx<'a, 'o> {
 }
 
 impl Cx<'_, '_> {
+    /// How far analyst feedback raised `kind`'s thresholds for the event's
+    /// integration at its time (≥ 1; 1 without feedback).
+    pub(crate) fn feedback_raise(&self, ev: &Event<'_>, kind: crate::alert::AlertKind) -> f64 {
+        if self.feedback.is_empty() {
+            return 1.0;
+        }
+        self.feedback
+            .threshold_factor(ev.integration_id, kind, ev.ts_ms)
+            .max(1.0)
+    }
+
     /// One event through the integration's state and every detector.
     pub(crate) fn observe(&mut self, st: &mut IntegrationState, ev: &Event<'_>) {
         let ts = ev.ts_ms;

@@ -43,7 +43,7 @@ impl Cx<'_, '_> {
             && st.baselines[CALLS]
                 .expected(slot, month_end)
                 .is_some_and(|c| c * per_hour < THIN_SLOT_CALLS_PER_HOUR);
-        let pooled_rpc = st.records as f64 / st.events.max(1) as f64;
+        let pooled_rpc = st.records_per_call();
         let mean = if thin {
             slot_mean.max(b.counts[CALLS] as f64 * pooled_rpc)
         } else {

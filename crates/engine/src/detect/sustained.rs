@@ -134,11 +134,10 @@ impl Cx<'_, '_> {
             // (rare events: a slot mean learned from a few hours is mostly
             // noise): the calls made times the usual errors or records per
             // call, and never less than the slot baseline at usual calls.
-            let events = st.events.max(1) as f64;
             let per_call = if s == ERRORS {
-                (st.auth_errors as f64 + 1.0) / (events + 100.0)
+                (st.auth_errors as f64 + 1.0) / (st.events.max(1) as f64 + 100.0)
             } else {
-                st.records as f64 / events
+                st.records_per_call()
             };
             let calls_mu = st.baselines[CALLS].expected(slot, me)?;
             return Some(((calls as f64).max(calls_mu) * per_call, phi));
@@ -490,13 +489,7 @@ impl Cx<'_, '_> {
             RECORDS | BYTES => AlertKind::VolumeSpike,
             _ => AlertKind::ErrorBurst,
         };
-        let mut fb = 1.0;
-        if !self.feedback.is_empty() {
-            fb = self
-                .feedback
-                .threshold_factor(ev.integration_id, kind, ev.ts_ms)
-                .max(1.0);
-        }
+        let fb = self.feedback_raise(ev, kind);
         let mut p = p;
         p.h *= level * fb;
         // The window the statistic selected: the closed run plus every open
