@@ -158,10 +158,21 @@ impl Cx<'_, '_> {
         if let Some(m) = st.baselines[CALLS].expected(slot, month_end) {
             if m > crate::stats::MEAN_FLOOR {
                 let phi = st.baselines[CALLS].dispersion();
+                let (total, expected) = (st.hour_totals[CALLS], m * covered);
+                // An hour the sustained statistic judges anomalous as it
+                // closes must not teach the level model that such hours are
+                // normal (`detect/level.rs`).
+                let suspect = self.calls_suspect(st);
+                let before = st.shifts.level;
+                st.shifts.level.observe(total, expected, phi, suspect);
                 st.shifts
-                    .level
-                    .observe(st.hour_totals[CALLS], m * covered, phi);
+                    .level_corr
+                    .observe(&before, total, expected, phi, suspect);
+            } else {
+                st.shifts.level_corr.break_chain();
             }
+        } else {
+            st.shifts.level_corr.break_chain();
         }
         for s in 0..SERIES {
             let mean_per_bucket = st.hour_totals[s] / covered;

@@ -122,8 +122,9 @@ impl Cx<'_, '_> {
             } else {
                 f64::INFINITY
             };
-        let (level, short, weeks) = (
+        let (level, corr, short, weeks) = (
             st.shifts.level,
+            st.shifts.level_corr,
             st.shifts.short,
             st.baselines[CALLS].weeks(),
         );
@@ -173,13 +174,9 @@ impl Cx<'_, '_> {
         let mu = f64::from(w.mu);
         let x = f64::from(w.minute_calls);
         let stat = w.cusum.peek(&p, x, mu, phi);
-        // The key's level is uncertain as its integration's is, and its slot
-        // is learned from its share of the calls only.
-        let v = level.slot_variance(mu * 60.0, weeks);
         let c = w.cusum;
         let observed = f64::from(c.observed) + x;
         let expected = f64::from(c.expected) + mu;
-        let lf = threshold_factor(v, expected, phi);
         let from = if c.stat > 0.0 {
             c.run_start
         } else {
@@ -189,6 +186,10 @@ impl Cx<'_, '_> {
         let minutes = ((last_end - from) as f64 / MINUTE_MS as f64)
             .round()
             .max(1.0);
+        // The key's level is uncertain as its integration's is, and its slot
+        // is learned from its share of the calls only.
+        let v = level.window_variance(&corr, mu * 60.0, weeks, minutes);
+        let lf = threshold_factor(v, expected, phi);
         // The exact test on the key's window, as for the integration
         // (`detect/exact.rs`); the cheap likelihood-ratio gate first.
         let d = window_dispersion(expected, phi, v + short.excess(level.variance(), minutes));

@@ -27,7 +27,7 @@ use super::exact::{
     break_even, glr_needed, window_dispersion, window_nats, MIN_EXACT_COUNT, MIN_EXACT_EXPECTED,
 };
 pub use super::keys::KeyWatch;
-use super::level::{threshold_factor, LevelVar, ShortLevel};
+use super::level::{threshold_factor, LevelCorr, LevelVar, ShortLevel};
 use super::{fmt1, Cx};
 use crate::alert::{round_sig, AlertKind, Evidence, EvidenceValue};
 use crate::buckets::{Bucket, CALLS, ERRORS, RECORDS};
@@ -77,6 +77,9 @@ pub struct Shifts {
     /// How far the hourly call level strays from its slot means.
     #[serde(default)]
     pub(crate) level: LevelVar,
+    /// How far one hour's level carries into the next.
+    #[serde(default)]
+    pub(crate) level_corr: LevelCorr,
     /// The same at the ten-minute scale (the exact test's short windows).
     #[serde(default)]
     pub(crate) short: ShortLevel,
@@ -102,6 +105,14 @@ impl Cx<'_, '_> {
     pub(crate) fn shift_params(&self) -> CusumParams {
         let d = &self.cfg.detectors.sustained;
         CusumParams::new(d.ratio, d.p_value)
+    }
+
+    /// Whether the integration's sustained statistic on calls stands above
+    /// its plain threshold (`ln(1/p_value)`, before any level factor): the
+    /// calls of now are judged anomalous, and the level model clips what
+    /// it learns from them (`detect/level.rs`).
+    pub(crate) fn calls_suspect(&self, st: &IntegrationState) -> bool {
+        f64::from(st.shifts.cusum[CALLS].stat) > self.shift_params().h
     }
 
     fn shift_enabled(&self, s: usize) -> bool {
@@ -266,20 +277,23 @@ impl Cx<'_, '_> {
         (inc, observed, expected)
     }
 
-    /// The relative level variance `v` of calls for a bucket expecting `mu`
-    /// ([`super::level`]).
-    fn call_level_var(&self, st: &IntegrationState, mu: f64) -> f64 {
+    /// The relative level variance `v` of calls for a window `minutes` long
+    /// ending in a bucket expecting `mu` ([`super::level`]).
+    fn call_level_var(&self, st: &IntegrationState, mu: f64, minutes: f64) -> f64 {
         let per_hour = (HOUR_MS / self.cfg.bucket_ms().max(1)) as f64;
-        st.shifts
-            .level
-            .slot_variance(mu * per_hour, st.baselines[CALLS].weeks())
+        st.shifts.level.window_variance(
+            &st.shifts.level_corr,
+            mu * per_hour,
+            st.baselines[CALLS].weeks(),
+            minutes,
+        )
     }
 
     /// The relative level variance of a window of calls `minutes` long
     /// ending in a bucket expecting `mu`: the hourly level's, plus the
     /// ten-minute scale's excess for short windows.
     pub(crate) fn window_var(&self, st: &IntegrationState, mu: f64, minutes: f64) -> f64 {
-        let v = self.call_level_var(st, mu);
+        let v = self.call_level_var(st, mu, minutes);
         v + st.shifts.short.excess(st.shifts.level.variance(), minutes)
     }
 
@@ -323,8 +337,8 @@ impl Cx<'_, '_> {
         target - o_prev
     }
 
-    /// The threshold factor of series `s` for a window expecting
-    /// `window_expected`, ending in a bucket at `start` expecting `mu`: the
+    /// The threshold factor of series `s` for a window `minutes` long
+    /// expecting `window_expected`, ending in a bucket expecting `mu`: the
     /// level's uncertainty ([`super::level`]) on calls, 1 for the series
     /// judged given the calls (their level is the calls').
     pub(crate) fn level_factor(
@@ -333,12 +347,13 @@ impl Cx<'_, '_> {
         s: usize,
         mu: f64,
         window_expected: f64,
+        minutes: f64,
         phi: f64,
     ) -> f64 {
         if s != CALLS {
             return 1.0;
         }
-        threshold_factor(self.call_level_var(st, mu), window_expected, phi)
+        threshold_factor(self.call_level_var(st, mu, minutes), window_expected, phi)
     }
 
     /// The count of series `s` in the bucket at `idx` at which the
@@ -359,17 +374,17 @@ impl Cx<'_, '_> {
             self.open_sums(st, s, Some(idx), f64::from(c.stat));
         let stat = f64::from(c.stat) + others;
         let window_expected = f64::from(c.expected) + open_expected;
-        p.h *= self.level_factor(st, s, mu, window_expected, phi);
+        let from = if c.stat > 0.0 {
+            c.run_start
+        } else {
+            b.start_ms
+        };
+        let minutes = ((b.start_ms - from) as f64 / MINUTE_MS as f64 + 1.0).max(1.0);
+        p.h *= self.level_factor(st, s, mu, window_expected, minutes, phi);
         let mut need = p.needed(stat, mu, phi);
         if s == CALLS && (c.stat > 0.0 || others > 0.0) {
             // The exact test judges windows that reach back before this bucket.
             let o_prev = f64::from(c.observed) + others_observed;
-            let from = if c.stat > 0.0 {
-                c.run_start
-            } else {
-                b.start_ms
-            };
-            let minutes = ((b.start_ms - from) as f64 / MINUTE_MS as f64 + 1.0).max(1.0);
             need = need.min(self.exact_needed(st, mu, phi, o_prev, window_expected, minutes));
         }
         let need = need.ceil().max(1.0);
@@ -404,6 +419,7 @@ impl Cx<'_, '_> {
             } else {
                 0.0
             };
+            let suspect = self.calls_suspect(st);
             st.shifts.short.add(
                 b.start_ms,
                 st.shifts.stepped_to,
@@ -411,6 +427,7 @@ impl Cx<'_, '_> {
                 mu,
                 quiet_expected,
                 phi,
+                suspect,
             );
         }
         for s in 0..SHIFT_SERIES {
@@ -477,7 +494,6 @@ impl Cx<'_, '_> {
         let (others, others_observed, open_expected) =
             self.open_sums(st, s, Some(idx), f64::from(c.stat));
         let window_expected = f64::from(c.expected) + open_expected;
-        let level = self.level_factor(st, s, mu, window_expected, phi);
         let stat = (f64::from(c.stat) + others + p.increment(x, mu, phi)).max(0.0);
         // A shift seen in this bucket alone is the one-bucket detector's
         // (with its own excess and ratio floors): sustained means the window
@@ -490,8 +506,6 @@ impl Cx<'_, '_> {
             _ => AlertKind::ErrorBurst,
         };
         let fb = self.feedback_raise(ev, kind);
-        let mut p = p;
-        p.h *= level * fb;
         // The window the statistic selected: the closed run plus every open
         // bucket.
         let bucket_ms = self.cfg.bucket_ms();
@@ -509,6 +523,9 @@ impl Cx<'_, '_> {
         let o_prev = f64::from(c.observed) + others_observed;
         // The exact test on calls (`detect/exact.rs`).
         let window_minutes = ((last_end - from) as f64 / MINUTE_MS as f64).max(1.0);
+        let level = self.level_factor(st, s, mu, window_expected, window_minutes, phi);
+        let mut p = p;
+        p.h *= level * fb;
         let exact = if s == CALLS && earlier && self.exact_ready(st, start) {
             let v = self.window_var(st, mu, window_minutes);
             let d = window_dispersion(window_expected, phi, v);
