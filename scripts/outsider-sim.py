@@ -122,8 +122,12 @@ class Integration:
         dow = int(((t_min / 60.0 + self.tz) // 24) % 7)  # 0 = Monday
         wk = self.weekend if dow >= 5 else 1.0
         h = int(t_min // 60)
-        if h not in self.hourly:  # hour-level overdispersion, CV ~0.25
-            self.hourly = {h: rng.gammavariate(16, 1 / 16)}
+        if h not in self.hourly:  # hour-level overdispersion, CV 1/sqrt(HOUR_SHAPE)
+            prev = next(iter(self.hourly.values()), None)
+            if prev is not None and HOUR_PERSIST > 0 and rng.random() < HOUR_PERSIST:
+                self.hourly = {h: prev}  # the level carries into the next hour
+            else:
+                self.hourly = {h: rng.gammavariate(HOUR_SHAPE, 1 / HOUR_SHAPE)}
         od = self.hourly[h]
         a = self.arche
         if a == "always":
@@ -150,7 +154,13 @@ class Integration:
         return self.peak / 60 * shape * wk * od
 
 
+HOUR_SHAPE = 16.0
+HOUR_PERSIST = 0.0
+
+
 def gen(args):
+    global HOUR_SHAPE, HOUR_PERSIST
+    HOUR_SHAPE, HOUR_PERSIST = args.hour_shape, args.hour_persist
     rng = random.Random(args.seed)
     days = args.days
     arches = (["biz"] * 16 + ["always"] * 2 + ["batch"] * 8 + ["sparse"] * 8 +
@@ -530,6 +540,10 @@ def main():
     g.add_argument("--seed", type=int, default=5)
     g.add_argument("--days", type=int, default=28)
     g.add_argument("--out", required=True)
+    g.add_argument("--hour-shape", type=float, default=16.0,
+                   help="gamma shape of the hourly level (CV = 1/sqrt(shape); 16: CV 0.25)")
+    g.add_argument("--hour-persist", type=float, default=0.0,
+                   help="chance an hour keeps the previous hour's level (0: independent hours)")
     s = sub.add_parser("score")
     s.add_argument("dir")
     s.add_argument("--alerts", default="alerts.jsonl")
