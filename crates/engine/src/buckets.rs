@@ -204,7 +204,7 @@ impl Cx<'_, '_> {
             Err(i) => {
                 let factors = self.threshold_factors(ev);
                 let b = self.open_bucket(st, start, factors);
-                st.buckets.insert(i, b);
+                crate::state::insert_exact(&mut st.buckets, i, b);
                 for s in 0..SHIFT_SERIES {
                     st.buckets[i].sustain_at[s] = self.sustain_threshold(st, i, s);
                 }

@@ -220,19 +220,22 @@ impl Cx<'_, '_> {
         // registry's, not an attacker's, and a flood of junk must not spend
         // the budget that their alerts would need.
         let budgeted = !st.registered && !self.budget.admit(self.cfg, f.kind);
-        st.episodes.push(Episode {
-            kind: f.kind,
-            subject: f.subject.into(),
-            alert_id: id.clone(),
-            severity,
-            score: f.score,
-            started: ts,
-            last_alert: ts,
-            last_seen: ts,
-            folded: 0,
-            announced: false,
-            budgeted,
-        });
+        crate::state::push_exact(
+            &mut st.episodes,
+            Episode {
+                kind: f.kind,
+                subject: f.subject.into(),
+                alert_id: id.clone(),
+                severity,
+                score: f.score,
+                started: ts,
+                last_alert: ts,
+                last_seen: ts,
+                folded: 0,
+                announced: false,
+                budgeted,
+            },
+        );
         if budgeted {
             self.budget.folded(f.kind, ev.integration_id, st.events);
             self.stats.alerts_over_budget += 1;

@@ -237,6 +237,26 @@ impl IntegrationState {
 }
 
 /// Records a use of a key or principal; returns its previous (last use, max gap).
+/// Pushes onto a per-integration list growing it by one slot at a time:
+/// these lists stay short (a few keys, networks, data types, one or two open
+/// buckets) and are held by up to a million integrations, so the default
+/// doubling (4 slots at the first push) would be most of their heap. A
+/// list reallocates only when it reaches a length it never had.
+pub(crate) fn push_exact<T>(list: &mut Vec<T>, x: T) {
+    if list.len() == list.capacity() {
+        list.reserve_exact(1);
+    }
+    list.push(x);
+}
+
+/// [`push_exact`] for an insertion at `i`.
+pub(crate) fn insert_exact<T>(list: &mut Vec<T>, i: usize, x: T) {
+    if list.len() == list.capacity() {
+        list.reserve_exact(1);
+    }
+    list.insert(i, x);
+}
+
 pub(crate) fn track(
     list: &mut Vec<CredentialUse>,
     id: &str,
@@ -258,16 +278,17 @@ pub(crate) fn track(
     if list.len() >= cap.max(1) {
         evict_least_used(list, |c| (c.count, c.last_seen));
     }
-    {
-        list.push(CredentialUse {
+    push_exact(
+        list,
+        CredentialUse {
             id: id.into(),
             first_seen: ts,
             last_seen: ts,
             count: 1,
             max_gap_ms: 0,
             watch: KeyWatch::default(),
-        });
-    }
+        },
+    );
     None
 }
 

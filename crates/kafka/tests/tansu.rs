@@ -30,12 +30,25 @@ impl Drop for Tansu {
     }
 }
 
+/// `$TRIPLINE_TANSU` (what `scripts/setup.sh --test` installs and
+/// `scripts/test.sh` exports), else `~/.cargo/bin/tansu`, as the workspace's
+/// end-to-end tests find it (`tests/support/tansu.rs`).
 fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRIPLINE_TANSU") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "TRIPLINE_TANSU={} is not a file; point it at a `tansu` binary",
+            p.display()
+        );
+        return p;
+    }
     let home = std::env::var_os("HOME").expect("HOME is set");
     let bin = PathBuf::from(home).join(".cargo/bin/tansu");
     assert!(
         bin.exists(),
-        "Tansu broker not found at {}: install it with `cargo install tansu` (see /tmp/setup/tansu.log)",
+        "Tansu broker not found at {}: install it with `scripts/setup.sh --test` \
+         (or set TRIPLINE_TANSU=/path/to/tansu)",
         bin.display()
     );
     bin

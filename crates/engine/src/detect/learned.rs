@@ -11,8 +11,8 @@ use crate::alert::{round_sig, AlertKind, Evidence};
 use crate::episodes::Finding;
 use crate::event::Event;
 use crate::state::{
-    evict_least_used, learning_allowance, network_of, track, DataTypeUse, IntegrationState,
-    NetworkUse,
+    evict_least_used, learning_allowance, network_of, push_exact, track, DataTypeUse,
+    IntegrationState, NetworkUse,
 };
 use crate::stats::score_from_p;
 use crate::time::{format_rfc3339, DAY_MS};
@@ -125,13 +125,16 @@ impl Cx<'_, '_> {
         } else {
             Vec::new()
         };
-        st.data_types.push(DataTypeUse {
-            resource: ev.resource.into(),
-            action: ev.action,
-            first_seen: ts,
-            last_seen: ts,
-            count: 1,
-        });
+        push_exact(
+            &mut st.data_types,
+            DataTypeUse {
+                resource: ev.resource.into(),
+                action: ev.action,
+                first_seen: ts,
+                last_seen: ts,
+                count: 1,
+            },
+        );
         if !mature || !self.cfg.detectors.new_data_type.enabled {
             return;
         }
@@ -198,12 +201,15 @@ impl Cx<'_, '_> {
             None
         };
         let known: Vec<String> = st.networks.iter().map(|n| n.network.to_string()).collect();
-        st.networks.push(NetworkUse {
-            network: net,
-            first_seen: ts,
-            last_seen: ts,
-            count: 1,
-        });
+        push_exact(
+            &mut st.networks,
+            NetworkUse {
+                network: net,
+                first_seen: ts,
+                last_seen: ts,
+                count: 1,
+            },
+        );
         if declared || !mature || !self.cfg.detectors.new_source.enabled {
             return;
         }
