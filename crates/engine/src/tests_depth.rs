@@ -514,3 +514,33 @@ fn a_few_calls_with_their_usual_rows_in_an_empty_slot_are_not_a_volume_spike() {
         assert_eq!(!volume.is_empty(), fires, "{rows} rows: {alerts:#?}");
     }
 }
+
+#[test]
+fn a_quiet_key_of_a_steady_integration_is_judged_on_its_integrations_slot() {
+    // Three calls an hour, one per key: each key expects half a call in 30
+    // minutes — below the exact test's floor of one expected call when the
+    // floor was applied to the key's own window, though the integration's
+    // slot (1.5 calls in the window, learned over two weeks) is a rate a
+    // tail can rest on. k2 makes 13 calls in 30 minutes: the CUSUM (tuned
+    // to 4x) collects ≈ 16.5 of its 20.7 nats; the exact tail is far below
+    // 1e-7. A control: 13 calls spread over the whole day on top of the
+    // usual traffic stay quiet.
+    let a = t0() + ANOMALY;
+    for (minutes, fires) in [(30, true), (24 * 60, false)] {
+        let mut e = Engine::new(with_calls(), None);
+        let mut calls = learned(3.0);
+        calls.sort_by_key(|c| c.ts);
+        round_robin_keys(&mut calls);
+        let step = minutes * MINUTE_MS / 13;
+        calls.extend((0..13).map(|i| Call {
+            key: Some("k2"),
+            ..call(a + 60_000 + i * step)
+        }));
+        let alerts = run(&mut e, "quiet-keys", &mut calls);
+        let k2 = of(&alerts, AlertKind::CallSpike)
+            .into_iter()
+            .filter(|s| s.key_id.as_deref() == Some("k2"))
+            .count();
+        assert_eq!(k2 > 0, fires, "13 calls in {minutes} min: {alerts:#?}");
+    }
+}

@@ -99,8 +99,21 @@ pub(crate) fn glr_needed(m: f64, d: f64, h: f64) -> f64 {
 
 /// The exact test's verdict on a window: its tail corrected for the scan,
 /// in nats (−ln), or None when the window is below the floors.
-pub(crate) fn window_nats(o: f64, m: f64, d: f64, buckets: f64, p: &CusumParams) -> Option<f64> {
-    if o < MIN_EXACT_COUNT || m < MIN_EXACT_EXPECTED || o < break_even(p) * m {
+///
+/// `rate_base` is the expectation [`MIN_EXACT_EXPECTED`] applies to: the
+/// window's own `m` for an integration; for a key, its integration's
+/// expectation over the window (`m` / the key's share) — a key's small
+/// share of a well-learned slot is a rate a tail can rest on, a slot near
+/// zero is not.
+pub(crate) fn window_nats(
+    o: f64,
+    m: f64,
+    d: f64,
+    buckets: f64,
+    p: &CusumParams,
+    rate_base: f64,
+) -> Option<f64> {
+    if o < MIN_EXACT_COUNT || rate_base < MIN_EXACT_EXPECTED || o < break_even(p) * m {
         return None;
     }
     // The count model's tail: negative-binomial at variance-to-mean `d`.
@@ -131,7 +144,7 @@ mod tests {
         let cusum = 54.0 * p.ln_k - p.k_minus_1 * 20.0;
         assert!(cusum < 16.0, "{cusum}");
         let d = window_dispersion(20.0, 1.0, 0.01);
-        let nats = window_nats(54.0, 20.0, d, 10.0, &p).expect("judged");
+        let nats = window_nats(54.0, 20.0, d, 10.0, &p, 20.0).expect("judged");
         assert!(nats > 16.1, "{nats}");
     }
 
@@ -140,23 +153,27 @@ mod tests {
         let p = CusumParams::new(4.0, 1e-9);
         // x1.8 for hours on a busy, steady integration: hugely significant
         // under Poisson, but below the break-even ratio.
-        assert_eq!(window_nats(18_000.0, 10_000.0, 1.0, 240.0, &p), None);
+        assert_eq!(
+            window_nats(18_000.0, 10_000.0, 1.0, 240.0, &p, 10_000.0),
+            None
+        );
         // A couple of calls where none are expected: too few to judge.
-        assert_eq!(window_nats(5.0, 0.1, 1.0, 30.0, &p), None);
+        assert_eq!(window_nats(5.0, 0.1, 1.0, 30.0, &p, 0.1), None);
         // Many calls where a slot expects almost none: no rate to judge.
-        assert_eq!(window_nats(40.0, 0.5, 1.0, 30.0, &p), None);
+        assert_eq!(window_nats(40.0, 0.5, 1.0, 30.0, &p, 0.5), None);
     }
 
     #[test]
     fn level_uncertainty_weakens_the_evidence_of_long_busy_windows() {
         let p = CusumParams::new(4.0, 1e-9);
-        let steady = window_nats(2_500.0, 1_000.0, 1.0, 60.0, &p).expect("judged");
+        let steady = window_nats(2_500.0, 1_000.0, 1.0, 60.0, &p, 1_000.0).expect("judged");
         let wandering = window_nats(
             2_500.0,
             1_000.0,
             window_dispersion(1_000.0, 1.0, 0.3),
             60.0,
             &p,
+            1_000.0,
         )
         .expect("judged");
         assert!(wandering < steady / 10.0, "{wandering} vs {steady}");

@@ -197,7 +197,10 @@ impl Cx<'_, '_> {
             && observed >= MIN_EXACT_COUNT
             && observed >= glr_needed(expected, d, h_exact)
         {
-            window_nats(observed, expected, d, minutes, &p).filter(|&n| n >= h_exact)
+            // The tail rests on the integration's slot: the key's window
+            // expects its share of that.
+            let rate_base = expected / share.max(f64::MIN_POSITIVE);
+            window_nats(observed, expected, d, minutes, &p, rate_base).filter(|&n| n >= h_exact)
         } else {
             None
         };

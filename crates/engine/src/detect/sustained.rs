@@ -530,7 +530,7 @@ impl Cx<'_, '_> {
             let v = self.window_var(st, mu, window_minutes);
             let d = window_dispersion(window_expected, phi, v);
             let buckets = ((last_end - from) as f64 / bucket_ms.max(1) as f64).max(1.0);
-            window_nats(o_prev + x, window_expected, d, buckets, &p)
+            window_nats(o_prev + x, window_expected, d, buckets, &p, window_expected)
         } else {
             None
         };
