@@ -183,8 +183,8 @@ pub struct LevelCorr {
 
 impl LevelCorr {
     /// Folds the hour [`LevelVar::observe`] folds (same arguments, same
-    /// gate, same weights, same clip: call it first, with `level` as it
-    /// was before that hour).
+    /// gate, same weights, same clip), with `level` as it was before that
+    /// hour was folded into it.
     pub(crate) fn observe(
         &mut self,
         level: &LevelVar,
