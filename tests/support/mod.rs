@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod prometheus;
 pub mod scenario;
 pub mod tansu;
+pub mod tansu_bin;
 pub mod tripline;
 
 use std::sync::atomic::{AtomicU64, Ordering};

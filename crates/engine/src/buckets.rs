@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alert::AlertKind;
+use crate::detect::level::observe_hour;
 use crate::detect::sustained::SHIFT_SERIES;
 use crate::detect::Cx;
 use crate::event::Event;
@@ -155,22 +156,23 @@ impl Cx<'_, '_> {
         // How far this hour's call level strayed from its slot's prediction
         // (before the hour is folded in): the sustained statistic's
         // uncertainty about the level (`detect/level.rs`).
-        if let Some(m) = st.baselines[CALLS].expected(slot, month_end) {
-            if m > crate::stats::MEAN_FLOOR {
-                let phi = st.baselines[CALLS].dispersion();
-                let (total, expected) = (st.hour_totals[CALLS], m * covered);
-                // An hour the sustained statistic judges anomalous as it
-                // closes must not teach the level model that such hours are
-                // normal (`detect/level.rs`).
-                let suspect = self.calls_suspect(st);
-                let before = st.shifts.level;
-                st.shifts.level.observe(total, expected, phi, suspect);
-                st.shifts
-                    .level_corr
-                    .observe(&before, total, expected, phi, suspect);
-            } else {
-                st.shifts.level_corr.break_chain();
-            }
+        let hour_mean = st.baselines[CALLS]
+            .expected(slot, month_end)
+            .filter(|&m| m > crate::stats::MEAN_FLOOR);
+        if let Some(m) = hour_mean {
+            let phi = st.baselines[CALLS].dispersion();
+            // An hour the sustained statistic judges anomalous as it closes
+            // must not teach the level model that such hours are normal.
+            let suspect = self.calls_suspect(st, self.shift_params().h);
+            let shifts = &mut st.shifts;
+            observe_hour(
+                &mut shifts.level,
+                &mut shifts.level_corr,
+                st.hour_totals[CALLS],
+                m * covered,
+                phi,
+                suspect,
+            );
         } else {
             st.shifts.level_corr.break_chain();
         }

@@ -1,10 +1,9 @@
 //! Against a real Kafka-compatible broker process: Tansu
-//! (`~/.cargo/bin/tansu`, in-memory storage), spawned on a free port and
+//! (`$TRIPLINE_TANSU` or `~/.cargo/bin/tansu`, in-memory storage), spawned on a free port and
 //! killed on drop.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,10 @@ use tripline_kafka::HEADER_REJECT_REASON;
 
 use crate::common::*;
 
+// The workspace's locator, the same file the root crate's tests use.
+#[path = "../../../tests/support/tansu_bin.rs"]
+mod tansu_bin;
+
 struct Tansu {
     child: Child,
     bootstrap: String,
@@ -30,30 +33,6 @@ impl Drop for Tansu {
     }
 }
 
-/// `$TRIPLINE_TANSU` (what `scripts/setup.sh --test` installs and
-/// `scripts/test.sh` exports), else `~/.cargo/bin/tansu`, as the workspace's
-/// end-to-end tests find it (`tests/support/tansu.rs`).
-fn tansu_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRIPLINE_TANSU") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "TRIPLINE_TANSU={} is not a file; point it at a `tansu` binary",
-            p.display()
-        );
-        return p;
-    }
-    let home = std::env::var_os("HOME").expect("HOME is set");
-    let bin = PathBuf::from(home).join(".cargo/bin/tansu");
-    assert!(
-        bin.exists(),
-        "Tansu broker not found at {}: install it with `scripts/setup.sh --test` \
-         (or set TRIPLINE_TANSU=/path/to/tansu)",
-        bin.display()
-    );
-    bin
-}
-
 async fn start_tansu() -> Tansu {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -61,7 +40,7 @@ async fn start_tansu() -> Tansu {
         .unwrap()
         .port();
     let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu_bin())
+    let child = Command::new(tansu_bin::binary())
         .args([
             "broker",
             "--listener-url",

@@ -70,9 +70,12 @@ impl LevelVar {
     /// its threshold as the hour closed (the hour is judged anomalous, and
     /// a rise in it is clipped: [`HourSample::new`]).
     pub(crate) fn observe(&mut self, total: f64, expected: f64, phi: f64, suspect: bool) {
-        let Some(h) = HourSample::new(total, expected, phi, self.variance(), suspect) else {
-            return;
-        };
+        if let Some(h) = HourSample::new(total, expected, phi, self.variance(), suspect) {
+            self.fold(&h);
+        }
+    }
+
+    fn fold(&mut self, h: &HourSample) {
         self.num = (DECAY * f64::from(self.num) + h.w * h.sample) as f32;
         self.den = (DECAY * f64::from(self.den) + h.w) as f32;
     }
@@ -182,21 +185,9 @@ pub struct LevelCorr {
 }
 
 impl LevelCorr {
-    /// Folds the hour [`LevelVar::observe`] folds (same arguments, same
-    /// gate, same weights, same clip), with `level` as it was before that
-    /// hour was folded into it.
-    pub(crate) fn observe(
-        &mut self,
-        level: &LevelVar,
-        total: f64,
-        expected: f64,
-        phi: f64,
-        suspect: bool,
-    ) {
-        let Some(h) = HourSample::new(total, expected, phi, level.variance(), suspect) else {
-            self.break_chain();
-            return;
-        };
+    /// Folds one hour's sample, paired with the previous hour's residual
+    /// (the sample is computed once for both estimators: [`observe_hour`]).
+    fn fold(&mut self, h: &HourSample) {
         let c = if self.prev != 0.0 {
             (f64::from(self.prev) * h.residual).clamp(-h.bound, h.bound)
         } else {
@@ -220,6 +211,27 @@ impl LevelCorr {
         }
         let cov = f64::from(self.num) / f64::from(level.den);
         (cov / level.variance()).clamp(0.0, 1.0)
+    }
+}
+
+/// Folds one closed hour of calls into the hourly level's variance and its
+/// hour-to-hour correlation: one sample (gate, weight and clip judged
+/// against the variance before this hour) for both, as [`LevelVar::observe`]
+/// takes it; an hour without evidence breaks the correlation's chain.
+pub(crate) fn observe_hour(
+    level: &mut LevelVar,
+    corr: &mut LevelCorr,
+    total: f64,
+    expected: f64,
+    phi: f64,
+    suspect: bool,
+) {
+    match HourSample::new(total, expected, phi, level.variance(), suspect) {
+        Some(h) => {
+            corr.fold(&h);
+            level.fold(&h);
+        }
+        None => corr.break_chain(),
     }
 }
 
@@ -378,9 +390,7 @@ mod tests {
         let mut c = LevelCorr::default();
         for i in 0..1000 {
             let t = if i % 2 == 0 { 700.0 } else { 1300.0 };
-            let before = l;
-            l.observe(t, 1000.0, 1.0, false);
-            c.observe(&before, t, 1000.0, 1.0, false);
+            observe_hour(&mut l, &mut c, t, 1000.0, 1.0, false);
         }
         assert_eq!(c.rho(&l), 0.0);
         let one = l.window_variance(&c, 1000.0, 7, 60.0);
@@ -399,9 +409,7 @@ mod tests {
         let mut c = LevelCorr::default();
         for i in 0..2000 {
             let t = if (i / 12) % 2 == 0 { 700.0 } else { 1300.0 };
-            let before = l;
-            l.observe(t, 1000.0, 1.0, false);
-            c.observe(&before, t, 1000.0, 1.0, false);
+            observe_hour(&mut l, &mut c, t, 1000.0, 1.0, false);
         }
         let rho = c.rho(&l);
         assert!(rho > 0.75, "{rho}");

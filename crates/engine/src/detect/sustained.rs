@@ -108,11 +108,11 @@ impl Cx<'_, '_> {
     }
 
     /// Whether the integration's sustained statistic on calls stands above
-    /// its plain threshold (`ln(1/p_value)`, before any level factor): the
-    /// calls of now are judged anomalous, and the level model clips what
-    /// it learns from them (`detect/level.rs`).
-    pub(crate) fn calls_suspect(&self, st: &IntegrationState) -> bool {
-        f64::from(st.shifts.cusum[CALLS].stat) > self.shift_params().h
+    /// its plain threshold `h` (`shift_params().h`: `ln(1/p_value)`, before
+    /// any level factor): the calls of now are judged anomalous, and the
+    /// level model clips what it learns from them (`detect/level.rs`).
+    pub(crate) fn calls_suspect(&self, st: &IntegrationState, h: f64) -> bool {
+        f64::from(st.shifts.cusum[CALLS].stat) > h
     }
 
     fn shift_enabled(&self, s: usize) -> bool {
@@ -419,7 +419,7 @@ impl Cx<'_, '_> {
             } else {
                 0.0
             };
-            let suspect = self.calls_suspect(st);
+            let suspect = self.calls_suspect(st, p.h);
             st.shifts.short.add(
                 b.start_ms,
                 st.shifts.stepped_to,
